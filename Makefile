@@ -1,0 +1,53 @@
+# The two commands a new user runs: `make demo` and `make test`. Both set everything up first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# A pinned torch takes the CPU build on this project's machines and keeps a fresh install fast;
+# GPU users: see README, "GPU".
+TORCH  ?= torch==2.13.0
+STAMP  := $(VENV)/.mofn2logic-installed
+SYSTEM_TOOLS := swipl:swi-prolog-nox dot:graphviz
+
+.PHONY: demo test setup system clean bench gpu
+
+demo: setup
+	$(BIN)/mofn2logic demo -o demo-out
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+setup: system $(STAMP)
+
+# System programs the toolkit runs: installed with apt when missing and running as root,
+# otherwise a one-line instruction (the tests that need them then fail in CI, skip elsewhere).
+system:
+	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+	  cmd=$${pair%%:*}; pkg=$${pair#*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	$(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "mofn2logic: missing system packages; install them with: sudo apt-get install$$missing"; \
+	  fi; \
+	fi
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install -q --disable-pip-version-check "$(TORCH)"
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+# Replace the CPU onnxruntime by the GPU build (never both: they share one import folder).
+gpu: setup
+	$(BIN)/pip uninstall -y onnxruntime
+	$(BIN)/pip install -q onnxruntime-gpu
+
+bench: setup
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info demo-out

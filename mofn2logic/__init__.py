@@ -1,0 +1,39 @@
+"""mofn2logic: M-of-N rules and logic programs from ONNX classifiers.
+
+>>> import mofn2logic
+>>> net = mofn2logic.import_network(mofn2logic.default_model_path())
+>>> [layer.kind for layer in net.layers]
+['conv', 'conv', 'dense', 'dense']
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from mofn2logic.cli import default_data_path, default_model_path
+from mofn2logic.data import check_data, load_data, read_array
+from mofn2logic.errors import (
+    DataError,
+    ExportError,
+    InputFileError,
+    ModelFormatError,
+    Mofn2LogicError,
+    ProgramError,
+    RuleSyntaxError,
+    SearchError,
+    ToolMissingError,
+    UnsupportedModelError,
+)
+from mofn2logic.harvest import Activations, harvest
+from mofn2logic.network import ConvAttrs, Layer, Network, Step
+from mofn2logic.onnx_import import import_network
+
+__all__ = [
+    # networks
+    "import_network", "Network", "Layer", "Step", "ConvAttrs", "default_model_path",
+    # data and activations
+    "read_array", "check_data", "load_data", "harvest", "Activations", "default_data_path",
+    # errors
+    "Mofn2LogicError", "InputFileError", "ModelFormatError", "UnsupportedModelError", "DataError",
+    "SearchError", "RuleSyntaxError", "ProgramError", "ExportError", "ToolMissingError",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from mofn2logic.cli import main
+
+sys.exit(main())

@@ -1,0 +1,197 @@
+"""Harvest every layer's input, pre-activation and output with one onnxruntime run per batch.
+
+The boundary tensors of the network IR are exposed as extra graph outputs, so a batch costs
+one `session.run`. Activations stay in RAM up to a memory budget; past it they go to an
+on-disk store of memory-mapped ``.npy`` files, one per tensor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from mofn2logic.errors import DataError, Mofn2LogicError, UnsupportedModelError
+from mofn2logic.network import Network
+from mofn2logic.onnx_import import load_onnx
+
+DEFAULT_BATCH = 256
+DEFAULT_BUDGET = 2 * 1024**3
+GPU_PROVIDERS = ("CUDAExecutionProvider",)
+
+
+def parse_size(text: str) -> int:
+    """'512M', '2G', '1500000' -> bytes."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)i?[bB]?\s*", text)
+    if not m:
+        raise DataError(f"memory budget {text!r} is not a size; expected e.g. 512M, 2G or a number of bytes")
+    scale = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}[m.group(2).lower()]
+    return int(float(m.group(1)) * scale)
+
+
+def select_providers(requested: list[str] | None = None) -> list[str]:
+    """Requested providers (default: CUDA then CPU) that this onnxruntime build offers."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if requested:
+        unknown = [p for p in requested if p not in available]
+        if unknown:
+            raise DataError(
+                f"execution providers {unknown} are not available in this onnxruntime; available: {available}"
+            )
+        return list(requested)
+    chosen = [p for p in (*GPU_PROVIDERS, "CPUExecutionProvider") if p in available]
+    return chosen or list(available)
+
+
+class Activations(Mapping[str, np.ndarray]):
+    """Tensor name -> array of shape (E, ...). Arrays are memory-mapped when `directory` is set."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], providers: list[str], directory: Path | None,
+                 cleanup: tempfile.TemporaryDirectory[str] | None = None) -> None:
+        self._arrays = arrays
+        self.providers = providers
+        self.directory = directory
+        self._cleanup = cleanup
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self._arrays[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._arrays)
+
+    def __len__(self) -> int:
+        return len(self._arrays)
+
+    @property
+    def n_samples(self) -> int:
+        return int(next(iter(self._arrays.values())).shape[0])
+
+
+def _session(model: onnx.ModelProto, providers: list[str]):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    try:
+        sess = ort.InferenceSession(model.SerializeToString(), sess_options=opts, providers=providers)
+    except Exception as e:  # onnxruntime raises its own Fail/NotImplemented types
+        raise UnsupportedModelError(f"onnxruntime cannot run this model: {' '.join(str(e).split())[:300]}") from e
+    if any(p in providers for p in GPU_PROVIDERS) and not any(p in sess.get_providers() for p in GPU_PROVIDERS):
+        print("mofn2logic: CUDA was requested but onnxruntime runs on CPU "
+              f"(session providers: {sess.get_providers()})", file=sys.stderr)
+    return sess
+
+
+def augmented_model(network: Network, model_path: str | os.PathLike[str]) -> tuple[onnx.ModelProto, list[str]]:
+    """The model with every boundary tensor added as a graph output, and the fetch list."""
+    model = load_onnx(model_path)
+    existing = {o.name for o in model.graph.output}
+    fetch = [*network.boundary_tensors()]
+    if network.output not in fetch:
+        fetch.append(network.output)
+    elem = onnx.TensorProto.DOUBLE if network.dtype == np.float64 else onnx.TensorProto.FLOAT
+    for name in fetch:
+        if name not in existing and name != network.input:
+            model.graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None))
+    return model, fetch
+
+
+def harvest(
+    network: Network,
+    model_path: str | os.PathLike[str],
+    x: np.ndarray,
+    *,
+    batch_size: int = DEFAULT_BATCH,
+    providers: list[str] | None = None,
+    memory_budget: int = DEFAULT_BUDGET,
+    store_dir: str | os.PathLike[str] | None = None,
+    progress: bool | None = None,
+) -> Activations:
+    """Run the model on `x` (already checked by `mofn2logic.data.check_data`) and keep every boundary tensor."""
+    from tqdm.auto import tqdm
+
+    if batch_size < 1:
+        raise DataError(f"batch size must be a positive integer, got {batch_size}")
+    model, fetch = augmented_model(network, model_path)
+    chosen = select_providers(providers)
+    sess = _session(model, chosen)
+    inp = sess.get_inputs()[0]
+    fixed = inp.shape[0] if inp.shape and isinstance(inp.shape[0], int) and inp.shape[0] > 0 else None
+    bs = fixed or batch_size
+    run_fetch = [f for f in fetch if f != network.input]
+    n = x.shape[0]
+    arrays: dict[str, np.ndarray] = {}
+    cleanup = None
+    directory: Path | None = None
+    n_batches = -(-n // bs)
+    bar = tqdm(total=n, desc="harvest", unit="sample", leave=False, file=sys.stderr,
+               disable=(not progress) if progress is not None else (n_batches < 4 or None))
+    try:
+        for start in range(0, n, bs):
+            batch = x[start:start + bs]
+            real = batch.shape[0]
+            if fixed and real < fixed:  # a model with a fixed batch size: pad the last batch
+                batch = np.concatenate([batch, np.zeros((fixed - real, *batch.shape[1:]), batch.dtype)])
+            try:
+                outs = sess.run(run_fetch, {inp.name: batch})
+            except Exception as e:
+                raise DataError(f"onnxruntime failed on samples {start}..{start + real - 1}: "
+                                f"{' '.join(str(e).split())[:300]}") from e
+            if not arrays:
+                per_sample = sum(int(np.prod(o.shape[1:])) * o.dtype.itemsize for o in outs)
+                per_sample += int(np.prod(x.shape[1:])) * x.dtype.itemsize
+                if per_sample * n > memory_budget:
+                    if store_dir is None:
+                        cleanup = tempfile.TemporaryDirectory(prefix="mofn2logic-acts-")
+                        directory = Path(cleanup.name)
+                    else:
+                        directory = Path(store_dir)
+                        directory.mkdir(parents=True, exist_ok=True)
+                alloc = dict(zip(run_fetch, outs))
+                alloc[network.input] = x
+                for name in fetch:
+                    proto = alloc[name]
+                    shape, dtype = (n, *proto.shape[1:]), proto.dtype
+                    if name == network.input and directory is None:
+                        arrays[name] = x
+                    elif directory is not None:
+                        arrays[name] = np.lib.format.open_memmap(
+                            directory / f"{len(arrays):04d}.npy", mode="w+", dtype=dtype, shape=shape)
+                    else:
+                        arrays[name] = np.empty(shape, dtype)
+                if directory is not None:
+                    (directory / "index.json").write_text(json.dumps(list(arrays)), encoding="utf-8")
+                    if network.input in arrays and arrays[network.input] is not x:
+                        arrays[network.input][:] = x
+            for name, out in zip(run_fetch, outs):
+                arrays[name][start:start + real] = out[:real]
+            bar.update(real)
+    except Mofn2LogicError:
+        if cleanup is not None:
+            cleanup.cleanup()
+        raise
+    finally:
+        bar.close()
+    for a in arrays.values():
+        if isinstance(a, np.memmap):
+            a.flush()
+    return Activations(arrays, sess.get_providers(), directory, cleanup)
+
+
+def save_npz(acts: Mapping[str, np.ndarray], network: Network, path: str | os.PathLike[str]) -> None:
+    """Write activations as .npz (one array per tensor) with the layer table under '__layers__'."""
+    from mofn2logic.io_util import atomic_path
+
+    meta = json.dumps({"layers": network.table(), "input": network.input, "output": network.output})
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, __layers__=np.array(meta), **{k: np.asarray(v) for k, v in acts.items()})

@@ -1,0 +1,124 @@
+"""The network IR: what mofn2logic knows about an imported classifier.
+
+Plain frozen data, no ONNX objects. A network is a linear sequence of parametric
+`Layer`s (an affine map followed by an element-wise activation) and non-parametric
+`Step`s between them (pooling, flatten, reshape, transpose, no-ops).
+
+Weight orientation (the one documented convention):
+  dense: ``weight.shape == (units, fan_in)``; pre-activation = x @ weight.T + bias
+  conv:  ``weight.shape == (C_out, C_in // groups, kh, kw)`` (ONNX/PyTorch NCHW order)
+Shapes are per sample (no batch dimension); ``None`` marks a dimension the file leaves open.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Union
+
+import numpy as np
+
+Kind = Literal["dense", "conv"]
+Activation = Literal["relu", "leaky_relu", "tanh", "sigmoid", "softmax", "log_softmax", "identity"]
+Shape = tuple[Union[int, None], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConvAttrs:
+    kernel: tuple[int, int]
+    strides: tuple[int, int]
+    pads: tuple[int, int, int, int]  # top, left, bottom, right (ONNX order: begins then ends)
+    dilations: tuple[int, int]
+    groups: int
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Layer:
+    name: str
+    kind: Kind
+    weight: np.ndarray
+    bias: np.ndarray
+    activation: Activation
+    input: str  # tensor entering the affine map
+    preact: str  # tensor after the affine map (bias and folded batch norm included)
+    output: str  # tensor after the activation (== preact for "identity")
+    input_shape: Shape
+    output_shape: Shape
+    conv: ConvAttrs | None = None
+    activation_alpha: float | None = None  # LeakyRelu slope
+    nodes: tuple[str, ...] = ()  # ONNX nodes folded into this layer, for messages
+
+    @property
+    def units(self) -> int:
+        """Dense: output neurons. Conv: output channels (one rule each, shared by positions)."""
+        return int(self.weight.shape[0])
+
+    @property
+    def fan_in(self) -> int:
+        """Inputs of one unit: dense columns, or C_in/groups * kh * kw for a convolution."""
+        return int(np.prod(self.weight.shape[1:]))
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """A non-parametric operation between layers."""
+
+    op: Literal["flatten", "reshape", "maxpool", "avgpool", "globalavgpool", "transpose", "identity"]
+    input: str
+    output: str
+    attrs: tuple[tuple[str, object], ...] = ()
+    node: str = ""
+
+    def attr(self, key: str, default: object = None) -> object:
+        return dict(self.attrs).get(key, default)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Network:
+    input: str
+    input_shape: Shape
+    dtype: np.dtype
+    output: str
+    sequence: tuple[Union[Layer, Step], ...]
+    source: str = ""
+    opset: int = 0
+    producer: str = ""
+    layers: tuple[Layer, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", tuple(s for s in self.sequence if isinstance(s, Layer)))
+
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        from mofn2logic.errors import SearchError
+
+        known = ", ".join(repr(layer.name) for layer in self.layers)
+        raise SearchError(f"no layer named {name!r}; the model has {known}")
+
+    def boundary_tensors(self) -> tuple[str, ...]:
+        """Every layer's input, pre-activation and output tensor, in network order, unique."""
+        names: list[str] = []
+        for layer in self.layers:
+            for t in (layer.input, layer.preact, layer.output):
+                if t not in names:
+                    names.append(t)
+        return tuple(names)
+
+    def table(self) -> list[dict[str, object]]:
+        """The layer table as plain dicts (what `inspect --json` prints)."""
+        return [
+            {
+                "name": layer.name,
+                "kind": layer.kind,
+                "units": layer.units,
+                "fan_in": layer.fan_in,
+                "activation": layer.activation,
+                "input": layer.input,
+                "output": layer.output,
+                "preact": layer.preact,
+                "input_shape": list(layer.input_shape),
+                "output_shape": list(layer.output_shape),
+            }
+            for layer in self.layers
+        ]

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx.reference import ReferenceEvaluator
+
+import onnx_models
+from mofn2logic import check_data, harvest, import_network
+from mofn2logic.harvest import parse_size, select_providers
+
+
+@pytest.mark.parametrize("kind", ["tf2onnx", "cntk", "gemm32", "gemm64", "convbn", "torch_mlp_dynamo",
+                                  "torch_mlp_legacy", "torch_cnn_dynamo", "torch_cnn_legacy", "external"])
+def test_activations_equal_reference_evaluator(model_zoo, kind):
+    model = onnx.load(str(model_zoo[kind]))
+    net = import_network(model_zoo[kind])
+    x = check_data(onnx_models.sample_input(model, 37, seed=3), net.input_shape, net.dtype)
+    acts = harvest(net, model_zoo[kind], x, batch_size=8 if x.shape[0] > 1 else 1)
+    ref = ReferenceEvaluator(model).run(None, {net.input: x}, intermediate=True)
+    assert set(acts) == {*net.boundary_tensors(), net.output}
+    for name, value in acts.items():
+        assert value.dtype == net.dtype, name
+        np.testing.assert_allclose(value, np.asarray(ref[name]), atol=1e-5, rtol=0, err_msg=name)
+
+
+def test_disk_store_equals_memory(default_model, digits, tmp_path):
+    net = import_network(default_model)
+    x = check_data(digits["images"][:300], net.input_shape, net.dtype)
+    mem = harvest(net, default_model, x, batch_size=64)
+    disk = harvest(net, default_model, x, batch_size=64, memory_budget=1024, store_dir=tmp_path)
+    assert mem.directory is None and disk.directory == tmp_path
+    assert json.loads((tmp_path / "index.json").read_text()) == list(disk)
+    for name in mem:
+        assert isinstance(disk[name], np.memmap)
+        np.testing.assert_array_equal(mem[name], disk[name])
+
+
+def test_fixed_batch_model_pads_the_last_batch(model_zoo):
+    net = import_network(model_zoo["cntk"])  # input shape [1, 2, 6, 6]: batch fixed to 1
+    model = onnx.load(str(model_zoo["cntk"]))
+    x = onnx_models.sample_input(model, 1)
+    x = np.concatenate([x, x * 2, x * 3])
+    acts = harvest(net, model_zoo["cntk"], check_data(x, net.input_shape, net.dtype))
+    assert acts[net.output].shape == (3, 6)
+    assert not np.allclose(acts[net.output][0], acts[net.output][2])
+
+
+def test_providers_fall_back_to_what_is_available():
+    import onnxruntime as ort
+
+    chosen = select_providers()
+    assert chosen and all(p in ort.get_available_providers() for p in chosen)
+    assert select_providers(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+
+
+def test_parse_size():
+    assert parse_size("512M") == 512 * 1024**2 and parse_size("2G") == 2 * 1024**3 and parse_size("100") == 100
