@@ -53,6 +53,11 @@ class Layer:
         return int(self.weight.shape[0])
 
     @property
+    def input_channels(self) -> int:
+        """Conv: C_in of the input tensor (weight's C_in/groups times groups)."""
+        return int(self.weight.shape[1]) * (self.conv.groups if self.conv else 1)
+
+    @property
     def fan_in(self) -> int:
         """Inputs of one unit: dense columns, or C_in/groups * kh * kw for a convolution."""
         return int(np.prod(self.weight.shape[1:]))

@@ -1,0 +1,56 @@
+"""The paper's complexity measure of an M-of-N rule (METHOD.md section 2, step 5).
+
+complexity(N, M) = log(M * C(N, M)) / log(Mmax * C(n, Mmax)), Mmax = ceil((n + 1) / 2), with
+n the unit's fan-in; 0 when M = 0 or M > N (and for 1-of-1, since log 1 = 0). It is the
+normalised log-length of the rule's DNF. Undefined for n = 1 (the denominator is log 1 = 0).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from mofn2logic.errors import SearchError
+
+EXACT_LIMIT = 256  # up to this fan-in, log(M * C(N, M)) is taken exactly from Python integers
+
+
+def denominator(n: int, where: str = "") -> float:
+    if n < 2:
+        raise SearchError(
+            f"{where or 'a unit'} has {n} input{'s' if n != 1 else ''}: the complexity measure "
+            "log(M*C(N,M)) / log(Mmax*C(n,Mmax)) is undefined for fewer than 2 inputs (log 1 = 0)"
+        )
+    mmax = (n + 2) // 2  # ceil((n + 1) / 2)
+    return math.log(mmax * math.comb(n, mmax))
+
+
+_exact_cache: dict[int, np.ndarray] = {}
+
+
+def _exact_table(n: int) -> np.ndarray:
+    """log(M * C(N, M)) for N, M in 0..n (0 where M = 0 or M > N)."""
+    if n not in _exact_cache:
+        t = np.zeros((n + 1, n + 2), np.float64)
+        for big_n in range(1, n + 1):
+            for m in range(1, big_n + 1):
+                t[big_n, m] = math.log(m * math.comb(big_n, m))
+        _exact_cache[n] = t
+    return _exact_cache[n]
+
+
+def complexity(big_n: np.ndarray, m: np.ndarray, n: int, where: str = "") -> np.ndarray:
+    """Complexity of the rules "m of big_n" (arrays of equal shape) for a unit with `n` inputs."""
+    den = denominator(n, where)
+    big_n = np.asarray(big_n, dtype=np.int64)
+    m = np.asarray(m, dtype=np.int64)
+    valid = (m >= 1) & (m <= big_n)
+    if n <= EXACT_LIMIT:
+        num = _exact_table(n)[np.minimum(big_n, n), np.minimum(m, n + 1)]
+    else:
+        logfact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, n + 1, dtype=np.float64)))])
+        mm = np.clip(m, 1, None)
+        nn = np.maximum(big_n, mm)
+        num = np.log(mm) + logfact[nn] - logfact[mm] - logfact[nn - mm]
+    return np.where(valid, num / den, 0.0)

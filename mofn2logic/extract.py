@@ -1,0 +1,299 @@
+"""Rules for the layers of a network from its harvested activations (METHOD.md sections 1-3).
+
+Modes:
+  ``paper``: input splits per (input, target) pair, as the reference does;
+  ``chain``: every input unit carries one threshold -- the head split of the unit it comes from
+  (through max pooling, flatten, reshape and transposes, which preserve thresholds), or a new
+  split where there is no layer below or an average pool breaks the chain -- so the layers
+  compose into one logic program.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from mofn2logic import __version__
+from mofn2logic.backends import DEFAULT_BUDGET, make_backend
+from mofn2logic.conv_examples import best_positions, full_weight, gather_patches, literal_offsets, sample_examples
+from mofn2logic.errors import SearchError
+from mofn2logic.layer_search import ORDERS, LayerProblem, search_layer
+from mofn2logic.network import Layer, Network, Step
+from mofn2logic.rules import ConvInfo, LayerRules, RuleSet, UnitRules
+from mofn2logic.splits import best_splits
+
+DEFAULT_BETAS = (0.0, 0.1, 0.2, 1.0, 5.0, 1000.0)
+MODES = ("paper", "chain")
+
+
+def predicted_class(network: Network, acts: Mapping[str, np.ndarray]) -> np.ndarray:
+    """argmax of the output layer (first index on ties)."""
+    return np.argmax(np.asarray(acts[network.output]), axis=1)
+
+
+def check_betas(betas: Sequence[float]) -> tuple[float, ...]:
+    out = []
+    for b in betas:
+        try:
+            v = float(b)
+        except (TypeError, ValueError):
+            v = float("nan")
+        if not np.isfinite(v) or v < 0:
+            raise SearchError(f"beta {b!r} is not a non-negative number; expected e.g. 0,0.1,0.2,1,5,1000")
+        out.append(v)
+    if not out:
+        raise SearchError("no beta given; expected at least one non-negative number")
+    return tuple(out)
+
+
+def extract(
+    network: Network,
+    acts: Mapping[str, np.ndarray],
+    *,
+    layers: Sequence[str] | None = None,
+    mode: str = "chain",
+    order: str = "weight",
+    betas: Sequence[float] = DEFAULT_BETAS,
+    device: str = "auto",
+    small_n: int = 3,
+    pool_size: int = 16,
+    conv_examples: int = 20000,
+    conv_position: str = "all",
+    seed: int = 0,
+    memory_budget: int = DEFAULT_BUDGET,
+    provenance: Mapping[str, object] | None = None,
+    progress: bool | None = None,
+    log=None,
+) -> RuleSet:
+    """Search M-of-N rules for the chosen layers (default: all) of `network`."""
+    betas = check_betas(betas)
+    if mode not in MODES:
+        raise SearchError(f"mode {mode!r} is unknown; expected one of {', '.join(MODES)}")
+    if order not in ORDERS:
+        raise SearchError(f"order {order!r} is unknown; expected one of {', '.join(ORDERS)}")
+    if conv_position not in ("all", "best"):
+        raise SearchError(f"conv position {conv_position!r} is unknown; expected all or best")
+    if small_n < 0 or pool_size < 1 or conv_examples < 1:
+        raise SearchError(f"small-n must be >= 0, pool size and conv examples >= 1; got {small_n}, {pool_size}, "
+                          f"{conv_examples}")
+    names = [la.name for la in network.layers]
+    wanted = list(names) if not layers else list(layers)
+    unknown = [n for n in wanted if n not in names]
+    if unknown:
+        raise SearchError(f"unknown layer{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                          f"the model has {', '.join(map(repr, names))}")
+    pred = predicted_class(network, acts)
+    n_classes = int(np.asarray(acts[network.output]).shape[1])
+    classes = np.unique(pred)
+    if len(classes) < 2:
+        raise SearchError(f"all {len(pred)} samples are predicted as class {int(classes[0])}: splits against the "
+                          "predicted class carry no information; give data the network assigns to 2 or more classes")
+    backend = make_backend(device, memory_budget)
+    last = max(names.index(n) for n in wanted)
+    out: list[LayerRules] = []
+    prev_heads: np.ndarray | None = None
+    for i, layer in enumerate(network.layers[: last + 1]):
+        is_output = i == len(network.layers) - 1
+        ex = _examples(network, layer, acts, pred, conv_examples, conv_position, seed + i, n_classes)
+        heads = None if is_output else _heads(layer, ex, n_classes)
+        selected = layer.name in wanted
+        if selected:
+            if log:
+                log(f"layer {layer.name!r}: {layer.kind}, {layer.units} units, fan-in {layer.fan_in}, "
+                    f"{ex['n_examples']} examples, {mode} mode, order {order}, backend {backend.name}")
+            chain_inputs = None
+            if mode == "chain":
+                chain_inputs = _chain_input_thresholds(network, i, prev_heads, acts, pred, n_classes,
+                                                       conv_examples, seed + 1000 + i)
+            units = _search(layer, ex, heads, chain_inputs, n_classes, mode=mode, order=order, betas=betas,
+                            backend=backend, small_n=small_n, pool_size=pool_size, progress=progress,
+                            is_output=is_output)
+            out.append(_layer_rules(layer, units, mode, order, ex["n_examples"], conv_position))
+        prev_heads = heads
+    prov = {
+        "package": "mofn2logic", "version": __version__, **(provenance or {}),
+        "options": {"mode": mode, "order": order, "betas": list(betas), "layers": wanted, "small_n": small_n,
+                    "pool_size": pool_size, "conv_examples": conv_examples, "conv_position": conv_position,
+                    "seed": seed, "n_samples": int(len(pred))},
+    }
+    return RuleSet(betas=betas, layers=tuple(out), provenance=json.dumps(prov, sort_keys=True))
+
+
+# --------------------------------------------------------------------------- examples
+
+def _examples(network, layer: Layer, acts, pred, budget, position, seed, n_classes) -> dict:
+    x = acts[layer.input]
+    y = acts[layer.output]
+    if layer.kind == "dense":
+        x2 = np.asarray(x).reshape(len(pred), -1)
+        return {"x": x2, "targets": np.asarray(y).reshape(len(pred), -1), "pred": pred, "n_examples": len(pred),
+                "per_channel": None}
+    if position == "best":
+        pos = best_positions(y, pred, n_classes)
+        per = []
+        e = len(pred)
+        for ch in range(layer.units):
+            sample = np.arange(e)
+            oy = np.full(e, pos[ch, 0])
+            ox = np.full(e, pos[ch, 1])
+            per.append({"x": gather_patches(x, layer, sample, oy, ox), "targets": np.asarray(y[:, ch, pos[ch, 0], pos[ch, 1]]),
+                        "pred": pred, "position": tuple(int(v) for v in pos[ch])})
+        return {"per_channel": per, "n_examples": e}
+    ce = sample_examples(x, y, layer, budget, seed)
+    return {"x": ce.patches, "targets": ce.targets, "pred": pred[ce.sample], "n_examples": len(ce.sample),
+            "per_channel": None}
+
+
+def _heads(layer: Layer, ex: dict, n_classes: int) -> np.ndarray:
+    """Head split of every unit (channel) against the predicted class."""
+    if ex["per_channel"] is not None:
+        return np.array([best_splits(p["targets"][:, None], p["pred"], n_classes)[0][0] for p in ex["per_channel"]])
+    return best_splits(ex["targets"], ex["pred"], n_classes)[0]
+
+
+# --------------------------------------------------------------------------- chain thresholds
+
+def _steps_between(network: Network, i: int) -> list[Step]:
+    seq = network.sequence
+    layer = network.layers[i]
+    pos = next(k for k, s in enumerate(seq) if s is layer)
+    steps: list[Step] = []
+    k = pos - 1
+    while k >= 0 and isinstance(seq[k], Step):
+        steps.insert(0, seq[k])
+        k -= 1
+    return steps
+
+
+def propagate_thresholds(per_unit: np.ndarray, shape: tuple[int, ...], steps: Sequence[Step]) -> np.ndarray | None:
+    """Carry the previous layer's head thresholds (one per unit or channel) through the steps to the
+    next layer's input, or None where a step (average pooling) makes new splits necessary."""
+    arr = per_unit.reshape((-1,) + (1,) * (len(shape) - 1)) * np.ones(shape, per_unit.dtype)
+    arr = arr[None]
+    for s in steps:
+        if s.op in ("avgpool", "globalavgpool"):
+            return None
+        if s.op == "maxpool":
+            import torch
+
+            k = s.attr("kernel")
+            if len(k) != 2:
+                return None
+            pads = s.attr("pads") or (0, 0, 0, 0)
+            t = torch.from_numpy(np.ascontiguousarray(arr))
+            t = torch.nn.functional.pad(t, (pads[1], pads[3], pads[0], pads[2]), value=-np.inf)
+            t = torch.nn.functional.max_pool2d(t, k, stride=s.attr("strides"), dilation=s.attr("dilations") or 1,
+                                               ceil_mode=bool(s.attr("ceil_mode", 0)))
+            arr = t.numpy()
+        elif s.op == "flatten":
+            a = s.attr("axis", 1)
+            arr = arr.reshape(int(np.prod(arr.shape[:a])), -1)
+        elif s.op == "reshape":
+            target = [arr.shape[d] if v == 0 else v for d, v in enumerate(s.attr("shape"))]
+            if target and target[0] not in (-1, 1):
+                target[0] = 1
+            arr = arr.reshape(target)
+        elif s.op == "transpose":
+            perm = s.attr("perm")
+            if perm is None or perm[0] != 0:
+                return None
+            arr = np.transpose(arr, perm)
+    return arr[0] if arr.shape[0] == 1 else None
+
+
+def _chain_input_thresholds(network, i, prev_heads, acts, pred, n_classes, budget, seed) -> np.ndarray:
+    """One threshold per literal index of layer i (the same for every target)."""
+    layer = network.layers[i]
+    per_elem = None
+    if i > 0 and prev_heads is not None:
+        prev = network.layers[i - 1]
+        shape = np.asarray(acts[prev.output]).shape[1:]
+        per_elem = propagate_thresholds(prev_heads, shape, _steps_between(network, i))
+    x = acts[layer.input]
+    if layer.kind == "dense":
+        n = int(np.prod(np.asarray(x).shape[1:]))
+        if per_elem is not None and per_elem.size == n:
+            return per_elem.reshape(-1).astype(x.dtype)
+        return best_splits(np.asarray(x).reshape(len(pred), -1), pred, n_classes)[0]
+    ch, _, _ = literal_offsets(layer)
+    if per_elem is not None and per_elem.ndim == 3 and np.all(per_elem == per_elem[:, :1, :1]):
+        per_channel = per_elem[:, 0, 0].astype(x.dtype)
+    else:  # a new split per input channel, over (sample, position) values
+        e, c = x.shape[0], x.shape[1]
+        vals = np.asarray(x).reshape(e, c, -1)
+        total = e * vals.shape[2]
+        pick = np.arange(total) if total <= budget else np.sort(
+            np.random.default_rng(seed).choice(total, size=budget, replace=False))
+        s, p = np.divmod(pick, vals.shape[2])
+        per_channel = best_splits(vals[s, :, p], pred[s], n_classes)[0]
+    return per_channel[ch]
+
+
+def _paper_input_thresholds(xe: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """(U, n): per (input, target) the split against that binarised target; one sort shared by all."""
+    order = np.argsort(xe, axis=0, kind="stable")
+    return np.stack([best_splits(xe, targets[:, j].astype(np.int64), 2, order=order)[0]
+                     for j in range(targets.shape[1])])
+
+
+# --------------------------------------------------------------------------- search
+
+def _search(layer, ex, heads, chain_inputs, n_classes, *, mode, order, betas, backend, small_n, pool_size,
+            progress, is_output) -> tuple[UnitRules, ...]:
+    where = f"layer {layer.name!r}"
+    weights = full_weight(layer) if layer.kind == "conv" else layer.weight
+    offsets = np.stack(literal_offsets(layer), 1) if layer.kind == "conv" else None
+    fan_in = layer.fan_in
+
+    def binarise(targets, pred, h):
+        if is_output:
+            return pred[:, None] == np.arange(n_classes)[None, :]
+        return targets >= h
+
+    if ex["per_channel"] is None:
+        tb = binarise(ex["targets"], ex["pred"], heads)
+        thr = chain_inputs if mode == "chain" else _paper_input_thresholds(ex["x"], tb)
+        problem = LayerProblem(x=ex["x"], weights=weights, targets=tb, input_thresholds=thr, fan_in=fan_in,
+                               head_thresholds=heads, offsets=offsets)
+        return search_layer(problem, betas=betas, order=order, backend=backend, small_n=small_n,
+                            pool_size=pool_size, where=where, progress=progress)
+    units = []
+    for ch, p in enumerate(ex["per_channel"]):
+        tb = binarise(p["targets"][:, None], p["pred"], None if heads is None else heads[ch:ch + 1])
+        if is_output:
+            tb = tb[:, ch:ch + 1]
+        thr = chain_inputs if mode == "chain" else _paper_input_thresholds(p["x"], tb)
+        problem = LayerProblem(x=p["x"], weights=weights[ch:ch + 1], targets=tb, input_thresholds=thr,
+                               fan_in=fan_in, head_thresholds=None if heads is None else heads[ch:ch + 1],
+                               offsets=offsets)
+        (u,) = search_layer(problem, betas=betas, order=order, backend=backend, small_n=small_n,
+                            pool_size=pool_size, where=where, progress=False)
+        units.append(UnitRules(unit=ch, threshold=u.threshold, rules=u.rules, front=u.front))
+    return tuple(units)
+
+
+def _layer_rules(layer: Layer, units, mode, order, n_examples, position) -> LayerRules:
+    conv = None
+    if layer.conv is not None:
+        c = layer.conv
+        conv = ConvInfo(c.kernel, c.strides, c.pads, c.dilations, c.groups, position)
+    return LayerRules(name=layer.name, kind=layer.kind, mode=mode, order=order, activation=layer.activation,
+                      fan_in=layer.fan_in, input_tensor=layer.input, output_tensor=layer.output,
+                      input_shape=tuple(layer.input_shape), output_shape=tuple(layer.output_shape),
+                      n_examples=int(n_examples), units=tuple(units), conv=conv)
+
+
+def summarize(rs: RuleSet) -> list[dict[str, object]]:
+    """Per layer and beta: units, mean error, mean complexity, mean N, share of units with error <= 1%."""
+    rows = []
+    for la in rs.layers:
+        for b in rs.betas:
+            rules = [u.rule(b) for u in la.units]
+            rows.append({"layer": la.name, "beta": b, "units": len(rules),
+                         "mean_error": float(np.mean([r.error for r in rules])),
+                         "mean_complexity": float(np.mean([r.complexity for r in rules])),
+                         "mean_n": float(np.mean([r.n for r in rules])),
+                         "share_error_le_1pct": float(np.mean([r.error <= 0.01 for r in rules]))})
+    return rows
