@@ -76,12 +76,18 @@ def cmd_harvest(args: argparse.Namespace) -> int:
 @command
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job on the embedded default model and its bundled digits."""
+    import time
+
     import numpy as np
 
     from mofn2logic.data import check_data
+    from mofn2logic.extract import extract
     from mofn2logic.harvest import harvest
     from mofn2logic.onnx_import import import_network
+    from mofn2logic.rules import write_rules
 
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
     model = default_model_path()
     print(f"== embedded default model: {model.name}")
     cmd_inspect(argparse.Namespace(model=model, json=False))
@@ -89,10 +95,105 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with np.load(default_data_path()) as z:
         images, labels = z["images"], z["labels"]
     x = check_data(images, net.input_shape, net.dtype, name="digits")
+    t0 = time.perf_counter()
     acts = harvest(net, model, x)
     pred = np.asarray(acts[net.output]).argmax(1)
-    print(f"== harvested {acts.n_samples} digits x {len(acts)} tensors on {acts.providers[0]}; "
-          f"network accuracy {float((pred == labels).mean()):.4f}")
+    print(f"== harvested {acts.n_samples} digits x {len(acts)} tensors on {acts.providers[0]} "
+          f"({time.perf_counter() - t0:.2f} s); network accuracy {float((pred == labels).mean()):.4f}")
+    t0 = time.perf_counter()
+    rs = extract(net, acts, mode="chain", order="best", device="auto",
+                 provenance={"model": model.name, "model_sha256": _sha256(model),
+                             "data": default_data_path().name, "data_sha256": _sha256(default_data_path())})
+    write_rules(rs, out / "rules.json")
+    print(f"== M-of-N rules, chain mode, order best ({time.perf_counter() - t0:.2f} s) -> {out / 'rules.json'}")
+    print_summary(rs)
+    return 0
+
+
+def _sha256(path: str | Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _parse_betas(text: str) -> list[float]:
+    from mofn2logic.extract import check_betas
+
+    return list(check_betas([b.strip() for b in text.split(",") if b.strip()] or [text]))
+
+
+def _harvest_for(args: argparse.Namespace):
+    from mofn2logic.data import load_data
+    from mofn2logic.harvest import harvest, parse_size
+    from mofn2logic.onnx_import import import_network
+
+    net = import_network(args.model)
+    x = load_data(args.data, net.input_shape, net.dtype, key=args.key)
+    acts = harvest(net, args.model, x, batch_size=args.batch_size, providers=_providers(args),
+                   memory_budget=parse_size(args.memory_budget))
+    return net, acts
+
+
+def print_summary(rs, file=None) -> None:
+    from mofn2logic.extract import summarize
+
+    rows = summarize(rs)
+    for la in rs.layers:
+        print(f"layer {la.name} ({la.kind}, {len(la.units)} units, fan-in {la.fan_in}, {la.n_examples} examples, "
+              f"{la.mode} mode, order {la.order})", file=file)
+        print(f"  {'beta':>8}  {'mean error':>10}  {'mean complexity':>15}  {'mean N':>7}  {'error<=1%':>9}", file=file)
+        for r in rows:
+            if r["layer"] == la.name:
+                print(f"  {r['beta']:>8g}  {r['mean_error']:>10.4f}  {r['mean_complexity']:>15.4f}  "
+                      f"{r['mean_n']:>7.2f}  {r['share_error_le_1pct']:>9.0%}", file=file)
+
+
+@command
+def cmd_extract(args: argparse.Namespace) -> int:
+    from mofn2logic.extract import extract
+    from mofn2logic.io_util import check_output_path
+    from mofn2logic.rules import write_rules
+
+    check_output_path(args.output)
+    betas = _parse_betas(args.beta)
+    net, acts = _harvest_for(args)
+    layers = [n.strip() for n in args.layers.split(",") if n.strip()] if args.layers else None
+    rs = extract(
+        net, acts, layers=layers, mode=args.mode, order=args.order, betas=betas, device=args.device,
+        small_n=args.small_n, pool_size=args.pool, conv_examples=args.conv_examples,
+        conv_position=args.conv_position, seed=args.seed,
+        provenance={"model": Path(args.model).name, "model_sha256": _sha256(args.model),
+                    "data": Path(args.data).name, "data_sha256": _sha256(args.data),
+                    **({"data_key": args.key} if args.key else {})},
+        log=lambda msg: print(msg, file=sys.stderr),
+    )
+    write_rules(rs, args.output)
+    print_summary(rs)
+    print(f"wrote {args.output}")
+    return 0
+
+
+@command
+def cmd_optimality(args: argparse.Namespace) -> int:
+    from mofn2logic.extract import optimality_report
+
+    net, acts = _harvest_for(args)
+    report = optimality_report(net, acts, mode=args.mode, betas=_parse_betas(args.beta), seed=args.seed,
+                               max_inputs=args.max_inputs)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    if not report:
+        print(f"no layer has a fan-in <= {args.max_inputs}: the exhaustive search would be too large")
+    for name, per_order in report.items():
+        print(f"layer {name}: loss of each ordering's rule against the optimum over all literal subsets")
+        print(f"  {'order':<7} {'at optimum':>10} {'mean gap':>10} {'max gap':>10}")
+        for order, r in per_order.items():
+            print(f"  {order:<7} {r['at_optimum']:>10.1%} {r['mean_gap']:>10.5f} {r['max_gap']:>10.5f}")
     return 0
 
 
@@ -104,6 +205,10 @@ def _providers(args: argparse.Namespace) -> list[str] | None:
 
 EXAMPLES = {
     "inspect": "example:\n  mofn2logic inspect model.onnx\n  mofn2logic inspect model.onnx --json",
+    "extract": "examples:\n  mofn2logic extract model.onnx --data images.npy -o rules.json\n"
+               "  mofn2logic extract model.onnx --data d.npz --key images -o rules.json --layers fc2 --mode paper "
+               "--order best --beta 0,0.2,1",
+    "optimality": "example:\n  mofn2logic optimality model.onnx --data images.npy",
     "harvest": "example:\n  mofn2logic harvest model.onnx --data images.npy -o acts.npz --batch-size 512",
 }
 
@@ -127,6 +232,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", help="ONNX model file")
     s.add_argument("--json", action="store_true", help="print the table as JSON")
 
+    s = add("extract", "Search M-of-N rules for every layer (or the chosen ones) and write rules.json.")
+    s.add_argument("model", help="ONNX model file")
+    _data_args(s)
+    s.add_argument("-o", "--output", required=True, help="output rules.json")
+    _search_args(s)
+
+    s = add("optimality", "Compare each literal ordering with the true optimum on small layers (fan-in <= 12).")
+    s.add_argument("model", help="ONNX model file")
+    _data_args(s)
+    s.add_argument("--mode", choices=("chain", "paper"), default="chain")
+    s.add_argument("--beta", default="0,0.1,0.2,1,5,1000", help="comma-separated complexity penalties")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--max-inputs", type=int, default=12, help="largest fan-in searched exhaustively (default 12)")
+    s.add_argument("--json", action="store_true")
+
     s = add("demo", "Run the main job on the embedded default model (what `make demo` does).")
     s.add_argument("-o", "--output", default="demo-out", help="output folder (default demo-out)")
 
@@ -136,6 +256,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True, help="output .npz file")
     s.add_argument("--store", default=None, help="folder for the on-disk store when the budget is exceeded")
     return p
+
+
+def _search_args(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--layers", default=None, help="comma-separated layer names (default: all)")
+    s.add_argument("--mode", choices=("chain", "paper"), default="chain",
+                   help="chain: one threshold per unit, layers compose (default); paper: per (input, target) splits")
+    s.add_argument("--order", choices=("weight", "std", "gain", "best"), default="weight",
+                   help="literal ordering: weight (the paper's, default), std, gain, or best of all + small-N search")
+    s.add_argument("--beta", default="0,0.1,0.2,1,5,1000", help="comma-separated complexity penalties")
+    s.add_argument("--device", choices=("auto", "cpu", "cuda", "torch"), default="auto",
+                   help="search backend: cpu (numpy), cuda or torch (torch on CPU); auto: cuda if available")
+    s.add_argument("--small-n", type=int, default=3, help="exact search over subsets of up to K literals (order best)")
+    s.add_argument("--pool", type=int, default=16, help="literal pool of the small-N search (default 16)")
+    s.add_argument("--conv-examples", type=int, default=20000,
+                   help="(sample, position) examples per conv layer, subsampled with --seed (default 20000)")
+    s.add_argument("--conv-position", choices=("all", "best"), default="all",
+                   help="all positions (a shared rule, default) or the reference's single best-IG position")
+    s.add_argument("--seed", type=int, default=0, help="seed of the example subsampling")
 
 
 def _data_args(s: argparse.ArgumentParser) -> None:

@@ -121,6 +121,30 @@ def extract(
     return RuleSet(betas=betas, layers=tuple(out), provenance=json.dumps(prov, sort_keys=True))
 
 
+def optimality_report(network: Network, acts: Mapping[str, np.ndarray], *, mode: str = "chain",
+                      betas: Sequence[float] = DEFAULT_BETAS, conv_examples: int = 20000, seed: int = 0,
+                      max_inputs: int = 12) -> dict[str, dict[str, dict[str, float]]]:
+    """For every layer with fan-in <= max_inputs: each ordering's distance to the true optimum."""
+    from mofn2logic.optimality import optimality
+
+    betas = check_betas(betas)
+    pred = predicted_class(network, acts)
+    n_classes = int(np.asarray(acts[network.output]).shape[1])
+    report = {}
+    prev_heads = None
+    for i, layer in enumerate(network.layers):
+        is_output = i == len(network.layers) - 1
+        ex = _examples(network, layer, acts, pred, conv_examples, "all", seed + i, n_classes)
+        heads = None if is_output else _heads(layer, ex, n_classes)
+        if layer.fan_in <= max_inputs:
+            chain = (_chain_input_thresholds(network, i, prev_heads, acts, pred, n_classes, conv_examples,
+                                             seed + 1000 + i) if mode == "chain" else None)
+            (problem,) = _problems(layer, ex, heads, chain, n_classes, mode=mode, is_output=is_output)
+            report[layer.name] = optimality(problem, betas)
+        prev_heads = heads
+    return report
+
+
 # --------------------------------------------------------------------------- examples
 
 def _examples(network, layer: Layer, acts, pred, budget, position, seed, n_classes) -> dict:
@@ -240,37 +264,36 @@ def _paper_input_thresholds(xe: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- search
 
-def _search(layer, ex, heads, chain_inputs, n_classes, *, mode, order, betas, backend, small_n, pool_size,
-            progress, is_output) -> tuple[UnitRules, ...]:
-    where = f"layer {layer.name!r}"
+def _problems(layer, ex, heads, chain_inputs, n_classes, *, mode, is_output) -> list[LayerProblem]:
+    """The layer's search problem: one for all units, or one per channel (best-position mode)."""
     weights = full_weight(layer) if layer.kind == "conv" else layer.weight
     offsets = np.stack(literal_offsets(layer), 1) if layer.kind == "conv" else None
-    fan_in = layer.fan_in
-
-    def binarise(targets, pred, h):
+    parts = ex["per_channel"] or [{"x": ex["x"], "targets": ex["targets"], "pred": ex["pred"]}]
+    problems = []
+    for ch, p in enumerate(parts):
+        sl = slice(None) if ex["per_channel"] is None else slice(ch, ch + 1)
+        targets = p["targets"] if p["targets"].ndim == 2 else p["targets"][:, None]
         if is_output:
-            return pred[:, None] == np.arange(n_classes)[None, :]
-        return targets >= h
-
-    if ex["per_channel"] is None:
-        tb = binarise(ex["targets"], ex["pred"], heads)
-        thr = chain_inputs if mode == "chain" else _paper_input_thresholds(ex["x"], tb)
-        problem = LayerProblem(x=ex["x"], weights=weights, targets=tb, input_thresholds=thr, fan_in=fan_in,
-                               head_thresholds=heads, offsets=offsets)
-        return search_layer(problem, betas=betas, order=order, backend=backend, small_n=small_n,
-                            pool_size=pool_size, where=where, progress=progress)
-    units = []
-    for ch, p in enumerate(ex["per_channel"]):
-        tb = binarise(p["targets"][:, None], p["pred"], None if heads is None else heads[ch:ch + 1])
-        if is_output:
-            tb = tb[:, ch:ch + 1]
+            tb = (p["pred"][:, None] == np.arange(n_classes)[None, :])[:, sl]
+        else:
+            tb = targets >= heads[sl]
         thr = chain_inputs if mode == "chain" else _paper_input_thresholds(p["x"], tb)
-        problem = LayerProblem(x=p["x"], weights=weights[ch:ch + 1], targets=tb, input_thresholds=thr,
-                               fan_in=fan_in, head_thresholds=None if heads is None else heads[ch:ch + 1],
-                               offsets=offsets)
-        (u,) = search_layer(problem, betas=betas, order=order, backend=backend, small_n=small_n,
-                            pool_size=pool_size, where=where, progress=False)
-        units.append(UnitRules(unit=ch, threshold=u.threshold, rules=u.rules, front=u.front))
+        problems.append(LayerProblem(x=p["x"], weights=weights[sl], targets=tb, input_thresholds=thr,
+                                     fan_in=layer.fan_in, head_thresholds=None if heads is None else heads[sl],
+                                     offsets=offsets))
+    return problems
+
+
+def _search(layer, ex, heads, chain_inputs, n_classes, *, mode, order, betas, backend, small_n, pool_size,
+            progress, is_output) -> tuple[UnitRules, ...]:
+    problems = _problems(layer, ex, heads, chain_inputs, n_classes, mode=mode, is_output=is_output)
+    units = []
+    for ch, problem in enumerate(problems):
+        found = search_layer(problem, betas=betas, order=order, backend=backend, small_n=small_n,
+                             pool_size=pool_size, where=f"layer {layer.name!r}",
+                             progress=progress if len(problems) == 1 else False)
+        units.extend(found if len(problems) == 1 else
+                     [UnitRules(unit=ch, threshold=u.threshold, rules=u.rules, front=u.front) for u in found])
     return tuple(units)
 
 

@@ -135,8 +135,8 @@ def conv_bn_gap(seed: int = 4) -> onnx.ModelProto:
         _t("k1", r.normal(0, 0.5, (4, 3, 3, 3))), _t("kb1", r.normal(0, 0.1, 4)),
         _t("s", r.uniform(0.5, 1.5, 4)), _t("bb", r.normal(0, 0.1, 4)),
         _t("mean", r.normal(0, 0.1, 4)), _t("var", r.uniform(0.5, 1.5, 4)),
-        _t("k2", r.normal(0, 0.5, (5, 4, 3, 3))),
-        _t("w", r.normal(0, 0.5, (3, 5))), _t("b", r.normal(0, 0.1, 3)),
+        _t("k2", r.normal(0, 0.15, (5, 4, 3, 3))),
+        _t("w", w_fc := r.normal(0, 8.0, (3, 5))), _t("b", -0.65 * w_fc.sum(1)),  # centre the logits
     ]
     return _model(nodes, inits, "x", ["N", 3, 9, 9], "y", ["N", 3], name="convbn")
 
