@@ -29,58 +29,67 @@ class PrefixHistogram:
 class Backend(Protocol):
     name: str
 
-    def prefix_histogram(self, lits: np.ndarray, y: np.ndarray) -> PrefixHistogram: ...
+    def prefix_histogram(self, lits_t: np.ndarray, y: np.ndarray) -> PrefixHistogram:
+        """`lits_t` (n, E) bool: literal k's truth on every example, literals in search order."""
+        ...
 
 
 def _layout(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(hi - lo + 1)]).astype(np.int64)
 
 
+def _with_n0(lo, hi):
+    """Prepend N = 0 (no literal: every count is 0)."""
+    return np.concatenate([[0], lo]).astype(np.int64), np.concatenate([[0], hi]).astype(np.int64)
+
+
 class NumpyBackend:
+    """Literal-major layout: counts (N, E), so the histogram of each N lands in one small,
+    cache-resident range of bins; the target is interleaved into the bin index."""
+
     name = "numpy"
 
     def __init__(self, budget: int = DEFAULT_BUDGET) -> None:
         self.budget = budget
 
-    def _chunks(self, e: int, n: int) -> list[slice]:
-        rows = max(1, self.budget // max(1, 16 * (n + 1)))
-        return [slice(s, min(e, s + rows)) for s in range(0, e, rows)]
-
-    @staticmethod
-    def _counts(lits: np.ndarray) -> np.ndarray:
-        c = np.zeros((lits.shape[0], lits.shape[1] + 1), np.int32)
-        np.cumsum(lits, axis=1, dtype=np.int32, out=c[:, 1:])
-        return c
-
-    def prefix_histogram(self, lits: np.ndarray, y: np.ndarray) -> PrefixHistogram:
-        e, n = lits.shape
-        chunks = self._chunks(e, n)
-        if len(chunks) == 1:
-            counts = [self._counts(lits)]
-            lo, hi = counts[0].min(0), counts[0].max(0)
-        else:  # two passes: the layout needs the global range of every N first
-            counts = None
-            lo = np.full(n + 1, np.iinfo(np.int32).max, np.int32)
-            hi = np.zeros(n + 1, np.int32)
-            for sl in chunks:
-                c = self._counts(lits[sl])
-                np.minimum(lo, c.min(0), out=lo)
-                np.maximum(hi, c.max(0), out=hi)
+    def prefix_histogram(self, lits_t: np.ndarray, y: np.ndarray) -> PrefixHistogram:
+        n, e = lits_t.shape
+        y = np.asarray(y, dtype=bool)
+        ctype = np.int16 if n < np.iinfo(np.int16).max else np.int32
+        # Positive and negative examples apart: each gets its own contiguous bincount.
+        parts = [np.ascontiguousarray(lits_t[:, y]), np.ascontiguousarray(lits_t[:, ~y])]
+        cols = max(1, self.budget // max(1, 10 * (n + 1)))
+        lo = np.full(n, np.iinfo(ctype).max, np.int64)
+        hi = np.zeros(n, np.int64)
+        cached: list[list[np.ndarray]] = []
+        for part in parts:
+            chunks = []
+            for s0 in range(0, part.shape[1], cols):
+                c = np.cumsum(part[:, s0:s0 + cols], axis=0, dtype=ctype)
+                if c.shape[1]:
+                    np.minimum(lo, c.min(1), out=lo)
+                    np.maximum(hi, c.max(1), out=hi)
+                chunks.append(c if part.shape[1] <= cols else None)  # recomputed when chunked
+            cached.append(chunks)
+        lo, hi = _with_n0(np.minimum(lo, hi), hi)
         offsets = _layout(lo, hi)
         size = int(offsets[-1])
-        pos = np.zeros(size, np.int64)
-        neg = np.zeros(size, np.int64)
-        for i, sl in enumerate(chunks):
-            c = counts[i] if counts is not None else self._counts(lits[sl])
-            idx = (c - lo).astype(np.int64) + offsets[:-1]
-            yy = y[sl]
-            pos += np.bincount(idx[yy].ravel(), minlength=size)
-            neg += np.bincount(idx[~yy].ravel(), minlength=size)
-        return PrefixHistogram(lo.astype(np.int64), hi.astype(np.int64), offsets, pos, neg)
+        shift = (offsets[1:-1] - lo[1:])[:, None]
+        hists = []
+        for part, chunks in zip(parts, cached):
+            hist = np.zeros(size, np.int64)
+            hist[0] = part.shape[1]  # N = 0: every count is 0
+            for k, s0 in enumerate(range(0, part.shape[1], cols)):
+                c = chunks[k] if chunks[k] is not None else np.cumsum(part[:, s0:s0 + cols], axis=0, dtype=ctype)
+                idx = c.astype(np.intp)
+                idx += shift
+                hist += np.bincount(idx.ravel(), minlength=size)
+            hists.append(hist)
+        return PrefixHistogram(lo, hi, offsets, hists[0], hists[1])
 
 
 class TorchBackend:
-    """The same pass with torch (CPU or CUDA): a cumsum and a scatter-add, chunked over examples."""
+    """The same pass with torch (CPU or CUDA): a cumsum and a bincount, chunked over examples."""
 
     def __init__(self, device: str = "cpu", budget: int = DEFAULT_BUDGET) -> None:
         import torch
@@ -90,40 +99,40 @@ class TorchBackend:
         self.name = f"torch-{self.device.type}"
         self.budget = budget
 
-    def prefix_histogram(self, lits: np.ndarray, y: np.ndarray) -> PrefixHistogram:
+    def prefix_histogram(self, lits_t: np.ndarray, y: np.ndarray) -> PrefixHistogram:
         torch = self.torch
-        e, n = lits.shape
-        rows = max(1, self.budget // max(1, 24 * (n + 1)))
-        chunks = [slice(s, min(e, s + rows)) for s in range(0, e, rows)]
+        n, e = lits_t.shape
+        cols = max(1, self.budget // max(1, 24 * (n + 1)))
+        chunks = [slice(s, min(e, s + cols)) for s in range(0, e, cols)]
 
         def counts(sl: slice):
-            t = torch.from_numpy(np.ascontiguousarray(lits[sl])).to(self.device)
-            c = torch.zeros((t.shape[0], n + 1), dtype=torch.int32, device=self.device)
-            c[:, 1:] = torch.cumsum(t, dim=1, dtype=torch.int32)
-            return c
+            t = torch.from_numpy(np.ascontiguousarray(lits_t[:, sl])).to(self.device)
+            return torch.cumsum(t, dim=0, dtype=torch.int32)
 
-        cached = [counts(chunks[0])] if len(chunks) == 1 else None
+        cached = counts(chunks[0]) if len(chunks) == 1 else None
         if cached is not None:
-            lo_t, hi_t = cached[0].amin(0), cached[0].amax(0)
+            lo_t, hi_t = cached.amin(1), cached.amax(1)
         else:
-            lo_t = torch.full((n + 1,), np.iinfo(np.int32).max, dtype=torch.int32, device=self.device)
-            hi_t = torch.zeros(n + 1, dtype=torch.int32, device=self.device)
+            lo_t = torch.full((n,), np.iinfo(np.int32).max, dtype=torch.int32, device=self.device)
+            hi_t = torch.zeros(n, dtype=torch.int32, device=self.device)
             for sl in chunks:
                 c = counts(sl)
-                lo_t = torch.minimum(lo_t, c.amin(0))
-                hi_t = torch.maximum(hi_t, c.amax(0))
-        lo, hi = lo_t.cpu().numpy().astype(np.int64), hi_t.cpu().numpy().astype(np.int64)
+                lo_t = torch.minimum(lo_t, c.amin(1))
+                hi_t = torch.maximum(hi_t, c.amax(1))
+        lo, hi = _with_n0(lo_t.cpu().numpy(), hi_t.cpu().numpy())
         offsets = _layout(lo, hi)
         size = int(offsets[-1])
-        off_t = torch.from_numpy(offsets[:-1]).to(self.device)
+        base = torch.from_numpy(2 * (offsets[1:-1] - lo[1:])).to(self.device)
         hist = torch.zeros(2 * size, dtype=torch.int64, device=self.device)
-        for i, sl in enumerate(chunks):
-            c = cached[0] if cached is not None else counts(sl)
-            yy = torch.from_numpy(np.ascontiguousarray(y[sl])).to(self.device).to(torch.int64)
-            idx = (c - lo_t).to(torch.int64) + off_t + (yy * size)[:, None]
+        for sl in chunks:
+            c = cached if cached is not None else counts(sl)
+            yy = torch.from_numpy(np.asarray(y[sl], dtype=np.int64)).to(self.device)
+            idx = 2 * c.to(torch.int64) + base[:, None] + yy[None, :]
             hist += torch.bincount(idx.reshape(-1), minlength=2 * size)
         h = hist.cpu().numpy()
-        return PrefixHistogram(lo, hi, offsets, h[size:], h[:size])
+        n_pos = int(np.asarray(y).sum())
+        h[1], h[0] = n_pos, e - n_pos
+        return PrefixHistogram(lo, hi, offsets, h[1::2].copy(), h[0::2].copy())
 
 
 def make_backend(device: str = "auto", budget: int = DEFAULT_BUDGET) -> NumpyBackend | TorchBackend:

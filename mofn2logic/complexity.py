@@ -26,31 +26,34 @@ def denominator(n: int, where: str = "") -> float:
     return math.log(mmax * math.comb(n, mmax))
 
 
-_exact_cache: dict[int, np.ndarray] = {}
+_tables: dict[int, np.ndarray] = {}
 
 
-def _exact_table(n: int) -> np.ndarray:
-    """log(M * C(N, M)) for N, M in 0..n (0 where M = 0 or M > N)."""
-    if n not in _exact_cache:
-        t = np.zeros((n + 1, n + 2), np.float64)
-        for big_n in range(1, n + 1):
-            for m in range(1, big_n + 1):
-                t[big_n, m] = math.log(m * math.comb(big_n, m))
-        _exact_cache[n] = t
-    return _exact_cache[n]
+def _table(n: int) -> np.ndarray:
+    """n <= EXACT_LIMIT: complexity of "M of N" as a flat (n+1) x (n+2) table (exact logs of
+    Python integers); larger n: log-factorials LF[k] = log k!."""
+    if n not in _tables:
+        if n <= EXACT_LIMIT:
+            den = denominator(n)
+            t = np.zeros((n + 1, n + 2), np.float64)
+            for big_n in range(1, n + 1):
+                for m in range(1, big_n + 1):
+                    t[big_n, m] = math.log(m * math.comb(big_n, m)) / den
+            _tables[n] = t.ravel()
+        else:
+            _tables[n] = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, n + 1, dtype=np.float64)))])
+    return _tables[n]
 
 
 def complexity(big_n: np.ndarray, m: np.ndarray, n: int, where: str = "") -> np.ndarray:
-    """Complexity of the rules "m of big_n" (arrays of equal shape) for a unit with `n` inputs."""
+    """Complexity of the rules "m of big_n" (arrays of equal shape, 0 <= m <= big_n + 1 <= n + 1)
+    for a unit with `n` inputs."""
     den = denominator(n, where)
     big_n = np.asarray(big_n, dtype=np.int64)
     m = np.asarray(m, dtype=np.int64)
-    valid = (m >= 1) & (m <= big_n)
+    table = _table(n)
     if n <= EXACT_LIMIT:
-        num = _exact_table(n)[np.minimum(big_n, n), np.minimum(m, n + 1)]
-    else:
-        logfact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, n + 1, dtype=np.float64)))])
-        mm = np.clip(m, 1, None)
-        nn = np.maximum(big_n, mm)
-        num = np.log(mm) + logfact[nn] - logfact[mm] - logfact[nn - mm]
-    return np.where(valid, num / den, 0.0)
+        return table[big_n * (n + 2) + np.minimum(m, big_n + 1)]
+    # log(M * C(N, M)) = LF[N] - LF[N - M] - LF[M - 1]; with both indices floored at 0 this is
+    # exactly 0 for M = 0 and M = N + 1.
+    return (table[big_n] - table[np.maximum(big_n - m, 0)] - table[np.maximum(m - 1, 0)]) / den

@@ -48,7 +48,7 @@ def small_candidates(lits: np.ndarray, y: np.ndarray, pool: np.ndarray, k: int, 
     """Every "M of S" for subsets S of `pool` with |S| <= k, in (|S|, subset, M) order."""
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     ns, ms, errs, subsets = [0, 0], [0, 1], [n_neg, n_pos], [np.zeros(0, np.int64)] * 2
-    sub = lits[:, pool].astype(np.int8)
+    sub = lits[:, pool].astype(np.int8)  # lits: (S, n) example-major
     for big_n in range(1, min(k, len(pool)) + 1):
         combos = np.array(list(itertools.combinations(range(len(pool)), big_n)), dtype=np.int64)
         counts = sub[:, combos].sum(-1, dtype=np.int64)  # (S, C)
@@ -69,27 +69,48 @@ def small_candidates(lits: np.ndarray, y: np.ndarray, pool: np.ndarray, k: int, 
     return Candidates(n_arr, m_arr, errors, errors / e, complexity(n_arr, m_arr, fan_in, where)), subsets
 
 
-def search_unit(problem: LayerProblem, j: int, base: np.ndarray | None, *, betas: Sequence[float], order: str,
-                backend: Backend, small_n: int, pool_size: int, where: str = "") -> UnitRules:
+@dataclass(frozen=True, slots=True)
+class _LayerData:
+    """Per-layer arrays shared by every unit, literal-major (n, S) for cache-friendly passes."""
+
+    xt: np.ndarray
+    base_t: np.ndarray | None  # chain mode: x >= t for the shared thresholds
+    std: np.ndarray | None
+
+
+def _layer_data(problem: LayerProblem, order: str) -> _LayerData:
+    xt = np.ascontiguousarray(problem.x.T)
+    shared = problem.input_thresholds.ndim == 1
+    base_t = (xt >= problem.input_thresholds[:, None]) if shared else None
+    std = problem.x.std(0) if order in ("std", "best") else None
+    return _LayerData(xt, base_t, std)
+
+
+def search_unit(problem: LayerProblem, j: int, data: _LayerData | None = None, *, betas: Sequence[float],
+                order: str, backend: Backend, small_n: int = 3, pool_size: int = 16, where: str = "") -> UnitRules:
+    data = data or _layer_data(problem, order)
     w = problem.weights[j]
     t = problem.input_thresholds if problem.input_thresholds.ndim == 1 else problem.input_thresholds[j]
     neg = w < 0
-    lits = (base ^ neg) if base is not None else literal_matrix(problem.x, t, neg)
+    base_t = data.base_t if data.base_t is not None else data.xt >= t[:, None]
     y = np.ascontiguousarray(problem.targets[:, j])
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     methods = BEST_METHODS if order == "best" else (order,)
-    gains = literal_gain(lits, y) if any(m in ("gain", "small") for m in methods) else None
+    gains = None
+    if any(m in ("gain", "small") for m in methods):
+        gains = literal_gain(base_t ^ neg[:, None], y)
     found: list[_Found] = []
     for method in methods:
         if method == "small":
             nz = np.flatnonzero(w != 0)
             pool = nz[np.argsort(-gains[nz], kind="stable")][:pool_size]
-            cands, subsets = small_candidates(lits, y, pool, small_n, problem.fan_in, where)
-            found.append(_Found(method, cands, subsets.__getitem__))
+            lits = (base_t[pool] ^ neg[pool][:, None]).T
+            cands, subsets = small_candidates(lits, y, np.arange(len(pool)), small_n, problem.fan_in, where)
+            found.append(_Found(method, cands, lambda i, s=subsets, p=pool: p[s[i]]))
             continue
-        key = {"weight": None, "std": np.abs(w) * problem.x.std(0), "gain": gains}[method]
+        key = {"weight": None, "std": None if data.std is None else np.abs(w) * data.std, "gain": gains}[method]
         ordered = weight_order(w, key)
-        h = backend.prefix_histogram(np.ascontiguousarray(lits[:, ordered]), y)
+        h = backend.prefix_histogram(base_t[ordered] ^ neg[ordered][:, None], y)
         cands = candidates_from_histogram(h, n_pos, n_neg, problem.fan_in, where)
         found.append(_Found(method, cands, lambda i, o=ordered, c=cands: o[: c.n[i]]))
     allc = found[0].cands if len(found) == 1 else Candidates(*(np.concatenate([getattr(f.cands, a) for f in found])
@@ -120,16 +141,56 @@ def _literal(problem: LayerProblem, t: np.ndarray, k: int, positive: bool) -> Li
     return Literal(input=int(ch), threshold=float(t[k]), positive=positive, offset=(int(dy), int(dx)))
 
 
+_SHARED: dict = {}  # the layer's problem, inherited by forked workers instead of pickled
+
+
+def _work(j: int) -> UnitRules:
+    sh = _SHARED
+    return search_unit(sh["problem"], j, sh["data"], betas=sh["betas"], order=sh["order"], backend=sh["backend"],
+                       small_n=sh["small_n"], pool_size=sh["pool_size"], where=sh["where"])
+
+
+def default_workers(backend: Backend) -> int:
+    """Processes for the per-unit search: the CPU cores for the numpy backend (units are
+    independent); 1 for torch, which threads (and owns a GPU) itself."""
+    import os
+
+    if getattr(backend, "name", "") != "numpy":
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
 def search_layer(problem: LayerProblem, *, betas: Sequence[float], order: str, backend: Backend,
-                 small_n: int = 3, pool_size: int = 16, where: str = "", progress: bool | None = None) -> tuple[UnitRules, ...]:
-    from tqdm.auto import tqdm
+                 small_n: int = 3, pool_size: int = 16, where: str = "", progress: bool | None = None,
+                 workers: int | None = None) -> tuple[UnitRules, ...]:
+    import multiprocessing
     import sys
 
-    base = problem.x >= problem.input_thresholds if problem.input_thresholds.ndim == 1 else None
+    from tqdm.auto import tqdm
+
+    data = _layer_data(problem, order)
     units = problem.weights.shape[0]
-    out = []
-    for j in tqdm(range(units), desc=f"search {where}".strip(), unit="unit", leave=False, file=sys.stderr,
-                  disable=(not progress) if progress is not None else (units < 8 or None)):
-        out.append(search_unit(problem, j, base, betas=betas, order=order, backend=backend, small_n=small_n,
-                               pool_size=pool_size, where=where))
+    workers = default_workers(backend) if workers is None else workers
+    bar = tqdm(total=units, desc=f"search {where}".strip(), unit="unit", leave=False, file=sys.stderr,
+               disable=(not progress) if progress is not None else (units < 8 or None))
+    _SHARED.update(problem=problem, data=data, betas=tuple(betas), order=order, backend=backend, small_n=small_n,
+                   pool_size=pool_size, where=where)
+    try:
+        if workers > 1 and units >= 4 and "fork" in multiprocessing.get_all_start_methods():
+            with multiprocessing.get_context("fork").Pool(min(workers, units)) as pool:
+                out = []
+                for u in pool.imap(_work, range(units)):
+                    out.append(u)
+                    bar.update(1)
+        else:
+            out = []
+            for j in range(units):
+                out.append(_work(j))
+                bar.update(1)
+    finally:
+        _SHARED.clear()
+        bar.close()
     return tuple(out)

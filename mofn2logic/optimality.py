@@ -54,7 +54,7 @@ def optimality(problem: LayerProblem, betas: Sequence[float], orders: Sequence[s
         y = problem.targets[:, j]
         best = optimal_losses(lits, y, problem.fan_in, betas)
         for o in orders:
-            u = search_unit(problem, j, None, betas=betas, order=o, backend=backend, small_n=small_n,
+            u = search_unit(problem, j, betas=betas, order=o, backend=backend, small_n=small_n,
                             pool_size=pool_size)
             for r, opt in zip(u.rules, best):
                 gaps[o].append(max(0.0, r.error + r.beta * r.complexity - opt))

@@ -2,11 +2,15 @@
 
 Literals are taken in a fixed order; c_N(e) counts the true literals among the first N on
 example e. "M of the first N" fires iff c_N(e) >= M, so the histograms of c_N split by target
-give the error of every (N, M) by cumulative sums. Within a run of M values with the same
-error only the first (for beta = 0 ties) and the cheapest (M = 0 and M = N + 1 have complexity
-0) can win, so the candidate table keeps, for each N: M = 0, every M in (lo_N, hi_N + 1], and
-M = N + 1 -- exactly the reference's optimum for every beta, with its tie-break (first in
-(N ascending, M ascending) order).
+give the error of every (N, M) by cumulative sums: err(M) = #neg + sum_{c < M} (pos_c - neg_c).
+
+Most (N, M) are then discarded exactly: M = 0 and M = N + 1 fire always / never with
+complexity 0, so (0, 0) and (0, 1) stand for all of them, and M <= lo_N or M > hi_N + 1 repeat
+an endpoint's error at no less complexity. Of the rest, a rule is kept only if its complexity
+is below that of every rule with strictly less error (a staircase over the integer error
+counts); the others are strictly dominated, so they are never on the Pareto front nor any
+beta's optimum. What survives holds every beta's optimum with the reference's tie-break
+(first in (N ascending, M ascending) order) and the whole front.
 """
 
 from __future__ import annotations
@@ -16,12 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from mofn2logic.backends import PrefixHistogram
-from mofn2logic.complexity import complexity
+from mofn2logic.complexity import complexity, denominator
 
 
 @dataclass(frozen=True, slots=True)
 class Candidates:
-    """Every candidate rule worth scoring, in (N, M) order: N literals of `order`, threshold M."""
+    """The candidate rules worth scoring, in (N, M) order: N literals of the order, threshold M."""
 
     n: np.ndarray
     m: np.ndarray
@@ -32,34 +36,40 @@ class Candidates:
 
 def candidates_from_histogram(h: PrefixHistogram, n_pos: int, n_neg: int, fan_in: int, where: str = "") -> Candidates:
     width = h.hi - h.lo + 1
-    n_max = len(width) - 1
-    big_ns = np.arange(n_max + 1)
-    extra = (h.hi + 1 < big_ns + 1).astype(np.int64)  # M = N + 1 not already the segment's last
-    sizes = 1 + width + extra
-    base = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    total = int(sizes.sum())
-    n_arr = np.repeat(big_ns, sizes)
-    m_arr = np.zeros(total, np.int64)
-    fp = np.zeros(total, np.int64)
-    fn = np.zeros(total, np.int64)
-    fp[base] = n_neg  # M = 0: always fires
-    # Segment: M = lo + 1 + k for k = 0..width-1; FN = positives with c < M, FP = negatives with c >= M.
-    seg = int(h.offsets[-1])
-    k = np.arange(seg) - np.repeat(h.offsets[:-1], width)
-    pos_at = np.repeat(base + 1, width) + k
-    cum_p = np.cumsum(h.pos)
-    cum_n = np.cumsum(h.neg)
-    start_p = np.repeat(np.concatenate([[0], cum_p])[h.offsets[:-1]], width)
-    start_n = np.repeat(np.concatenate([[0], cum_n])[h.offsets[:-1]], width)
-    m_arr[pos_at] = np.repeat(h.lo, width) + 1 + k
-    fn[pos_at] = cum_p - start_p
-    fp[pos_at] = n_neg - (cum_n - start_n)
-    ex = base[extra == 1] + sizes[extra == 1] - 1
-    m_arr[ex] = big_ns[extra == 1] + 1
-    fn[ex] = n_pos
-    errors = fp + fn
+    starts = h.offsets[:-1]
+    size = int(h.offsets[-1])
+    n_seg = len(width)
     e = n_pos + n_neg
-    return Candidates(n_arr, m_arr, errors, errors / e, complexity(n_arr, m_arr, fan_in, where))
+    cs = np.cumsum(h.pos - h.neg)
+    errors = cs - np.repeat(np.concatenate([[0], cs])[starts], width) + n_neg  # at M = lo_N + 1 .. hi_N + 1
+    # Seeds: each N's least error (first such M). Any rule with M <= N has complexity at least
+    # log(N) / den (M = 1 or M = N), so one whose error is above a seed's that is at most that
+    # complex is strictly dominated -- found before computing its own complexity.
+    seg_min = np.minimum.reduceat(errors, starts)
+    at_min = np.where(errors == np.repeat(seg_min, width), np.arange(size), size)
+    seed_pos = np.minimum.reduceat(at_min, starts)
+    seed_seg = np.arange(n_seg, dtype=np.int64)
+    seed_m = seed_pos - (starts - h.lo - 1)
+    seed_cx = complexity(seed_seg, seed_m, fan_in, where)
+    lowest = np.full(e + 1, np.inf)
+    np.minimum.at(lowest, errors[seed_pos], seed_cx)
+    lowest[n_neg] = 0.0  # (0, 0): always fires
+    lowest[n_pos] = 0.0  # (0, 1): never fires
+    below = np.concatenate([[np.inf], np.minimum.accumulate(lowest)[:-1]])  # least cx at strictly less error
+    lf = np.log(np.maximum(np.arange(n_seg, dtype=np.float64), 1.0)) / denominator(fan_in, where)
+    alive = np.flatnonzero(below[errors] > np.repeat(lf, width))
+    seg = np.searchsorted(starts, alive, side="right") - 1
+    m = alive - (starts - h.lo - 1)[seg]
+    errs = errors[alive]
+    cx = complexity(seg, m, fan_in, where)
+    np.minimum.at(lowest, errs, cx)
+    below = np.concatenate([[np.inf], np.minimum.accumulate(lowest)[:-1]])
+    keep = np.flatnonzero(cx < below[errs])
+    n_arr = np.concatenate([[0], seg[keep]])
+    m_arr = np.concatenate([[0], m[keep]])
+    errs = np.concatenate([[n_neg], errs[keep]])
+    cxs = np.concatenate([[0.0], cx[keep]])
+    return Candidates(n_arr, m_arr, errs, errs / e, cxs)
 
 
 def choose(c: Candidates, betas: tuple[float, ...]) -> list[int]:

@@ -98,13 +98,12 @@ def best_splits(x: np.ndarray, y: np.ndarray, n_classes: int | None = None,
     return thresholds, gains
 
 
-def literal_gain(lit: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """IG of boolean columns `lit` (E, k) with respect to binary `y` (E,)."""
-    lit = np.asarray(lit, dtype=bool)
+def literal_gain(lits_t: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """IG of boolean rows `lits_t` (k, E) (literal-major) with respect to binary `y` (E,)."""
     y = np.asarray(y, dtype=bool)
-    on_pos = (lit & y[:, None]).sum(0)
-    on_neg = (lit & ~y[:, None]).sum(0)
+    on_pos = lits_t[:, y].sum(1)
+    on_neg = lits_t[:, ~y].sum(1)
     pos, neg = int(y.sum()), int((~y).sum())
     on = np.stack([on_neg, on_pos], -1)
     off = np.stack([neg - on_neg, pos - on_pos], -1)
-    return np.nan_to_num(split_gain(on, off, xlogx_table(lit.shape[0])))
+    return np.nan_to_num(split_gain(on, off, xlogx_table(lits_t.shape[1])))

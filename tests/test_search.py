@@ -20,7 +20,7 @@ def _fast(x, t, w, y, backend=None):
     backend = backend or NumpyBackend()
     o = weight_order(w)
     lits = literal_matrix(x[:, o], t[o], w[o] < 0)
-    c = candidates_from_histogram(backend.prefix_histogram(np.ascontiguousarray(lits), y), int(y.sum()),
+    c = candidates_from_histogram(backend.prefix_histogram(np.ascontiguousarray(lits.T), y), int(y.sum()),
                                   int((~y).sum()), len(w))
     chosen = [(int(c.n[i]), int(c.m[i]), float(c.error[i]), float(c.complexity[i]), tuple(int(k) for k in o[: c.n[i]]))
               for i in choose(c, BETAS)]
