@@ -110,7 +110,8 @@ def extract(
             units = _search(layer, ex, heads, chain_inputs, n_classes, mode=mode, order=order, betas=betas,
                             backend=backend, small_n=small_n, pool_size=pool_size, progress=progress,
                             is_output=is_output)
-            out.append(_layer_rules(layer, units, mode, order, ex["n_examples"], conv_position))
+            out.append(_layer_rules(layer, units, mode, order, ex["n_examples"], conv_position,
+                                    _steps_between(network, i), acts))
         prev_heads = heads
     prov = {
         "package": "mofn2logic", "version": __version__, **(provenance or {}),
@@ -297,15 +298,22 @@ def _search(layer, ex, heads, chain_inputs, n_classes, *, mode, order, betas, ba
     return tuple(units)
 
 
-def _layer_rules(layer: Layer, units, mode, order, n_examples, position) -> LayerRules:
+def _layer_rules(layer: Layer, units, mode, order, n_examples, position, steps, acts) -> LayerRules:
     conv = None
     if layer.conv is not None:
         c = layer.conv
         conv = ConvInfo(c.kernel, c.strides, c.pads, c.dilations, c.groups, position)
     return LayerRules(name=layer.name, kind=layer.kind, mode=mode, order=order, activation=layer.activation,
                       fan_in=layer.fan_in, input_tensor=layer.input, output_tensor=layer.output,
-                      input_shape=tuple(layer.input_shape), output_shape=tuple(layer.output_shape),
-                      n_examples=int(n_examples), units=tuple(units), conv=conv)
+                      input_shape=tuple(int(d) for d in np.asarray(acts[layer.input]).shape[1:]),
+                      output_shape=tuple(int(d) for d in np.asarray(acts[layer.output]).shape[1:]),
+                      n_examples=int(n_examples), units=tuple(units), conv=conv,
+                      steps=tuple((s.op, json.dumps({k: _plain(v) for k, v in s.attrs}, sort_keys=True))
+                                  for s in steps))
+
+
+def _plain(v):
+    return list(v) if isinstance(v, tuple) else v
 
 
 def summarize(rs: RuleSet) -> list[dict[str, object]]:

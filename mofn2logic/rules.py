@@ -10,14 +10,17 @@ Format (version 1)::
                  "units": [{"unit", "threshold",
                             "rules": [{"beta", "n", "m", "error", "complexity", "method",
                                        "literals": [{"input", "threshold", "positive"[, "offset"]}]}],
-                            "front": [{"n", "m", "error", "complexity"}]}]}]}
+                            "front": [{"n", "m", "error", "complexity"}]}],
+                 "steps": [{"op", ...attributes}]}]}
 
 Layers are in network order. A unit's ``threshold`` is its head split (null for the output
 layer, whose targets are the one-hot argmax). A dense literal's ``input`` is the input unit;
 a convolution's is the input channel, with ``offset`` [dy, dx]: the input position is
 (oy * stride_y + dy, ox * stride_x + dx) for output position (oy, ox). ``method`` says which
 search found the rule (weight, std, gain or small). ``front`` is the unit's Pareto front of
-(complexity, error) over the candidates of the chosen ordering(s).
+(complexity, error) over the candidates of the chosen ordering(s). ``steps`` are the
+non-parametric operations (maxpool, flatten, reshape, transpose, ...) between the previous
+layer's output and this layer's input; shapes are per sample, as harvested.
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ class LayerRules:
     n_examples: int
     units: tuple[UnitRules, ...]
     conv: ConvInfo | None = None
+    steps: tuple[tuple[str, str], ...] = ()  # (op, attrs as JSON) between the previous layer and this one
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +144,9 @@ def to_dict(rs: RuleSet) -> dict[str, Any]:
         return {"name": la.name, "kind": la.kind, "mode": la.mode, "order": la.order, "activation": la.activation,
                 "fan_in": la.fan_in, "input_tensor": la.input_tensor, "output_tensor": la.output_tensor,
                 "input_shape": list(la.input_shape), "output_shape": list(la.output_shape),
-                "n_examples": la.n_examples, "conv": conv, "units": [unit(u) for u in la.units]}
+                "n_examples": la.n_examples, "conv": conv,
+                "steps": [{"op": op, **json.loads(attrs)} for op, attrs in la.steps],
+                "units": [unit(u) for u in la.units]}
 
     return {"format": FORMAT, "version": VERSION, "provenance": json.loads(rs.provenance),
             "betas": list(rs.betas), "layers": [layer(la) for la in rs.layers]}
@@ -175,6 +181,8 @@ def from_dict(d: dict[str, Any], source: str = "rules") -> RuleSet:
                 fan_in=int(la["fan_in"]), input_tensor=la["input_tensor"], output_tensor=la["output_tensor"],
                 input_shape=tuple(la["input_shape"]), output_shape=tuple(la["output_shape"]),
                 n_examples=int(la["n_examples"]), units=units,
+                steps=tuple((st["op"], json.dumps({k: v for k, v in st.items() if k != "op"}, sort_keys=True))
+                            for st in la.get("steps", [])),
                 conv=None if conv is None else ConvInfo(tuple(conv["kernel"]), tuple(conv["strides"]), tuple(conv["pads"]),
                                                         tuple(conv["dilations"]), int(conv["groups"]), conv["position"])))
     except (KeyError, TypeError, ValueError) as e:

@@ -1,0 +1,95 @@
+"""The reference engine: the program evaluated with numpy, block by block, on all samples at once."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mofn2logic.errors import ProgramError
+from mofn2logic.program import IndexLayer, PoolLayer, Program, RuleLayer, pad_truth
+
+
+def input_atoms(program: Program, x: np.ndarray) -> np.ndarray:
+    """Threshold tests on the cut tensor, (E, *shape) bool; untested inputs are false."""
+    inp = program.input
+    x = np.asarray(x).reshape((x.shape[0], *inp.shape))
+    out = np.zeros(x.shape, bool)
+    for idx, t in inp.tests:
+        if inp.per_channel:
+            out[:, idx] = x[:, idx] >= t
+        else:
+            flat = out.reshape(len(x), -1)
+            flat[:, idx] = x.reshape(len(x), -1)[:, idx] >= t
+    return out
+
+
+def run(program: Program, x: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """(atoms per block, (E, *shape) bool), class margins (E, K) and the chosen class (E,)."""
+    atoms: dict[str, np.ndarray] = {"": input_atoms(program, x)}
+    e = x.shape[0]
+    for b in program.blocks:
+        src = atoms[b.source]
+        if isinstance(b, IndexLayer):
+            atoms[b.name] = src.reshape(e, -1)[:, np.asarray(b.index)].reshape((e, *b.shape))
+        elif isinstance(b, PoolLayer):
+            atoms[b.name] = _pool(src, b)
+        elif b.kind == "dense":
+            atoms[b.name] = _dense(src.reshape(e, -1), b)[0]
+        else:
+            atoms[b.name] = _conv(program, src, b)
+    out = program.output
+    counts, m, n = _dense(atoms[out.source].reshape(e, -1), out)[1:]
+    margins = (counts - m) / np.maximum(n, 1)
+    return atoms, margins, np.argmax(margins, axis=1)  # argmax: first (lowest) class on ties
+
+
+def _dense(src: np.ndarray, b: RuleLayer):
+    """Atoms, literal counts, M and N per unit (units without a rule: never fire)."""
+    e = src.shape[0]
+    units = b.shape[0]
+    pos = np.zeros((src.shape[1], units), np.int32)
+    neg = np.zeros_like(pos)
+    m = np.full(units, 1, np.int64)
+    n = np.zeros(units, np.int64)
+    for r in b.rules:
+        for li in r.lits:
+            (pos if li.positive else neg)[li.src, r.unit] += 1
+        m[r.unit], n[r.unit] = r.m, r.n
+    s = src.astype(np.int32)
+    counts = s @ pos + (1 - s) @ neg
+    return counts >= m, counts, np.broadcast_to(m, (e, units)), np.broadcast_to(n, (e, units))
+
+
+def _conv(program: Program, src: np.ndarray, b: RuleLayer) -> np.ndarray:
+    e = src.shape[0]
+    if src.ndim != 4:
+        raise ProgramError(f"conv block {b.name!r} reads {b.source!r}, which is not a (channels, height, width) block")
+    c_out, oh, ow = b.shape
+    sy, sx = b.stride
+    out = np.zeros((e, c_out, oh, ow), bool)
+    h, w = src.shape[2], src.shape[3]
+    for r in b.rules:
+        count = np.zeros((e, oh, ow), np.int32)
+        for li in r.lits:
+            dy, dx = li.offset
+            rows = np.arange(oh) * sy + dy
+            cols = np.arange(ow) * sx + dx
+            inside = ((rows >= 0) & (rows < h))[:, None] & ((cols >= 0) & (cols < w))[None, :]
+            vals = src[:, li.src][:, np.clip(rows, 0, h - 1)][:, :, np.clip(cols, 0, w - 1)]
+            vals = np.where(inside, vals, pad_truth(program, b.source, li.src))
+            count += vals if li.positive else ~vals
+        out[:, r.unit] = count >= r.m
+    return out
+
+
+def _pool(src: np.ndarray, b: PoolLayer) -> np.ndarray:
+    e, c, h, w = src.shape
+    _, oh, ow = b.shape
+    out = np.zeros((e, c, oh, ow), bool)
+    for ky in range(b.kernel[0]):
+        for kx in range(b.kernel[1]):
+            rows = np.arange(oh) * b.stride[0] - b.pads[0] + ky * b.dilation[0]
+            cols = np.arange(ow) * b.stride[1] - b.pads[1] + kx * b.dilation[1]
+            inside = ((rows >= 0) & (rows < h))[:, None] & ((cols >= 0) & (cols < w))[None, :]
+            vals = src[:, :, np.clip(rows, 0, h - 1)][:, :, :, np.clip(cols, 0, w - 1)]
+            out |= vals & inside  # padding never wins a max
+    return out

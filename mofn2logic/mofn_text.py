@@ -1,0 +1,199 @@
+"""The .mofn text form of a program: `format_program` and `parse_program` are exact inverses.
+
+The grammar is `grammars/mofn.lark` (LALR), loaded from the package. Names are single-quoted
+with backslash escapes, so a name from an ONNX file can be anything; floats are written with
+`repr`, so they read back bit for bit.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+from lark import Lark, Transformer, UnexpectedInput
+
+from mofn2logic.errors import InputFileError, RuleSyntaxError
+from mofn2logic.program import IndexLayer, InputLayer, Lit, MofN, PoolLayer, Program, RuleLayer
+
+VERSION = 1
+_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_UNESCAPES = {"\\": "\\", "'": "'", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def quote(name: str) -> str:
+    out = []
+    for ch in name:
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ord(ch) < 32 or ord(ch) == 127:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return "'" + "".join(out) + "'"
+
+
+def unquote(token: str) -> str:
+    body, out, i = token[1:-1], [], 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\":
+            nxt = body[i + 1]
+            if nxt == "x":
+                out.append(chr(int(body[i + 2:i + 4], 16)))
+                i += 4
+                continue
+            out.append(_UNESCAPES.get(nxt, nxt))
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _ints(values) -> str:
+    return "[" + ", ".join(str(int(v)) for v in values) + "]"
+
+
+def _num(v: float) -> str:
+    return repr(float(v))
+
+
+def _source(s: str) -> str:
+    return "input" if s == "" else quote(s)
+
+
+def _lit(li: Lit) -> str:
+    text = ("" if li.positive else "~") + str(li.src)
+    if li.offset is not None:
+        text += f"@({li.offset[0]},{li.offset[1]})"
+    return text
+
+
+def format_program(p: Program) -> str:
+    lines = [f"mofn2logic program {VERSION}", f"name {quote(p.name)}", f"decision {p.decision}"]
+    inp = p.input
+    lines.append(f"input {quote(inp.tensor)} shape {_ints(inp.shape)} per {'channel' if inp.per_channel else 'unit'}")
+    lines += [f"  {i} >= {_num(t)}" for i, t in inp.tests]
+    for b in p.blocks:
+        if isinstance(b, RuleLayer):
+            head = f"{b.kind} {quote(b.name)} from {_source(b.source)} shape {_ints(b.shape)}"
+            lines.append(head + (f" stride {_ints(b.stride)}" if b.kind == "conv" else ""))
+            for r in b.rules:
+                thr = "" if r.threshold is None else f" >= {_num(r.threshold)}"
+                lines.append(f"  {r.unit}{thr} :- {r.m} of [{', '.join(_lit(li) for li in r.lits)}]")
+        elif isinstance(b, PoolLayer):
+            lines.append(f"pool {quote(b.name)} from {_source(b.source)} shape {_ints(b.shape)} kernel {_ints(b.kernel)} "
+                         f"stride {_ints(b.stride)} pad {_ints(b.pads)} dilation {_ints(b.dilation)}")
+        else:
+            lines.append(f"index {quote(b.name)} from {_source(b.source)} shape {_ints(b.shape)} map {_ints(b.index)}")
+    return "\n".join(lines) + "\n"
+
+
+class _ToIR(Transformer):
+    """Parse tree -> program IR; one method per grammar rule."""
+
+    def INT(self, t):
+        return int(t)
+
+    SIGNED_INT = INT
+
+    def NUMBER(self, t):
+        return float(t)
+
+    def STRING(self, t):
+        return unquote(str(t))
+
+    def ints(self, items):
+        return tuple(i for i in items if i is not None)
+
+    def header(self, items):
+        version, name, decision = items
+        if version != VERSION:
+            raise RuleSyntaxError(f"program format version {version}; this mofn2logic reads {VERSION}")
+        return name, str(decision)
+
+    def test(self, items):
+        return (items[0], items[1])
+
+    def input(self, items):
+        tensor, shape, grain, *tests = items
+        return InputLayer(tensor, shape, str(grain) == "channel", tuple(tests))
+
+    def named_source(self, items):
+        return items[0]
+
+    def input_source(self, _):
+        return ""
+
+    def offset(self, items):
+        return (items[0], items[1])
+
+    def lit(self, items):
+        neg = len(items) > 0 and getattr(items[0], "type", None) == "NOT"
+        rest = items[1:] if neg else items
+        return Lit(rest[0], not neg, rest[1] if len(rest) > 1 else None)
+
+    def head(self, items):
+        return items[0] if items else None
+
+    def rule(self, items):
+        unit, threshold, m, *lits = items
+        return MofN(unit, m, tuple(li for li in lits if li is not None), threshold)
+
+    def dense(self, items):
+        name, source, shape, *rules = items
+        return RuleLayer(name, "dense", source, shape, tuple(rules))
+
+    def conv(self, items):
+        name, source, shape, stride, *rules = items
+        return RuleLayer(name, "conv", source, shape, tuple(rules), stride)
+
+    def pool(self, items):
+        name, source, shape, kernel, stride, pads, dilation = items
+        return PoolLayer(name, source, shape, kernel, stride, pads, dilation)
+
+    def index(self, items):
+        name, source, shape, index = items
+        return IndexLayer(name, source, shape, index)
+
+    def start(self, items):
+        (name, decision), inp, *blocks = items
+        return Program(name, inp, tuple(blocks), decision)
+
+
+@functools.lru_cache(maxsize=None)
+def _parser() -> Lark:
+    return Lark.open_from_package("mofn2logic.grammars", "mofn.lark", parser="lalr", maybe_placeholders=True)
+
+
+def parse_program(text: str, source: str = "<text>") -> Program:
+    try:
+        tree = _parser().parse(text)
+    except UnexpectedInput as e:
+        context = e.get_context(text).rstrip("\n")
+        raise RuleSyntaxError(f"{source}:{e.line}:{e.column}: syntax error\n{context}") from e
+    try:
+        program = _ToIR().transform(tree)
+    except Exception as e:  # lark wraps errors raised in callbacks
+        inner = getattr(e, "orig_exc", e)
+        if isinstance(inner, RuleSyntaxError):
+            raise RuleSyntaxError(f"{source}: {inner}") from e
+        raise
+    from mofn2logic.check import check_program
+
+    check_program(program, source)
+    return program
+
+
+def read_program(path: str | os.PathLike[str]) -> Program:
+    try:
+        text = open(path, encoding="utf-8").read()
+    except FileNotFoundError as e:
+        raise InputFileError(f"program file {str(path)!r} does not exist") from e
+    return parse_program(text, source=str(path))
+
+
+def write_program(p: Program, path: str | os.PathLike[str]) -> None:
+    from mofn2logic.io_util import write_text_atomic
+
+    write_text_atomic(path, format_program(p))
