@@ -197,6 +197,97 @@ def cmd_optimality(args: argparse.Namespace) -> int:
     return 0
 
 
+@command
+def cmd_compile(args: argparse.Namespace) -> int:
+    from mofn2logic.compile import compile_program
+    from mofn2logic.io_util import check_output_path
+    from mofn2logic.mofn_text import write_program
+    from mofn2logic.rules import read_rules
+
+    check_output_path(args.output)
+    rs = read_rules(args.rules)
+    beta = None if args.beta is None else _parse_betas(args.beta)[0]
+    program = compile_program(rs, cut=args.cut, beta=beta)
+    write_program(program, args.output)
+    sizes = ", ".join(f"{b.name}: {len(b.rules)}" for b in program.rule_layers())
+    print(f"program from {program.blocks[0].name!r} to the output: {len(program.input.tests)} input tests; "
+          f"rules per layer {sizes} -> {args.output}")
+    return 0
+
+
+def load_program(path: str):
+    from mofn2logic.errors import Mofn2LogicError  # noqa: F401
+    from mofn2logic.mofn_text import read_program
+
+    if str(path).endswith(".pl"):
+        from mofn2logic.exporters.prolog_import import read_prolog
+
+        return read_prolog(path)
+    return read_program(path)
+
+
+@command
+def cmd_export(args: argparse.Namespace) -> int:
+    from mofn2logic.io_util import check_output_path, write_text_atomic
+
+    check_output_path(args.output)
+    program = load_program(args.program)
+    if args.to == "prolog":
+        from mofn2logic.exporters.prolog import to_prolog
+
+        text = to_prolog(program)
+    elif args.to == "sympy":
+        from mofn2logic.exporters.sympy_expr import to_sympy
+
+        text = to_sympy(program)
+    else:
+        from mofn2logic.exporters.dot import render_svg, to_dot
+
+        text = to_dot(program, max_units=args.max_units)
+        if args.to == "svg":
+            text = render_svg(text)
+    write_text_atomic(args.output, text)
+    print(f"wrote {args.to} -> {args.output}")
+    return 0
+
+
+@command
+def cmd_verify(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from mofn2logic.data import read_array
+    from mofn2logic.errors import DataError
+    from mofn2logic.verify import ENGINES, verify
+
+    program = load_program(args.program)
+    engines = list(ENGINES) if args.engine == "all" else [args.engine]
+    if "prolog" in engines:
+        from mofn2logic.engine_prolog import swipl
+
+        swipl()  # fail before the work when SWI-Prolog is missing
+    net, acts = _harvest_for(args)
+    labels = None
+    if args.labels:
+        labels = np.asarray(read_array(args.labels, args.labels_key)).reshape(-1)
+        if len(labels) != acts.n_samples:
+            raise DataError(f"labels {args.labels!r} have {len(labels)} entries; the data has {acts.n_samples} samples")
+    report = verify(program, net, acts, labels=labels, engines=engines)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{report['n_samples']} samples; class fidelity to the network {report['fidelity']:.4f}"
+          + (f"; accuracy {report['accuracy']:.4f} (network {report['network_accuracy']:.4f})" if labels is not None else ""))
+    for name, r in report["engines"].items():
+        print(f"  engine {name:<7} fidelity {r['fidelity']:.4f}  ({r['seconds']:.2f} s)")
+    if len(engines) > 1:
+        print(f"  engines agree on every class and atom: {'yes' if report['engines_agree'] else 'NO'}")
+    for la in report["layers"]:
+        if la["agreement"] is not None:
+            print(f"  layer {la['name']}: {la['units']} rules, unit agreement {la['agreement']:.4f} "
+                  f"(worst unit {la['min_agreement']:.4f})")
+    return 0
+
+
 def _providers(args: argparse.Namespace) -> list[str] | None:
     return [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
 
@@ -209,6 +300,12 @@ EXAMPLES = {
                "  mofn2logic extract model.onnx --data d.npz --key images -o rules.json --layers fc2 --mode paper "
                "--order best --beta 0,0.2,1",
     "optimality": "example:\n  mofn2logic optimality model.onnx --data images.npy",
+    "compile": "examples:\n  mofn2logic compile rules.json -o program.mofn                 # the full symbolic replica\n"
+               "  mofn2logic compile rules.json --cut fc2 --beta 0.2 -o softmax.mofn  # explain the softmax layer",
+    "export": "examples:\n  mofn2logic export program.mofn --to prolog -o program.pl\n"
+              "  mofn2logic export program.mofn --to svg -o rules.svg",
+    "verify": "examples:\n  mofn2logic verify program.mofn model.onnx --data x.npy --labels y.npy --engine all\n"
+              "  mofn2logic verify program.pl model.onnx --data x.npy --engine prolog --json",
     "harvest": "example:\n  mofn2logic harvest model.onnx --data images.npy -o acts.npz --batch-size 512",
 }
 
@@ -246,6 +343,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--max-inputs", type=int, default=12, help="largest fan-in searched exhaustively (default 12)")
     s.add_argument("--json", action="store_true")
+
+    s = add("compile", "Compile a chain-mode rule set into a layered logic program (.mofn).")
+    s.add_argument("rules", help="rules.json from 'mofn2logic extract --mode chain'")
+    s.add_argument("--cut", default=None, help="the first layer whose rules the program contains (default: the first)")
+    s.add_argument("--beta", default=None, help="which beta's rules (default: the smallest in the rule set)")
+    s.add_argument("-o", "--output", required=True, help="output .mofn file")
+
+    s = add("export", "Export a program (.mofn, or an exported .pl) to Prolog, SymPy, DOT or SVG.")
+    s.add_argument("program", help="program file (.mofn or .pl)")
+    s.add_argument("--to", choices=("prolog", "sympy", "dot", "svg"), required=True)
+    s.add_argument("-o", "--output", required=True, help="output file")
+    s.add_argument("--max-units", type=int, default=24, help="DOT: atoms shown per layer before summarising")
+
+    s = add("verify", "Run a program and the network on the same data: fidelity, unit agreement, engines.")
+    s.add_argument("program", help="program file (.mofn or .pl)")
+    s.add_argument("model", help="the ONNX model the rules came from")
+    _data_args(s)
+    s.add_argument("--labels", default=None, help="true labels (.npy, .npz, .csv) for accuracy")
+    s.add_argument("--labels-key", default=None, help="array name inside a labels .npz")
+    s.add_argument("--engine", choices=("python", "sympy", "prolog", "all"), default="python")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
 
     s = add("demo", "Run the main job on the embedded default model (what `make demo` does).")
     s.add_argument("-o", "--output", default="demo-out", help="output folder (default demo-out)")
@@ -287,6 +405,10 @@ def _data_args(s: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import signal
+
+    if hasattr(signal, "SIGPIPE") and argv is None:  # `mofn2logic ... | head` ends quietly
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:
