@@ -59,7 +59,7 @@ class PrologPrinter(Printer):
         self.number = {b.name: k + 1 for k, b in enumerate(p.blocks)}
         self.number[""] = 0
         lines = [
-            f"% {p.name or 'program'}: an M-of-N logic program exported by mofn2logic for SWI-Prolog.",
+            f"% {quote_atom(p.name)}: an M-of-N logic program exported by mofn2logic for SWI-Prolog.",
             "% predict(Sample, Class), explain(Sample, Class, Proof), classify_file(File, Mode).",
             ":- encoding(utf8).",
             ":- dynamic x/2.",

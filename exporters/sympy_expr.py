@@ -103,6 +103,7 @@ class SympyPrinter(Printer):
             "# input tests are keyed ('', index) (per channel when `per_channel`). Symbol a<K>_<i> is atom i of",
             "# block K in `blocks` (0: the input tests); a conv literal a<K>_<c>_<dy>_<dx> (m = minus).",
             "from sympy import *  # noqa: F401,F403",
+            "from sympy.functions.elementary.piecewise import ExprCondPair  # noqa: F401  (srepr of Piecewise)",
             f"per_channel = {p.input.per_channel!r}",
             f"blocks = {{{', '.join(f'{v}: {k!r}' for k, v in block_numbers(p).items() if v)}}}",
             "inputs = {",

@@ -161,6 +161,14 @@ class _ToIR(Transformer):
         return Program(name, inp, tuple(blocks), decision)
 
 
+def _found(e: UnexpectedInput, text: str) -> str:
+    token = getattr(e, "token", None)
+    if token is not None and str(token):
+        return repr(str(token)[:20])
+    pos = getattr(e, "pos_in_stream", None)
+    return repr(text[pos:pos + 1]) if pos is not None and pos < len(text) else "the end of the text"
+
+
 @functools.lru_cache(maxsize=None)
 def _parser() -> Lark:
     return Lark.open_from_package("mofn2logic.grammars", "mofn.lark", parser="lalr", maybe_placeholders=True)
@@ -171,7 +179,7 @@ def parse_program(text: str, source: str = "<text>") -> Program:
         tree = _parser().parse(text)
     except UnexpectedInput as e:
         context = e.get_context(text).rstrip("\n")
-        raise RuleSyntaxError(f"{source}:{e.line}:{e.column}: syntax error\n{context}") from e
+        raise RuleSyntaxError(f"{source}:{e.line}:{e.column}: syntax error at {_found(e, text)}\n{context}") from e
     try:
         program = _ToIR().transform(tree)
     except Exception as e:  # lark wraps errors raised in callbacks

@@ -55,3 +55,19 @@ def digits() -> dict[str, np.ndarray]:
 
     with np.load(mofn2logic.default_data_path()) as z:
         return {k: z[k] for k in z.files}
+
+
+@pytest.fixture(scope="session")
+def default_acts(default_model, digits):
+    import mofn2logic as M
+
+    net = M.import_network(default_model)
+    return net, M.harvest(net, default_model, M.check_data(digits["images"], net.input_shape, net.dtype))
+
+
+@pytest.fixture(scope="session")
+def default_rules(default_acts):
+    from mofn2logic.extract import extract
+
+    net, acts = default_acts
+    return extract(net, acts, betas=(0.0, 0.2, 1.0), device="cpu")
