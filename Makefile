@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # GPU users: see README, "GPU".
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.mofn2logic-installed
-SYSTEM_TOOLS := swipl:swi-prolog-nox dot:graphviz
+SYSTEM_TOOLS := swipl:swi-prolog-nox dot:graphviz chromium:chromium
 
 .PHONY: demo test setup system clean bench gpu
 

@@ -78,7 +78,7 @@ def bench_paper_layer(e: int, n: int, u: int) -> None:
     """The reference's whole job on one layer: per-(input, target) splits, then the search."""
     from plain_method import plain_split
 
-    from mofn2logic.extract import _paper_input_thresholds
+    from mofn2logic.extraction import _paper_input_thresholds
 
     p0 = layer(e, n, u)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from mofn2logic.api import compile, extract, run, verify  # noqa: A004
 from mofn2logic.cli import default_data_path, default_model_path
 from mofn2logic.data import check_data, load_data, read_array
 from mofn2logic.errors import (
@@ -27,9 +28,14 @@ from mofn2logic.errors import (
 from mofn2logic.harvest import Activations, harvest
 from mofn2logic.network import ConvAttrs, Layer, Network, Step
 from mofn2logic.onnx_import import import_network
+from mofn2logic.program import Program
+from mofn2logic.rules import RuleSet
 
 __all__ = [
+    # the pipeline
+    "extract", "compile", "verify", "run",
     # networks
+    "RuleSet", "Program",
     "import_network", "Network", "Layer", "Step", "ConvAttrs", "default_model_path",
     # data and activations
     "read_array", "check_data", "load_data", "harvest", "Activations", "default_data_path",

@@ -94,6 +94,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+@command
+def cmd_run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from mofn2logic.data import load_data, read_array
+    from mofn2logic.errors import DataError
+    from mofn2logic.onnx_import import import_network
+    from mofn2logic.pipeline import run_pipeline
+
+    net = import_network(args.model)
+    x = load_data(args.data, net.input_shape, net.dtype, key=args.key)
+    labels = None
+    if args.labels:
+        labels = np.asarray(read_array(args.labels, args.labels_key)).reshape(-1)
+        if len(labels) != len(x):
+            raise DataError(f"labels {args.labels!r} have {len(labels)} entries; the data has {len(x)} samples")
+        labels = labels.astype(np.int64)
+    if not 0 <= args.holdout < 1:
+        raise DataError(f"--holdout must be in [0, 1), got {args.holdout}")
+    summary = run_pipeline(args.model, x, labels, args.output, holdout=args.holdout, seed=args.seed, order=args.order,
+                           betas=_parse_betas(args.beta), beta=_parse_betas(args.program_beta)[0], device=args.device,
+                           paper_mode=not args.no_paper,
+                           provenance={"model": Path(args.model).name, "model_sha256": _sha256(args.model),
+                                       "data": Path(args.data).name, "data_sha256": _sha256(args.data)},
+                           log=print)
+    _print_run_summary(summary, args.output)
+    return 0
+
+
 def _print_run_summary(summary: dict, outdir: str) -> None:
     print("== cut table (held-out): cut layer -> end-to-end class fidelity, literals")
     for c in summary["cuts"]:
@@ -102,7 +131,8 @@ def _print_run_summary(summary: dict, outdir: str) -> None:
         agree = "agree" if chk["engines_agree"] else "DISAGREE"
         print(f"== {label} program verified: fidelity {chk['fidelity']:.4f} with engines "
               f"{', '.join(chk['engines'])} ({agree})")
-    print(f"== outputs in {outdir}/: rules.json, program_*.mofn, softmax.pl, softmax.svg, replica.pl, summary.json "
+    print(f"== outputs in {outdir}/: report.html, report.md, rules.json, program_*.mofn, softmax.pl, softmax.svg, "
+          "replica.pl, summary.json "
           f"({summary['timings']['total']:.1f} s)")
 
 
@@ -117,7 +147,7 @@ def _sha256(path: str | Path) -> str:
 
 
 def _parse_betas(text: str) -> list[float]:
-    from mofn2logic.extract import check_betas
+    from mofn2logic.extraction import check_betas
 
     return list(check_betas([b.strip() for b in text.split(",") if b.strip()] or [text]))
 
@@ -135,7 +165,7 @@ def _harvest_for(args: argparse.Namespace):
 
 
 def print_summary(rs, file=None) -> None:
-    from mofn2logic.extract import summarize
+    from mofn2logic.extraction import summarize
 
     rows = summarize(rs)
     for la in rs.layers:
@@ -150,7 +180,7 @@ def print_summary(rs, file=None) -> None:
 
 @command
 def cmd_extract(args: argparse.Namespace) -> int:
-    from mofn2logic.extract import extract
+    from mofn2logic.extraction import extract
     from mofn2logic.io_util import check_output_path
     from mofn2logic.rules import write_rules
 
@@ -175,7 +205,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 @command
 def cmd_optimality(args: argparse.Namespace) -> int:
-    from mofn2logic.extract import optimality_report
+    from mofn2logic.extraction import optimality_report
 
     net, acts = _harvest_for(args)
     report = optimality_report(net, acts, mode=args.mode, betas=_parse_betas(args.beta), seed=args.seed,
@@ -195,7 +225,7 @@ def cmd_optimality(args: argparse.Namespace) -> int:
 
 @command
 def cmd_compile(args: argparse.Namespace) -> int:
-    from mofn2logic.compile import compile_program
+    from mofn2logic.compiler import compile_program
     from mofn2logic.io_util import check_output_path
     from mofn2logic.mofn_text import write_program
     from mofn2logic.rules import read_rules
@@ -253,7 +283,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     from mofn2logic.data import read_array
     from mofn2logic.errors import DataError
-    from mofn2logic.verify import ENGINES, verify
+    from mofn2logic.verification import ENGINES, verify
 
     program = load_program(args.program)
     engines = list(ENGINES) if args.engine == "all" else [args.engine]
@@ -302,6 +332,8 @@ EXAMPLES = {
               "  mofn2logic export program.mofn --to svg -o rules.svg",
     "verify": "examples:\n  mofn2logic verify program.mofn model.onnx --data x.npy --labels y.npy --engine all\n"
               "  mofn2logic verify program.pl model.onnx --data x.npy --engine prolog --json",
+    "run": "example:\n  mofn2logic run model.onnx --data x.npy --labels y.npy -o out/   # then open out/report.html",
+    "demo": "example:\n  mofn2logic demo -o demo-out    # what `make demo` runs; open demo-out/report.html",
     "harvest": "example:\n  mofn2logic harvest model.onnx --data images.npy -o acts.npz --batch-size 512",
 }
 
@@ -360,6 +392,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--labels-key", default=None, help="array name inside a labels .npz")
     s.add_argument("--engine", choices=("python", "sympy", "prolog", "all"), default="python")
     s.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    s = add("run", "The whole pipeline: rules, programs, Prolog/SymPy/DOT exports, checks and an HTML report.")
+    s.add_argument("model", help="ONNX model file")
+    _data_args(s)
+    s.add_argument("--labels", default=None, help="true labels (.npy, .npz, .csv) for accuracy")
+    s.add_argument("--labels-key", default=None, help="array name inside a labels .npz")
+    s.add_argument("-o", "--output", required=True, help="output folder")
+    s.add_argument("--holdout", type=float, default=0.2, help="share of samples held out for fidelity (default 0.2)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--order", choices=("weight", "std", "gain", "best"), default="best")
+    s.add_argument("--beta", default="0,0.1,0.2,1,5,1000", help="betas of the trade-off curves")
+    s.add_argument("--program-beta", default="0", help="beta whose rules the programs use (default 0)")
+    s.add_argument("--device", choices=("auto", "cpu", "cuda", "torch"), default="auto")
+    s.add_argument("--no-paper", action="store_true", help="skip the paper-mode extraction")
 
     s = add("demo", "Run the main job on the embedded default model (what `make demo` does).")
     s.add_argument("-o", "--output", default="demo-out", help="output folder (default demo-out)")

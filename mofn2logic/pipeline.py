@@ -10,15 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from mofn2logic.compile import compile_program
+from mofn2logic.compiler import compile_program
 from mofn2logic.errors import DataError, ToolMissingError
-from mofn2logic.extract import DEFAULT_BETAS, extract, summarize
+from mofn2logic.extraction import DEFAULT_BETAS, extract, summarize
 from mofn2logic.harvest import harvest
 from mofn2logic.io_util import write_text_atomic
 from mofn2logic.mofn_text import write_program
 from mofn2logic.onnx_import import import_network
 from mofn2logic.rules import write_rules
-from mofn2logic.verify import verify
+from mofn2logic.verification import verify
 
 
 def _say(log, msg: str) -> None:
@@ -120,6 +120,9 @@ def run_pipeline(model: str | os.PathLike[str], x: np.ndarray, labels: np.ndarra
         "cuts": cuts, "checks": checks, "timings": {k: round(v, 3) for k, v in timings.items()},
     }
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=1) + "\n")
+    from mofn2logic.report import write_report
+
+    write_report(out, summary, chain, paper)
     return summary
 
 

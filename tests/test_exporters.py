@@ -10,7 +10,7 @@ import sympy
 
 from conftest import require_tool
 from mofn2logic import engine_python, engine_sympy
-from mofn2logic.compile import compile_program
+from mofn2logic.compiler import compile_program
 from mofn2logic.engine_prolog import run as prolog_run
 from mofn2logic.exporters.dot import render_svg, to_dot
 from mofn2logic.exporters.prolog import number, quote_atom, to_prolog
@@ -129,7 +129,7 @@ def test_engines_agree_on_random_programs(seed):
 
 def test_engines_agree_on_the_demo_model(default_rules, default_acts):
     require_tool("swipl")
-    from mofn2logic.verify import verify
+    from mofn2logic.verification import verify
 
     net, acts = default_acts
     sub = {k: np.asarray(v)[:150] for k, v in acts.items()}

@@ -12,7 +12,7 @@ import onnx_models
 from mofn2logic import check_data, harvest, import_network
 from mofn2logic.cli import main
 from mofn2logic.errors import SearchError
-from mofn2logic.extract import extract, predicted_class, propagate_thresholds
+from mofn2logic.extraction import extract, predicted_class, propagate_thresholds
 from mofn2logic.rules import dumps, from_dict, read_rules
 from plain_method import plain_search, plain_split
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mofn2logic.compile import compile_program
+from mofn2logic.compiler import compile_program
 from mofn2logic.errors import ProgramError, RuleSyntaxError
 from mofn2logic.mofn_text import format_program, parse_program
 from mofn2logic.program import IndexLayer, InputLayer, Lit, MofN, Program, RuleLayer
@@ -116,7 +116,7 @@ def test_compile_errors(default_rules):
 
 def test_compile_refuses_paper_mode(default_model, digits):
     import mofn2logic as M
-    from mofn2logic.extract import extract
+    from mofn2logic.extraction import extract
 
     net = M.import_network(default_model)
     acts = M.harvest(net, default_model, M.check_data(digits["images"][:200], net.input_shape, net.dtype))

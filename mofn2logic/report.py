@@ -1,0 +1,195 @@
+"""The run's report: OUTDIR/report.html (self-contained, offline: inline SVG, no scripts) and
+OUTDIR/report.md (for terminals and diffs), with the figures also saved under OUTDIR/figures/."""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from mofn2logic.io_util import write_text_atomic
+from mofn2logic.rules import RuleSet
+
+CSS = """
+body { font: 14px/1.45 -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
+       color: #222; padding: 0 1em; }
+h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; } h3 { margin-bottom: .3em; }
+table { border-collapse: collapse; margin: .5em 0 1em; } td, th { border: 1px solid #ddd; padding: 3px 8px; }
+th { background: #f4f4f4; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
+.figs { display: flex; flex-wrap: wrap; gap: 1em; } .figs > div { flex: 1 1 460px; }
+pre { background: #f7f7f7; padding: .8em; overflow-x: auto; font-size: 12px; max-height: 24em; }
+.graph { overflow-x: auto; border: 1px solid #eee; } .graph svg { max-width: none; height: auto; }
+.note { color: #555; }
+"""
+
+
+def _svg(fig) -> str:
+    import matplotlib
+
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": "mofn2logic", "svg.fonttype": "none"}):
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def tradeoff_figure(layer: str, rows_chain: list[dict], rows_paper: list[dict]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.6, 3.4))
+    for rows, label, style in ((rows_chain, "chain mode", "o-"), (rows_paper, "paper mode", "s--")):
+        pts = [(r["mean_complexity"], r["mean_error"], r["beta"]) for r in rows if r["layer"] == layer]
+        if not pts:
+            continue
+        cx, err, betas = zip(*pts)
+        ax.plot(cx, err, style, label=label, markersize=4)
+        for c, e, b in zip(cx, err, betas):
+            ax.annotate(f"β={b:g}", (c, e), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("mean complexity")
+    ax.set_ylabel("mean error")
+    ax.set_title(f"{layer}: error / complexity trade-off", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _svg(fig)
+
+
+def scatter_figure(rs: RuleSet, layer: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    la = rs.layer(layer)
+    fig, ax = plt.subplots(figsize=(4.6, 3.4))
+    cmap = plt.get_cmap("viridis")
+    for k, b in enumerate(rs.betas):
+        rules = [u.rule(b) for u in la.units]
+        ax.scatter([r.complexity for r in rules], [r.error for r in rules], s=12, alpha=0.75,
+                   color=cmap(k / max(1, len(rs.betas) - 1)), label=f"β={b:g}")
+    ax.set_xlabel("complexity of the unit's rule")
+    ax.set_ylabel("error of the unit's rule")
+    ax.set_title(f"{layer}: one point per unit and beta (chain mode)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+    return _svg(fig)
+
+
+def layer_table(rs: RuleSet, rows: list[dict]) -> list[list[str]]:
+    head = ["layer", "units", "β", "mean error", "mean complexity", "mean N", "units with error ≤ 1%"]
+    table = [head]
+    for r in rows:
+        table.append([r["layer"], str(r["units"]), f"{r['beta']:g}", f"{r['mean_error']:.4f}",
+                      f"{r['mean_complexity']:.4f}", f"{r['mean_n']:.2f}", f"{r['share_error_le_1pct']:.0%}"])
+    return table
+
+
+def _html_table(rows: list[list[str]]) -> str:
+    out = ["<table>", "<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in rows[0]) + "</tr>"]
+    for r in rows[1:]:
+        out.append("<tr>" + "".join(f'<td class="n">{html.escape(c)}</td>' if _numeric(c) else f"<td>{html.escape(c)}</td>"
+                                    for c in r) + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def _md_table(rows: list[list[str]]) -> str:
+    esc = [[c.replace("|", "\\|") for c in r] for r in rows]
+    lines = ["| " + " | ".join(esc[0]) + " |", "|" + "---|" * len(esc[0])]
+    lines += ["| " + " | ".join(r) + " |" for r in esc[1:]]
+    return "\n".join(lines)
+
+
+def _numeric(c: str) -> bool:
+    try:
+        float(c.rstrip("%"))
+    except ValueError:
+        return False
+    return True
+
+
+def write_report(outdir: str | Path, summary: dict, chain: RuleSet, paper: RuleSet | None) -> None:
+    out = Path(outdir)
+    figs = out / "figures"
+    figs.mkdir(exist_ok=True)
+    rows_chain = summary["tradeoff"]["chain"]
+    rows_paper = summary["tradeoff"]["paper"]
+    sections_html, sections_md = [], []
+    for la in chain.layers:
+        t = tradeoff_figure(la.name, rows_chain, rows_paper)
+        s = scatter_figure(chain, la.name)
+        safe = "".join(c if c.isalnum() else "_" for c in la.name)
+        write_text_atomic(figs / f"tradeoff_{safe}.svg", t)
+        write_text_atomic(figs / f"units_{safe}.svg", s)
+        table = layer_table(chain, [r for r in rows_chain if r["layer"] == la.name])
+        sections_html.append(
+            f"<h3>{html.escape(la.name)} <span class='note'>({la.kind}, {len(la.units)} units, fan-in {la.fan_in}, "
+            f"{la.n_examples} examples)</span></h3>\n<div class='figs'><div>{t}</div><div>{s}</div></div>\n"
+            + _html_table(table))
+        sections_md.append(f"### {la.name} ({la.kind}, {len(la.units)} units, fan-in {la.fan_in})\n\n"
+                           f"![trade-off](figures/tradeoff_{safe}.svg) ![units](figures/units_{safe}.svg)\n\n"
+                           + _md_table(table))
+    cut_rows = [["cut layer", "held-out fidelity", "accuracy", "rules", "literals", "input tests"]]
+    for c in summary["cuts"]:
+        cut_rows.append([c["cut"], f"{c['fidelity']:.4f}", "" if c["accuracy"] is None else f"{c['accuracy']:.4f}",
+                         str(c["rules"]), str(c["literals"]), str(c["input_tests"])])
+    check_rows = [["program", "cut", "engine", "fidelity", "seconds", "engines agree"]]
+    for label, chk in summary["checks"].items():
+        for eng, r in chk["engines"].items():
+            check_rows.append([label, chk["cut"], eng, f"{r['fidelity']:.4f}", f"{r['seconds']:.2f}",
+                               "yes" if chk["engines_agree"] else "NO"])
+    svg_path = out / "softmax.svg"
+    graph = svg_path.read_text(encoding="utf-8") if svg_path.is_file() else "<p>(Graphviz not installed: no graph)</p>"
+    graph = graph[graph.find("<svg"):] if "<svg" in graph else graph
+    mofn = (out / summary["cuts"][-1]["program"]).read_text(encoding="utf-8")
+    prolog = (out / "softmax.pl").read_text(encoding="utf-8") if (out / "softmax.pl").is_file() else ""
+    prolog_facts = prolog.split("% ---- end of program facts ----")[0]
+    acc = summary.get("network_accuracy_held_out")
+    intro = (f"Model <b>{html.escape(summary['model'])}</b>: {summary['n_samples']} samples, rules fitted on "
+             f"{summary['n_fit']}, checked on {summary['n_held_out']} held out"
+             + (f" (network accuracy there {acc:.4f})" if acc is not None else "") + f". Programs use β = {summary['beta']:g}.")
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>mofn2logic report: {html.escape(summary['model'])}</title>
+<style>{CSS}</style></head><body>
+<h1>mofn2logic report: {html.escape(summary['model'])}</h1>
+<p>{intro}</p>
+<h2>Which layers are explainable?</h2>
+<p class="note">Per layer, the mean error and mean complexity of the units' best M-of-N rules for each β
+(the paper's trade-off curve), and each unit's rule. Error is the rule's disagreement with the unit's
+thresholded activation (for the output layer: with the network's one-hot argmax).</p>
+{''.join(sections_html)}
+<h2>Cut table</h2>
+<p class="note">A program cut at a layer runs the network up to that layer's input, then only rules:
+end-to-end class fidelity to the network on held-out data.</p>
+{_html_table(cut_rows)}
+<h2>Engines</h2>
+{_html_table(check_rows)}
+<h2>Rule graph of the softmax layer</h2>
+<div class="graph">{graph}</div>
+<h2>Example rules</h2>
+<h3>In the .mofn language</h3>
+<pre>{html.escape(mofn[:6000])}</pre>
+<h3>In Prolog (the program's facts; the interpreter follows them in softmax.pl)</h3>
+<pre>{html.escape(prolog_facts[:6000])}</pre>
+<p class="note">Timings (s): {html.escape(json.dumps(summary['timings']))}</p>
+</body></html>
+"""
+    write_text_atomic(out / "report.html", page)
+    md = [f"# mofn2logic report: {summary['model']}", "",
+          intro.replace("<b>", "**").replace("</b>", "**"), "", "## Layers", "", "\n\n".join(sections_md), "",
+          "## Cut table", "", _md_table(cut_rows), "", "## Engines", "", _md_table(check_rows), "",
+          "## Rule graph of the softmax layer", "", "![softmax rule graph](softmax.svg)", "",
+          "## Example rules (.mofn)", "", "```", mofn[:3000].rstrip(), "```", ""]
+    write_text_atomic(out / "report.md", "\n".join(md))
+
+
+def mean_n(rs: RuleSet, layer: str, beta: float) -> float:
+    return float(np.mean([u.rule(beta).n for u in rs.layer(layer).units]))
