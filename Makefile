@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.mofn2logic-installed
 SYSTEM_TOOLS := swipl:swi-prolog-nox dot:graphviz chromium:chromium
 
-.PHONY: demo test setup system clean bench gpu
+.PHONY: demo test setup system clean bench paper gpu
 
 demo: setup
 	$(BIN)/mofn2logic demo -o demo-out
@@ -46,8 +46,16 @@ gpu: setup
 	$(BIN)/pip uninstall -y onnxruntime
 	$(BIN)/pip install -q onnxruntime-gpu
 
+# Benchmarks (not CI): the search against the plain method, full extraction, verify per engine.
 bench: setup
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/bench_search.py
+	test -f benchmarks/_work/mnist_cnn_relu.onnx || (cd benchmarks && ../$(BIN)/python train_mnist_cnn.py)
+	$(BIN)/python benchmarks/bench_extract.py
+	$(BIN)/python benchmarks/bench_verify.py
+
+# The paper's experiments on MNIST (../shared/data/mnist); writes benchmarks/paper/RESULTS.md.
+paper: setup
+	cd benchmarks/paper && ../../$(BIN)/python reproduce.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info demo-out

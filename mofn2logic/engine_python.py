@@ -28,10 +28,8 @@ def run(program: Program, x: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndar
     e = x.shape[0]
     for b in program.blocks:
         src = atoms[b.source]
-        if isinstance(b, IndexLayer):
-            atoms[b.name] = src.reshape(e, -1)[:, np.asarray(b.index)].reshape((e, *b.shape))
-        elif isinstance(b, PoolLayer):
-            atoms[b.name] = _pool(src, b)
+        if isinstance(b, (IndexLayer, PoolLayer)):
+            atoms[b.name] = structural(src, b)
         elif b.kind == "dense":
             atoms[b.name] = _dense(src.reshape(e, -1), b)[0]
         else:
@@ -40,6 +38,13 @@ def run(program: Program, x: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndar
     counts, m, n = _dense(atoms[out.source].reshape(e, -1), out)[1:]
     margins = (counts - m) / np.maximum(n, 1)
     return atoms, margins, np.argmax(margins, axis=1)  # argmax: first (lowest) class on ties
+
+
+def structural(src: np.ndarray, b: IndexLayer | PoolLayer) -> np.ndarray:
+    """Atoms of an index block (a gather) or a pool block (an OR over windows)."""
+    if isinstance(b, IndexLayer):
+        return src.reshape(len(src), -1)[:, np.asarray(b.index)].reshape((len(src), *b.shape))
+    return _pool(src, b)
 
 
 def _dense(src: np.ndarray, b: RuleLayer):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-from mofn2logic.engine_python import _pool
+from mofn2logic.engine_python import structural
 from mofn2logic.exporters.sympy_expr import atom_symbol, block_numbers, input_symbol, to_sympy_program
 from mofn2logic.program import IndexLayer, PoolLayer, Program, RuleLayer, pad_truth
 
@@ -29,10 +29,8 @@ def run(program: Program, x: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndar
     margins = None
     for b in program.blocks:
         src = atoms[b.source]
-        if isinstance(b, IndexLayer):
-            atoms[b.name] = src.reshape(e, -1)[:, np.asarray(b.index)].reshape((e, *b.shape))
-        elif isinstance(b, PoolLayer):
-            atoms[b.name] = _pool(src, b)
+        if isinstance(b, (IndexLayer, PoolLayer)):  # structure, not expressions
+            atoms[b.name] = structural(src, b)
         elif b.kind == "dense":
             out = np.zeros((e, b.shape[0]), bool)
             s = src.reshape(e, -1).astype(np.int64)
