@@ -249,6 +249,10 @@ def load_program(path: str):
         from mofn2logic.exporters.prolog_import import read_prolog
 
         return read_prolog(path)
+    if str(path).endswith(".json"):
+        from mofn2logic.program_json import read_program_json
+
+        return read_program_json(path)
     return read_program(path)
 
 
@@ -258,7 +262,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     check_output_path(args.output)
     program = load_program(args.program)
-    if args.to == "prolog":
+    if args.to == "json":
+        from mofn2logic.program_json import dumps
+
+        text = dumps(program)
+    elif args.to == "mofn":
+        from mofn2logic.mofn_text import format_program
+
+        text = format_program(program)
+    elif args.to == "prolog":
         from mofn2logic.exporters.prolog import to_prolog
 
         text = to_prolog(program)
@@ -378,9 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--beta", default=None, help="which beta's rules (default: the smallest in the rule set)")
     s.add_argument("-o", "--output", required=True, help="output .mofn file")
 
-    s = add("export", "Export a program (.mofn, or an exported .pl) to Prolog, SymPy, DOT or SVG.")
-    s.add_argument("program", help="program file (.mofn or .pl)")
-    s.add_argument("--to", choices=("prolog", "sympy", "dot", "svg"), required=True)
+    s = add("export", "Export a program (.mofn, .json or an exported .pl) to Prolog, SymPy, DOT, SVG, JSON or .mofn.")
+    s.add_argument("program", help="program file (.mofn, .json or .pl)")
+    s.add_argument("--to", choices=("prolog", "sympy", "dot", "svg", "json", "mofn"), required=True)
     s.add_argument("-o", "--output", required=True, help="output file")
     s.add_argument("--max-units", type=int, default=24, help="DOT: atoms shown per layer before summarising")
 

@@ -124,3 +124,25 @@ def test_compile_refuses_paper_mode(default_model, digits):
     with pytest.raises(ProgramError, match="extracted in paper mode; a program needs chain mode"):
         compile_program(rs)
     np.testing.assert_equal(len(rs.layers), 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(programs())
+def test_json_roundtrip(p):
+    from mofn2logic.program_json import dumps, from_dict
+
+    import json
+
+    assert from_dict(json.loads(dumps(p))) == p
+
+
+def test_json_roundtrip_conv_and_cli(tmp_path, capsys):
+    from mofn2logic.cli import main
+    from mofn2logic.mofn_text import read_program, write_program
+
+    p = conv_program(3, names=HOSTILE[:4])
+    write_program(p, tmp_path / "p.mofn")
+    assert main(["export", str(tmp_path / "p.mofn"), "--to", "json", "-o", str(tmp_path / "p.json")]) == 0
+    assert main(["export", str(tmp_path / "p.json"), "--to", "mofn", "-o", str(tmp_path / "q.mofn")]) == 0
+    assert read_program(tmp_path / "q.mofn") == p
+    assert (tmp_path / "q.mofn").read_text() == (tmp_path / "p.mofn").read_text()

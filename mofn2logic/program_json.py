@@ -1,0 +1,67 @@
+"""The program IR as JSON (format ``mofn2logic-program``, version 1): the same data as .mofn."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from typing import Any
+
+from mofn2logic.errors import InputFileError, ProgramError
+from mofn2logic.program import IndexLayer, InputLayer, Lit, MofN, PoolLayer, Program, RuleLayer
+
+FORMAT, VERSION = "mofn2logic-program", 1
+KINDS = {"RuleLayer": RuleLayer, "PoolLayer": PoolLayer, "IndexLayer": IndexLayer}
+
+
+def to_dict(p: Program) -> dict[str, Any]:
+    blocks = []
+    for b in p.blocks:
+        d = asdict(b)
+        d["type"] = type(b).__name__
+        blocks.append(d)
+    return {"format": FORMAT, "version": VERSION, "name": p.name, "decision": p.decision,
+            "input": asdict(p.input), "blocks": blocks}
+
+
+def dumps(p: Program) -> str:
+    return json.dumps(to_dict(p), indent=1, ensure_ascii=False) + "\n"
+
+
+def _tuple(v):
+    return tuple(_tuple(x) for x in v) if isinstance(v, list) else v
+
+
+def from_dict(d: dict[str, Any], source: str = "program") -> Program:
+    if d.get("format") != FORMAT or d.get("version") != VERSION:
+        raise ProgramError(f"{source} is not a mofn2logic program (format {d.get('format')!r} version "
+                           f"{d.get('version')!r}; expected {FORMAT!r} version {VERSION})")
+    try:
+        inp = InputLayer(**{k: _tuple(v) for k, v in d["input"].items()})
+        blocks = []
+        for b in d["blocks"]:
+            kind = KINDS[b["type"]]
+            fields = {k: _tuple(v) for k, v in b.items() if k not in ("type", "rules")}
+            if kind is RuleLayer:
+                fields["rules"] = tuple(
+                    MofN(r["unit"], r["m"], tuple(Lit(li["src"], li["positive"], _tuple(li["offset"])) for li in r["lits"]),
+                         r["threshold"]) for r in b["rules"])
+            blocks.append(kind(**fields))
+        program = Program(d["name"], inp, tuple(blocks), d["decision"])
+    except (KeyError, TypeError) as e:
+        raise ProgramError(f"{source} is a malformed program: {type(e).__name__} {e}") from e
+    from mofn2logic.check import check_program
+
+    check_program(program, source)
+    return program
+
+
+def read_program_json(path: str | os.PathLike[str]) -> Program:
+    try:
+        text = open(path, encoding="utf-8").read()
+    except FileNotFoundError as e:
+        raise InputFileError(f"program file {str(path)!r} does not exist") from e
+    try:
+        return from_dict(json.loads(text), repr(str(path)))
+    except json.JSONDecodeError as e:
+        raise ProgramError(f"{str(path)!r} is not JSON: {e}") from e
