@@ -12,10 +12,8 @@ The plain cost is extrapolated per layer from one unit: its candidates are timed
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np

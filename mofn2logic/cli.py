@@ -242,7 +242,6 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def load_program(path: str):
-    from mofn2logic.errors import Mofn2LogicError  # noqa: F401
     from mofn2logic.mofn_text import read_program
 
     if str(path).endswith(".pl"):

@@ -18,7 +18,7 @@ import numpy as np
 from mofn2logic.backends import Backend
 from mofn2logic.complexity import complexity
 from mofn2logic.rules import FrontPoint, Literal, Rule, UnitRules
-from mofn2logic.search import Candidates, candidates_from_histogram, choose, literal_matrix, pareto_front, weight_order
+from mofn2logic.search import Candidates, candidates_from_histogram, choose, pareto_front, weight_order
 from mofn2logic.splits import literal_gain
 
 ORDERS = ("weight", "std", "gain", "best")

@@ -8,8 +8,6 @@ import io
 import json
 from pathlib import Path
 
-import numpy as np
-
 from mofn2logic.io_util import write_text_atomic
 from mofn2logic.rules import RuleSet
 
@@ -189,7 +187,3 @@ end-to-end class fidelity to the network on held-out data.</p>
           "## Rule graph of the softmax layer", "", "![softmax rule graph](softmax.svg)", "",
           "## Example rules (.mofn)", "", "```", mofn[:3000].rstrip(), "```", ""]
     write_text_atomic(out / "report.md", "\n".join(md))
-
-
-def mean_n(rs: RuleSet, layer: str, beta: float) -> float:
-    return float(np.mean([u.rule(beta).n for u in rs.layer(layer).units]))
