@@ -9,7 +9,7 @@ import re
 
 from lark import Lark, Transformer, UnexpectedInput
 
-from mofn2logic.errors import InputFileError, RuleSyntaxError
+from mofn2logic.errors import RuleSyntaxError
 from mofn2logic.exporters.prolog import BEGIN, END
 from mofn2logic.program import IndexLayer, InputLayer, Lit, MofN, PoolLayer, Program, RuleLayer
 
@@ -114,8 +114,6 @@ def _to_program(facts, source: str) -> Program:
 
 
 def read_prolog(path: str | os.PathLike[str]) -> Program:
-    try:
-        text = open(path, encoding="utf-8").read()
-    except FileNotFoundError as e:
-        raise InputFileError(f"Prolog file {str(path)!r} does not exist") from e
-    return read_prolog_text(text, str(path))
+    from mofn2logic.io_util import read_text
+
+    return read_prolog_text(read_text(path, "Prolog"), str(path))

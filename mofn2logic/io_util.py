@@ -11,6 +11,25 @@ from pathlib import Path
 from mofn2logic.errors import InputFileError
 
 
+def read_text(path: str | os.PathLike[str], what: str) -> str:
+    """A UTF-8 text file, or a one-line error naming `what` it should have been."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError) as e:
+        raise InputFileError(f"{what} file {str(path)!r} does not exist") from e
+    except UnicodeDecodeError as e:
+        raise InputFileError(f"{what} file {str(path)!r} is not UTF-8 text") from e
+
+
+def read_json(path: str | os.PathLike[str], what: str, error: type[Exception]):
+    import json
+
+    try:
+        return json.loads(read_text(path, what))
+    except json.JSONDecodeError as e:
+        raise error(f"{str(path)!r} is not JSON: {e}") from e
+
+
 def check_output_path(path: str | os.PathLike[str]) -> Path:
     """Fail early, before any work, when `path` cannot be written (its folder is missing)."""
     target = Path(path)

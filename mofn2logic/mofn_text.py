@@ -12,7 +12,7 @@ import os
 
 from lark import Lark, Transformer, UnexpectedInput
 
-from mofn2logic.errors import InputFileError, RuleSyntaxError
+from mofn2logic.errors import RuleSyntaxError
 from mofn2logic.program import IndexLayer, InputLayer, Lit, MofN, PoolLayer, Program, RuleLayer
 
 VERSION = 1
@@ -194,11 +194,9 @@ def parse_program(text: str, source: str = "<text>") -> Program:
 
 
 def read_program(path: str | os.PathLike[str]) -> Program:
-    try:
-        text = open(path, encoding="utf-8").read()
-    except FileNotFoundError as e:
-        raise InputFileError(f"program file {str(path)!r} does not exist") from e
-    return parse_program(text, source=str(path))
+    from mofn2logic.io_util import read_text
+
+    return parse_program(read_text(path, "program"), source=str(path))
 
 
 def write_program(p: Program, path: str | os.PathLike[str]) -> None:

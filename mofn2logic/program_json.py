@@ -7,7 +7,7 @@ import os
 from dataclasses import asdict
 from typing import Any
 
-from mofn2logic.errors import InputFileError, ProgramError
+from mofn2logic.errors import ProgramError
 from mofn2logic.program import IndexLayer, InputLayer, Lit, MofN, PoolLayer, Program, RuleLayer
 
 FORMAT, VERSION = "mofn2logic-program", 1
@@ -57,11 +57,6 @@ def from_dict(d: dict[str, Any], source: str = "program") -> Program:
 
 
 def read_program_json(path: str | os.PathLike[str]) -> Program:
-    try:
-        text = open(path, encoding="utf-8").read()
-    except FileNotFoundError as e:
-        raise InputFileError(f"program file {str(path)!r} does not exist") from e
-    try:
-        return from_dict(json.loads(text), repr(str(path)))
-    except json.JSONDecodeError as e:
-        raise ProgramError(f"{str(path)!r} is not JSON: {e}") from e
+    from mofn2logic.io_util import read_json
+
+    return from_dict(read_json(path, "program", ProgramError), repr(str(path)))

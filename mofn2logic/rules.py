@@ -30,7 +30,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from mofn2logic.errors import InputFileError, ProgramError
+from mofn2logic.errors import ProgramError
 
 FORMAT = "mofn2logic-rules"
 VERSION = 1
@@ -192,15 +192,9 @@ def from_dict(d: dict[str, Any], source: str = "rules") -> RuleSet:
 
 
 def read_rules(path: str | os.PathLike[str]) -> RuleSet:
-    try:
-        text = open(path, encoding="utf-8").read()
-    except FileNotFoundError as e:
-        raise InputFileError(f"rules file {str(path)!r} does not exist") from e
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ProgramError(f"{str(path)!r} is not JSON: {e}") from e
-    return from_dict(data, source=repr(str(path)))
+    from mofn2logic.io_util import read_json
+
+    return from_dict(read_json(path, "rules", ProgramError), source=repr(str(path)))
 
 
 def write_rules(rs: RuleSet, path: str | os.PathLike[str]) -> None:
