@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from plain_method import plain_order, plain_search  # noqa: E402
 
-from mofn2logic.backends import NumpyBackend, TorchBackend  # noqa: E402
+from mofn2logic.backends import NumbaBackend, NumpyBackend, TorchBackend  # noqa: E402
 from mofn2logic.layer_search import LayerProblem, search_layer  # noqa: E402
 from mofn2logic.splits import best_splits  # noqa: E402
 
@@ -85,7 +85,7 @@ def bench_paper_layer(e: int, n: int, u: int) -> None:
     def ours():
         thr = _paper_input_thresholds(p0.x, p0.targets)
         p = LayerProblem(x=p0.x, weights=p0.weights, targets=p0.targets, input_thresholds=thr, fan_in=n)
-        return search_layer(p, betas=BETAS, order="weight", backend=NumpyBackend(), workers=1)
+        return search_layer(p, betas=BETAS, order="weight", backend=NumbaBackend(), workers=1)
 
     t_ours, _ = time_it(ours, 3)
     rng = np.random.default_rng(1)
@@ -98,21 +98,23 @@ def bench_paper_layer(e: int, n: int, u: int) -> None:
     print(f"\n== paper-mode layer E={e}, n={n}, U={u}: splits per (input, target) + search")
     print(f"  plain: splits {t_splits:8.1f} s (brute force, extrapolated from {len(pairs)} sampled pairs)"
           f" + search {t_search:.1f} s (measured) = {total:.1f} s")
-    print(f"  mofn2logic numpy, 1 process {t_ours:10.4f} s   speed-up x{total / t_ours:,.0f}")
+    print(f"  mofn2logic numba (cpu), 1 process {t_ours:10.4f} s   speed-up x{total / t_ours:,.0f}")
 
 
 def bench(e: int, n: int, u: int, full: bool) -> None:
     p = layer(e, n, u)
     print(f"\n== layer E={e}, n={n}, U={u} (betas {BETAS})")
-    t_np1, a = time_it(lambda: search_layer(p, betas=BETAS, order="weight", backend=NumpyBackend(), workers=1), 5)
-    t_npp, b = time_it(lambda: search_layer(p, betas=BETAS, order="weight", backend=NumpyBackend()), 5)
-    t_tc, c = time_it(lambda: search_layer(p, betas=BETAS, order="weight", backend=TorchBackend("cpu")), 5)
-    assert a == b == c, "backends disagree"
+    runs = {}
+    for name, make, workers in (("numba (cpu), 1 process", NumbaBackend, 1), ("numba (cpu), 2 processes", NumbaBackend, 2),
+                                ("numpy, 1 process", NumpyBackend, 1), ("torch CPU", lambda: TorchBackend("cpu"), 1)):
+        runs[name] = time_it(lambda: search_layer(p, betas=BETAS, order="weight", backend=make(), workers=workers), 5)
+    a = runs["numba (cpu), 1 process"][1]
+    assert all(r[1] == a for r in runs.values()), "backends disagree"
     sample = None if (full or n <= 128) else 12
     t_plain, how = plain_time(p, u, sample)
     print(f"  plain one-rule-at-a-time   {t_plain:10.2f} s   ({how})")
-    for name, t in (("numpy, 1 process", t_np1), ("numpy, all cores", t_npp), ("torch CPU", t_tc)):
-        print(f"  mofn2logic {name:<16} {t:10.4f} s   speed-up x{t_plain / t:,.0f}")
+    for name, (t, _) in runs.items():
+        print(f"  mofn2logic {name:<24} {t:10.4f} s   speed-up x{t_plain / t:,.0f}")
     if n <= 128:  # check the fast result equals the plain one on every unit
         for j, unit in enumerate(a):
             ref, _ = plain_search(p.x, p.input_thresholds, p.weights[j], p.targets[:, j], BETAS)

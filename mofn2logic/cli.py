@@ -415,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--order", choices=("weight", "std", "gain", "best"), default="best")
     s.add_argument("--beta", default="0,0.1,0.2,1,5,1000", help="betas of the trade-off curves")
     s.add_argument("--program-beta", default="0", help="beta whose rules the programs use (default 0)")
-    s.add_argument("--device", choices=("auto", "cpu", "cuda", "torch"), default="auto")
+    s.add_argument("--device", choices=("auto", "cpu", "cuda", "torch", "numpy"), default="auto")
     s.add_argument("--no-paper", action="store_true", help="skip the paper-mode extraction")
 
     s = add("demo", "Run the main job on the embedded default model (what `make demo` does).")
@@ -436,8 +436,9 @@ def _search_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--order", choices=("weight", "std", "gain", "best"), default="weight",
                    help="literal ordering: weight (the paper's, default), std, gain, or best of all + small-N search")
     s.add_argument("--beta", default="0,0.1,0.2,1,5,1000", help="comma-separated complexity penalties")
-    s.add_argument("--device", choices=("auto", "cpu", "cuda", "torch"), default="auto",
-                   help="search backend: cpu (numpy), cuda or torch (torch on CPU); auto: cuda if available")
+    s.add_argument("--device", choices=("auto", "cpu", "cuda", "torch", "numpy"), default="auto",
+                   help="search backend: cpu (compiled numba kernels), numpy, cuda or torch (torch on CPU); "
+                        "auto: cuda if available, else cpu")
     s.add_argument("--small-n", type=int, default=3, help="exact search over subsets of up to K literals (order best)")
     s.add_argument("--pool", type=int, default=16, help="literal pool of the small-N search (default 16)")
     s.add_argument("--conv-examples", type=int, default=20000,

@@ -150,12 +150,15 @@ def _work(j: int) -> UnitRules:
                        small_n=sh["small_n"], pool_size=sh["pool_size"], where=sh["where"])
 
 
-def default_workers(backend: Backend) -> int:
-    """Processes for the per-unit search: the CPU cores for the numpy backend (units are
-    independent); 1 for torch, which threads (and owns a GPU) itself."""
+POOL_CELLS = 2 * 10**8  # below this many literal-example cells per layer, forking costs more than it saves
+
+
+def default_workers(backend: Backend, cells: int = POOL_CELLS) -> int:
+    """Processes for the per-unit search: the CPU cores for the numpy and numba backends on a
+    large layer (units are independent); 1 for torch, which threads (and owns a GPU) itself."""
     import os
 
-    if getattr(backend, "name", "") != "numpy":
+    if getattr(backend, "name", "") not in ("numpy", "numba") or cells < POOL_CELLS:
         return 1
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -173,7 +176,8 @@ def search_layer(problem: LayerProblem, *, betas: Sequence[float], order: str, b
 
     data = _layer_data(problem, order)
     units = problem.weights.shape[0]
-    workers = default_workers(backend) if workers is None else workers
+    units_cells = problem.x.shape[0] * problem.x.shape[1] * problem.weights.shape[0]
+    workers = default_workers(backend, units_cells) if workers is None else workers
     bar = tqdm(total=units, desc=f"search {where}".strip(), unit="unit", leave=False, file=sys.stderr,
                disable=(not progress) if progress is not None else (units < 8 or None))
     _SHARED.update(problem=problem, data=data, betas=tuple(betas), order=order, backend=backend, small_n=small_n,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mofn2logic.backends import NumpyBackend, TorchBackend, make_backend
+from mofn2logic.backends import NumbaBackend, NumpyBackend, TorchBackend, make_backend
 from mofn2logic.complexity import complexity, denominator
 from mofn2logic.errors import SearchError
 from mofn2logic.layer_search import LayerProblem, search_layer
@@ -45,9 +45,10 @@ def _case(rng, kind):
     return x, w
 
 
+@pytest.mark.parametrize("backend", [NumpyBackend, NumbaBackend])
 @pytest.mark.parametrize("kind", ["random", "ties", "dead"])
 @pytest.mark.parametrize("seed", range(6))
-def test_search_equals_plain_method(kind, seed):
+def test_search_equals_plain_method(kind, seed, backend):
     rng = np.random.default_rng(100 * seed + hash(kind) % 97)
     x, w = _case(rng, kind)
     pred = rng.integers(0, 3, size=len(x))
@@ -55,7 +56,7 @@ def test_search_equals_plain_method(kind, seed):
     t = best_splits(x, y.astype(np.int64), 2)[0]
     tp = np.array([plain_split(x[:, i], y.astype(np.int64), 2) for i in range(x.shape[1])], dtype=x.dtype)
     np.testing.assert_array_equal(t, tp)
-    chosen, front = _fast(x, t, w, y)
+    chosen, front = _fast(x, t, w, y, backend())
     ref, allc = plain_search(x, t, w, y, BETAS)
     assert chosen == [ref[b][:4] + (ref[b][4],) for b in BETAS]
     assert front == plain_front(allc)
@@ -107,6 +108,7 @@ def test_backends_identical():
     t = best_splits(x, y.astype(np.int64), 2)[0]
     ref = _fast(x, t, w, y, NumpyBackend())
     assert _fast(x, t, w, y, TorchBackend("cpu")) == ref
+    assert _fast(x, t, w, y, NumbaBackend()) == ref
     assert _fast(x, t, w, y, NumpyBackend(budget=4096)) == ref  # chunked over examples, two passes
     assert _fast(x, t, w, y, TorchBackend("cpu", budget=4096)) == ref
     try:
@@ -116,7 +118,7 @@ def test_backends_identical():
             assert _fast(x, t, w, y, TorchBackend("cuda")) == ref
     except ImportError:
         pass
-    assert make_backend("cpu").name == "numpy"
+    assert make_backend("cpu").name == "numba" and make_backend("numpy").name == "numpy"
     with pytest.raises(SearchError, match="unknown device 'tpu'"):
         make_backend("tpu")
 
