@@ -22,7 +22,7 @@ from mofn2logic.errors import SearchError
 from mofn2logic.layer_search import ORDERS, LayerProblem, search_layer
 from mofn2logic.network import Layer, Network, Step
 from mofn2logic.rules import ConvInfo, LayerRules, RuleSet, UnitRules
-from mofn2logic.splits import best_splits
+from mofn2logic.splits import best_splits, binary_splits_per_target
 
 DEFAULT_BETAS = (0.0, 0.1, 0.2, 1.0, 5.0, 1000.0)
 MODES = ("paper", "chain")
@@ -257,10 +257,8 @@ def _chain_input_thresholds(network, i, prev_heads, acts, pred, n_classes, budge
 
 
 def _paper_input_thresholds(xe: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """(U, n): per (input, target) the split against that binarised target; one sort shared by all."""
-    order = np.argsort(xe, axis=0, kind="stable")
-    return np.stack([best_splits(xe, targets[:, j].astype(np.int64), 2, order=order)[0]
-                     for j in range(targets.shape[1])])
+    """(U, n): per (input, target) the split against that binarised target."""
+    return binary_splits_per_target(xe, targets)
 
 
 # --------------------------------------------------------------------------- search

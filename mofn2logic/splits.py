@@ -69,6 +69,7 @@ def best_splits(x: np.ndarray, y: np.ndarray, n_classes: int | None = None,
         return thresholds, gains
     total = np.bincount(y, minlength=classes)
     table = xlogx_table(e)
+
     s_all = np.float64(0.0)
     for c in range(classes):
         s_all += table[total[c]]
@@ -96,6 +97,28 @@ def best_splits(x: np.ndarray, y: np.ndarray, n_classes: int | None = None,
         thresholds[cols] = np.where(ok, t, 0).astype(x.dtype)
         gains[cols] = np.where(ok, g, 0.0)
     return thresholds, gains
+
+
+def binary_splits_per_target(x: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """(U, n) thresholds: every column of `x` (E, n) split against every binary target column of
+    `targets` (E, U) -- paper mode's per-(input, target) splits. One sort serves all targets; with
+    numba the sweep is one compiled pass, else `best_splits` per target (identical results)."""
+    order = np.argsort(x, axis=0, kind="stable")
+    try:
+        from mofn2logic.kernels import binary_split_sweep
+    except ImportError:
+        return np.stack([best_splits(x, targets[:, j].astype(np.int64), 2, order=order)[0]
+                         for j in range(targets.shape[1])])
+    e, n = x.shape
+    xt = np.ascontiguousarray(x.T)
+    ordt = np.ascontiguousarray(order.T)
+    pos, _ = binary_split_sweep(xt, ordt, np.ascontiguousarray(targets.T, dtype=np.uint8), xlogx_table(e), GAIN_EPS)
+    ok = pos >= 0
+    p = np.where(ok, pos, 0)
+    rows = np.arange(n)[None, :]
+    lo = xt[rows, ordt[rows, p]]
+    hi = xt[rows, ordt[rows, np.minimum(p + 1, e - 1)]]
+    return np.where(ok, midpoint(lo, hi), 0).astype(x.dtype)
 
 
 def literal_gain(lits_t: np.ndarray, y: np.ndarray) -> np.ndarray:
