@@ -58,3 +58,23 @@ def test_providers_fall_back_to_what_is_available():
 
 def test_parse_size():
     assert parse_size("512M") == 512 * 1024**2 and parse_size("2G") == 2 * 1024**3 and parse_size("100") == 100
+
+
+def test_float64_conv_is_refused_clearly(tmp_path):
+    """onnxruntime's CPU build has no float64 Conv kernel: a clear error, not a crash."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from mofn2logic.errors import UnsupportedModelError
+
+    r = np.random.default_rng(0)
+    nodes = [helper.make_node("Conv", ["x", "k"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"]), helper.make_node("Flatten", ["r"], ["f"]),
+             helper.make_node("Gemm", ["f", "w"], ["g"], transB=1), helper.make_node("Softmax", ["g"], ["y"], axis=1)]
+    inits = [numpy_helper.from_array(r.normal(size=(2, 1, 3, 3)), "k"), numpy_helper.from_array(r.normal(size=(3, 32)), "w")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, ["N", 1, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.DOUBLE, ["N", 3])], initializer=inits)
+    path = onnx_models.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "c64.onnx")
+    net = import_network(path)
+    assert net.dtype == np.float64 and net.layers[0].weight.dtype == np.float64
+    with pytest.raises(UnsupportedModelError, match=r"onnxruntime cannot run this model: .*Conv"):
+        harvest(net, path, check_data(r.normal(size=(4, 1, 4, 4)), net.input_shape, net.dtype))
