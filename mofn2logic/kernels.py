@@ -13,9 +13,9 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def _triangular(lits_t, y):  # pragma: no cover - compiled
+def _histogram(lits_t, y, base, size):  # pragma: no cover - compiled
+    """Bin 0 holds N = 0; the count c of N = k + 1 goes to bin base[k] + c, split by target."""
     n, e = lits_t.shape
-    size = (n + 1) * (n + 2) // 2
     pos = np.zeros(size, np.int64)
     neg = np.zeros(size, np.int64)
     count = np.zeros(e, np.int64)
@@ -26,13 +26,13 @@ def _triangular(lits_t, y):  # pragma: no cover - compiled
             neg[0] += 1
     for k in range(n):
         row = lits_t[k]
-        base = (k + 1) * (k + 2) // 2  # first bin of N = k + 1
+        b = base[k]
         for j in range(e):
             count[j] += row[j]
             if y[j]:
-                pos[base + count[j]] += 1
+                pos[b + count[j]] += 1
             else:
-                neg[base + count[j]] += 1
+                neg[b + count[j]] += 1
     return pos, neg
 
 
@@ -58,38 +58,14 @@ def _ranges(lits_t):  # pragma: no cover - compiled
     return lo, hi
 
 
-@njit(cache=True, nogil=True)
-def _compact(lits_t, y, lo, offsets):  # pragma: no cover - compiled
-    n, e = lits_t.shape
-    size = offsets[-1]
-    pos = np.zeros(size, np.int64)
-    neg = np.zeros(size, np.int64)
-    count = np.zeros(e, np.int64)
-    for j in range(e):
-        if y[j]:
-            pos[0] += 1
-        else:
-            neg[0] += 1
-    for k in range(n):
-        row = lits_t[k]
-        base = offsets[k + 1] - lo[k + 1]
-        for j in range(e):
-            count[j] += row[j]
-            if y[j]:
-                pos[base + count[j]] += 1
-            else:
-                neg[base + count[j]] += 1
-    return pos, neg
-
-
 def prefix_histogram(lits_t: np.ndarray, y: np.ndarray):
     """(lo, hi, offsets, pos, neg) in the compact layout of `backends.PrefixHistogram`."""
     n, e = lits_t.shape
     lits = lits_t.view(np.uint8) if lits_t.dtype == np.bool_ else lits_t.astype(np.uint8)
     yy = np.asarray(y, dtype=np.bool_)
     if (n + 1) * (n + 2) // 2 <= e * (n + 1) // 2:  # triangular bins stay small: one pass, then compact
-        pos_t, neg_t = _triangular(lits, yy)
-        starts = np.arange(n + 1) * (np.arange(n + 1) + 1) // 2
+        starts = np.arange(n + 1) * (np.arange(n + 1) + 1) // 2  # triangular: bins c = 0..N for every N
+        pos_t, neg_t = _histogram(lits, yy, starts[1:], (n + 1) * (n + 2) // 2)
         filled = (pos_t + neg_t) > 0
         nz = np.flatnonzero(filled)
         row = np.searchsorted(starts, nz, side="right") - 1
@@ -109,7 +85,7 @@ def prefix_histogram(lits_t: np.ndarray, y: np.ndarray):
         return lo, hi, offsets, pos_t[take], neg_t[take]
     lo, hi = _ranges(lits)
     offsets = np.concatenate([[0], np.cumsum(hi - lo + 1)]).astype(np.int64)
-    pos, neg = _compact(lits, yy, lo, offsets)
+    pos, neg = _histogram(lits, yy, offsets[1:-1] - lo[1:], int(offsets[-1]))
     return lo, hi, offsets, pos, neg
 
 
