@@ -11,9 +11,17 @@ from __future__ import annotations
 import os
 
 import numpy as np
-
 from mofn2logic.exporters.base import Printer
-from mofn2logic.program import IndexLayer, InputLayer, PoolLayer, Program, RuleLayer, pad_truth
+
+from mofn2logic.program import (
+    IndexLayer,
+    InputLayer,
+    PoolLayer,
+    Program,
+    RuleLayer,
+    pad_truth,
+)
+from mofn2logic.quoting import quote_with
 
 # Prolog's quoted-atom escapes (ISO + SWI): backslash, quote and control characters.
 _ESC = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\a": "\\a", "\b": "\\b",
@@ -24,15 +32,7 @@ BEGIN, END = "% ---- program facts (mofn2logic reads these back) ----", "% ---- 
 
 def quote_atom(name: str) -> str:
     """A Prolog quoted atom for any string."""
-    out = []
-    for ch in name:
-        if ch in _ESC:
-            out.append(_ESC[ch])
-        elif ord(ch) < 32 or ord(ch) == 127:
-            out.append(f"\\x{ord(ch):x}\\")
-        else:
-            out.append(ch)
-    return "'" + "".join(out) + "'"
+    return quote_with(name, _ESC, "\\x{:x}\\")
 
 
 def number(v: float) -> str:

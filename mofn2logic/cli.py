@@ -58,16 +58,11 @@ def _shape(shape: Sequence[int | None]) -> str:
 
 @command
 def cmd_harvest(args: argparse.Namespace) -> int:
-    from mofn2logic.data import load_data
-    from mofn2logic.harvest import harvest, parse_size, save_npz
+    from mofn2logic.harvest import save_npz
     from mofn2logic.io_util import check_output_path
-    from mofn2logic.onnx_import import import_network
 
     check_output_path(args.output)
-    net = import_network(args.model)
-    x = load_data(args.data, net.input_shape, net.dtype, key=args.key)
-    acts = harvest(net, args.model, x, batch_size=args.batch_size, providers=_providers(args),
-                   memory_budget=parse_size(args.memory_budget), store_dir=args.store)
+    net, acts = _harvest_for(args, store_dir=args.store)
     save_npz(acts, net, args.output)
     print(f"harvested {acts.n_samples} samples, {len(acts)} tensors on {acts.providers[0]} -> {args.output}")
     return 0
@@ -152,7 +147,7 @@ def _parse_betas(text: str) -> list[float]:
     return list(check_betas([b.strip() for b in text.split(",") if b.strip()] or [text]))
 
 
-def _harvest_for(args: argparse.Namespace):
+def _harvest_for(args: argparse.Namespace, store_dir: str | None = None):
     from mofn2logic.data import load_data
     from mofn2logic.harvest import harvest, parse_size
     from mofn2logic.onnx_import import import_network
@@ -160,7 +155,7 @@ def _harvest_for(args: argparse.Namespace):
     net = import_network(args.model)
     x = load_data(args.data, net.input_shape, net.dtype, key=args.key)
     acts = harvest(net, args.model, x, batch_size=args.batch_size, providers=_providers(args),
-                   memory_budget=parse_size(args.memory_budget))
+                   memory_budget=parse_size(args.memory_budget), store_dir=store_dir)
     return net, acts
 
 

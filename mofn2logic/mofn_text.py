@@ -13,7 +13,16 @@ import os
 from lark import Lark, Transformer, UnexpectedInput
 
 from mofn2logic.errors import RuleSyntaxError
-from mofn2logic.program import IndexLayer, InputLayer, Lit, MofN, PoolLayer, Program, RuleLayer
+from mofn2logic.program import (
+    IndexLayer,
+    InputLayer,
+    Lit,
+    MofN,
+    PoolLayer,
+    Program,
+    RuleLayer,
+)
+from mofn2logic.quoting import quote_with
 
 VERSION = 1
 _ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -21,15 +30,7 @@ _UNESCAPES = {"\\": "\\", "'": "'", "n": "\n", "r": "\r", "t": "\t"}
 
 
 def quote(name: str) -> str:
-    out = []
-    for ch in name:
-        if ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
-        elif ord(ch) < 32 or ord(ch) == 127:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    return "'" + "".join(out) + "'"
+    return quote_with(name, _ESCAPES, "\\x{:02x}")
 
 
 def unquote(token: str) -> str:
