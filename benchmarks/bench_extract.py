@@ -23,7 +23,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
 import mofn2logic as M  # noqa: E402
-from mofn2logic.extraction import (  # noqa: E402
+from mofn2logic.search.network import (  # noqa: E402
     _chain_input_thresholds, _examples, _heads, _problems, predicted_class)
 
 RUNNER = """

@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from plain_method import plain_order, plain_search  # noqa: E402
 
-from mofn2logic.backends import NumbaBackend, NumpyBackend, TorchBackend  # noqa: E402
-from mofn2logic.layer_search import LayerProblem, search_layer  # noqa: E402
-from mofn2logic.splits import best_splits  # noqa: E402
+from mofn2logic.search.backends import NumbaBackend, NumpyBackend, TorchBackend  # noqa: E402
+from mofn2logic.search.layer import LayerProblem, search_layer  # noqa: E402
+from mofn2logic.search.splits import best_splits  # noqa: E402
 
 BETAS = (0.0, 0.1, 0.2, 1.0, 5.0, 1000.0)
 
@@ -78,7 +78,7 @@ def bench_paper_layer(e: int, n: int, u: int) -> None:
     """The reference's whole job on one layer: per-(input, target) splits, then the search."""
     from plain_method import plain_split
 
-    from mofn2logic.extraction import _paper_input_thresholds
+    from mofn2logic.search.network import _paper_input_thresholds
 
     p0 = layer(e, n, u)
 

@@ -21,9 +21,9 @@ sys.path.insert(0, str(HERE))
 
 import mofn2logic as M  # noqa: E402
 from mnist import load_mnist  # noqa: E402
-from mofn2logic.compiler import compile_program  # noqa: E402
-from mofn2logic.extraction import extract  # noqa: E402
-from mofn2logic.verification import run_engine  # noqa: E402
+from mofn2logic.program.compile import compile_program  # noqa: E402
+from mofn2logic.search.network import extract  # noqa: E402
+from mofn2logic.engines.verify import run_engine  # noqa: E402
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import os
 from collections import defaultdict
 
 from mofn2logic.exporters.base import Printer
-from mofn2logic.program import IndexLayer, PoolLayer, Program, RuleLayer
+from mofn2logic.ir.program import IndexBlock, PoolBlock, Program, RuleBlock
 
 
 def quote_id(text: str) -> str:
@@ -37,8 +37,8 @@ class DotPrinter(Printer):
                  '  edge [arrowsize=0.5];']
         edges: dict[tuple[str, str], list[bool]] = defaultdict(list)
         shown: dict[str, set[int]] = {}
-        rule_layers = p.rule_layers()
-        for depth, b in enumerate(rule_layers):
+        rule_blocks = p.rule_blocks()
+        for depth, b in enumerate(rule_blocks):
             rules = sorted(b.rules, key=lambda r: (-r.n, r.unit))
             keep = {r.unit for r in rules[: self.settings["max_units"]]} if b is not p.output else {r.unit for r in rules}
             shown[b.name] = keep
@@ -89,7 +89,7 @@ class DotPrinter(Printer):
     def _node(self, layer: str, unit: int) -> str:
         return quote_id(f"{layer or 'input'}[{unit}]")
 
-    def _atoms(self, b: RuleLayer, src: int) -> list[tuple[str, int]]:
+    def _atoms(self, b: RuleBlock, src: int) -> list[tuple[str, int]]:
         """The rule-layer (or input) atoms behind literal `src` of block `b`, through pool/index blocks."""
         source = b.source
         if b.kind == "conv":
@@ -101,9 +101,9 @@ class DotPrinter(Printer):
                 unit = idx // _plane(shape) if self.p.input.per_channel else idx
                 return [("", unit)]
             blk = self.p.block(source)
-            if isinstance(blk, IndexLayer):
+            if isinstance(blk, IndexBlock):
                 idx, source = blk.index[idx], blk.source
-            elif isinstance(blk, PoolLayer):
+            elif isinstance(blk, PoolBlock):
                 return [self._channel(blk.source, idx // _plane(blk.shape))]
             elif blk.kind == "conv":
                 return [(blk.name, idx // _plane(blk.shape))]
@@ -111,7 +111,7 @@ class DotPrinter(Printer):
                 return [(blk.name, idx)]
 
     def _channel(self, source: str, channel: int) -> tuple[str, int]:
-        while source != "" and isinstance(self.p.block(source), PoolLayer):
+        while source != "" and isinstance(self.p.block(source), PoolBlock):
             source = self.p.block(source).source
         return (source, channel)
 
@@ -134,7 +134,7 @@ def to_dot(program: Program, **options) -> str:
 
 
 def write_dot(program: Program, path: str | os.PathLike[str], **options) -> None:
-    from mofn2logic.io_util import write_text_atomic
+    from mofn2logic.files import write_text_atomic
 
     write_text_atomic(path, to_dot(program, **options))
 

@@ -13,15 +13,15 @@ import os
 import numpy as np
 from mofn2logic.exporters.base import Printer
 
-from mofn2logic.program import (
-    IndexLayer,
-    InputLayer,
-    PoolLayer,
+from mofn2logic.ir.program import (
+    IndexBlock,
+    InputTests,
+    PoolBlock,
     Program,
-    RuleLayer,
+    RuleBlock,
     pad_truth,
 )
-from mofn2logic.quoting import quote_with
+from mofn2logic.exporters.quoting import quote_with
 
 # Prolog's quoted-atom escapes (ISO + SWI): backslash, quote and control characters.
 _ESC = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\a": "\\a", "\b": "\\b",
@@ -75,7 +75,7 @@ class PrologPrinter(Printer):
         lines.append(INTERPRETER)
         return "\n".join(line for line in lines if line) + "\n"
 
-    def _print_InputLayer(self, inp: InputLayer) -> str:
+    def _print_InputTests(self, inp: InputTests) -> str:
         grain = "channel" if inp.per_channel else "unit"
         lines = [f"input_layer({quote_atom(inp.tensor)}, {_list(inp.shape)}, {grain})."]
         lines += [f"input_test({i}, {number(t)})." for i, t in inp.tests]
@@ -84,7 +84,7 @@ class PrologPrinter(Printer):
     def _src(self, source: str) -> int:
         return self.number[source]
 
-    def _print_RuleLayer(self, b: RuleLayer) -> str:
+    def _print_RuleBlock(self, b: RuleBlock) -> str:
         k = self.number[b.name]
         extra = f"stride({b.stride[0]}, {b.stride[1]})" if b.kind == "conv" else "none"
         lines = [f"block({k}, {quote_atom(b.name)}, {b.kind}, {self._src(b.source)}, {_list(b.shape)}, {extra})."]
@@ -101,12 +101,12 @@ class PrologPrinter(Printer):
             lines.append(f"mofn({k}, {r.unit}, {thr}, {r.m}, [{lits}]).")
         return "\n".join(lines)
 
-    def _print_PoolLayer(self, b: PoolLayer) -> str:
+    def _print_PoolBlock(self, b: PoolBlock) -> str:
         k = self.number[b.name]
         return (f"block({k}, {quote_atom(b.name)}, pool, {self._src(b.source)}, {_list(b.shape)}, "
-                f"pool({_list(b.kernel)}, {_list(b.stride)}, {_list(b.pads)}, {_list(b.dilation)})).")
+                f"pool({_list(b.pool.kernel)}, {_list(b.pool.strides)}, {_list(b.pool.pads)}, {_list(b.pool.dilations)})).")
 
-    def _print_IndexLayer(self, b: IndexLayer) -> str:
+    def _print_IndexBlock(self, b: IndexBlock) -> str:
         k = self.number[b.name]
         return (f"block({k}, {quote_atom(b.name)}, index, {self._src(b.source)}, {_list(b.shape)}, none).\n"
                 f"index_map({k}, m({', '.join(str(int(i)) for i in b.index)})).")
@@ -239,7 +239,7 @@ def to_prolog(program: Program, **options) -> str:
 
 
 def write_prolog(program: Program, path: str | os.PathLike[str], **options) -> None:
-    from mofn2logic.io_util import write_text_atomic
+    from mofn2logic.files import write_text_atomic
 
     write_text_atomic(path, to_prolog(program, **options))
 

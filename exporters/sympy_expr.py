@@ -20,7 +20,7 @@ from itertools import combinations
 import sympy
 
 from mofn2logic.exporters.base import Printer
-from mofn2logic.program import IndexLayer, InputLayer, MofN, PoolLayer, Program, RuleLayer
+from mofn2logic.ir.program import IndexBlock, InputTests, MofNRule, PoolBlock, Program, RuleBlock
 
 
 def input_symbol(index: int) -> sympy.Symbol:
@@ -46,14 +46,14 @@ def atom_symbol(source: int, index: int, offset: tuple[int, int] | None = None) 
     return sympy.Symbol(f"a{source}_{index}{where}", integer=True, nonnegative=True)
 
 
-def rule_expr(rule: MofN, source: int) -> sympy.Expr:
+def rule_expr(rule: MofNRule, source: int) -> sympy.Expr:
     terms = [atom_symbol(source, li.src, li.offset) if li.positive else 1 - atom_symbol(source, li.src, li.offset)
              for li in rule.lits]
     total = sympy.Add(*terms) if terms else sympy.Integer(0)
     return sympy.Piecewise((1, total >= rule.m), (0, True))
 
 
-def rule_dnf(rule: MofN, source: int, limit: int) -> sympy.Expr | None:
+def rule_dnf(rule: MofNRule, source: int, limit: int) -> sympy.Expr | None:
     """The rule as a Boolean DNF over its literals, or None when it has more than `limit` terms."""
     if rule.m > rule.n:
         return sympy.false
@@ -87,7 +87,7 @@ class SympyPrinter(Printer):
         atoms, dnf = {}, {}
         num = block_numbers(p)
         for b in p.blocks:
-            if isinstance(b, RuleLayer):
+            if isinstance(b, RuleBlock):
                 for r in b.rules:
                     atoms[(b.name, r.unit)] = rule_expr(r, num[b.source])
                     d = rule_dnf(r, num[b.source], self.settings["dnf_limit"])
@@ -118,10 +118,10 @@ class SympyPrinter(Printer):
         ]
         return "\n".join(lines) + "\n"
 
-    def _print_InputLayer(self, node: InputLayer) -> str:  # pragma: no cover - printed within Program
+    def _print_InputTests(self, node: InputTests) -> str:  # pragma: no cover - printed within Program
         return ""
 
-    _print_PoolLayer = _print_IndexLayer = _print_InputLayer  # structure, not expressions
+    _print_PoolBlock = _print_IndexBlock = _print_InputTests  # structure, not expressions
 
 
 def to_sympy_program(program: Program, **options) -> SympyProgram:
@@ -133,9 +133,9 @@ def to_sympy(program: Program, **options) -> str:
 
 
 def write_sympy(program: Program, path: str | os.PathLike[str], **options) -> None:
-    from mofn2logic.io_util import write_text_atomic
+    from mofn2logic.files import write_text_atomic
 
     write_text_atomic(path, to_sympy(program, **options))
 
 
-del PoolLayer, IndexLayer  # only named for the dispatch table above
+del PoolBlock, IndexBlock  # only named for the dispatch table above

@@ -11,8 +11,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from mofn2logic.api import compile, extract, run, verify  # noqa: A004
-from mofn2logic.cli import default_data_path, default_model_path
-from mofn2logic.data import check_data, load_data, read_array
+from mofn2logic.inputs import check_data, load_data, read_array
 from mofn2logic.errors import (
     DataError,
     ExportError,
@@ -25,11 +24,11 @@ from mofn2logic.errors import (
     ToolMissingError,
     UnsupportedModelError,
 )
-from mofn2logic.harvest import Activations, harvest
-from mofn2logic.network import ConvAttrs, Layer, Network, Step
-from mofn2logic.onnx_import import import_network
-from mofn2logic.program import Program
-from mofn2logic.rules import RuleSet
+from mofn2logic.onnx.harvest import Activations, harvest
+from mofn2logic.ir import ConvAttrs, Layer, Network, Step
+from mofn2logic.onnx.importer import import_network
+from mofn2logic.ir import Program, RuleSet
+from mofn2logic.resources import default_data_path, default_model_path
 
 __all__ = [
     # the pipeline

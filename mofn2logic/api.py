@@ -9,13 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from mofn2logic.data import check_data, read_array
-from mofn2logic.extraction import DEFAULT_BETAS
-from mofn2logic.harvest import Activations, harvest
-from mofn2logic.network import Network
-from mofn2logic.onnx_import import import_network
-from mofn2logic.program import Program
-from mofn2logic.rules import RuleSet, read_rules
+from mofn2logic.inputs import check_data, read_array
+from mofn2logic.search.network import DEFAULT_BETAS
+from mofn2logic.onnx.harvest import Activations, harvest
+from mofn2logic.ir.network import Network
+from mofn2logic.onnx.importer import import_network
+from mofn2logic.ir.program import Program
+from mofn2logic.ir.rules import RuleSet
+from mofn2logic.search.rules_file import read_rules
 
 PathLike = str | os.PathLike[str]
 
@@ -37,7 +38,7 @@ def extract(model: PathLike, data: PathLike | np.ndarray, *, key: str | None = N
 
     >>> rules = mofn2logic.extract("model.onnx", "x.npy", betas=[0, 0.2])   # doctest: +SKIP
     """
-    from mofn2logic.extraction import extract as _extract
+    from mofn2logic.search.network import extract as _extract
 
     net, acts = _acts(model, data, key)
     return _extract(net, acts, layers=layers, mode=mode, order=order, betas=betas, device=device,
@@ -46,7 +47,7 @@ def extract(model: PathLike, data: PathLike | np.ndarray, *, key: str | None = N
 
 def compile(rules: RuleSet | PathLike, *, cut: str | None = None, beta: float | None = None) -> Program:  # noqa: A001
     """A layered logic program from a chain-mode rule set, from layer `cut` to the output."""
-    from mofn2logic.compiler import compile_program
+    from mofn2logic.program.compile import compile_program
 
     rs = rules if isinstance(rules, RuleSet) else read_rules(rules)
     return compile_program(rs, cut=cut, beta=beta)
@@ -56,7 +57,7 @@ def verify(program: Program | PathLike, model: PathLike, data: PathLike | np.nda
            labels: np.ndarray | PathLike | None = None, engines: Sequence[str] = ("python",)) -> dict:
     """Fidelity of `program` to the network on `data`, per-layer agreement, and engine agreement."""
     from mofn2logic.cli import load_program
-    from mofn2logic.verification import verify as _verify
+    from mofn2logic.engines.verify import verify as _verify
 
     prog = program if isinstance(program, Program) else load_program(str(program))
     net, acts = _acts(model, data, key)

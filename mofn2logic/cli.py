@@ -6,20 +6,12 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from importlib import resources
 from pathlib import Path
 
 from mofn2logic.errors import Mofn2LogicError
+from mofn2logic.resources import default_data_path, default_model_path
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
-
-
-def default_model_path() -> Path:
-    return Path(str(resources.files("mofn2logic") / "data" / "default_cnn.onnx"))
-
-
-def default_data_path() -> Path:
-    return Path(str(resources.files("mofn2logic") / "data" / "digits.npz"))
 
 
 def command(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -31,11 +23,11 @@ def command(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Names
 
 @command
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from mofn2logic.onnx_import import import_network
+    from mofn2logic.onnx.importer import import_network, layer_table
 
     net = import_network(args.model)
     if args.json:
-        print(json.dumps({"layers": net.table()}, indent=2))
+        print(json.dumps({"layers": layer_table(net)}, indent=2))
         return 0
     print(f"model {args.model}  (input {net.input!r} {_shape(net.input_shape)} {net.dtype}, "
           f"output {net.output!r}, opset {net.opset}{', producer ' + net.producer if net.producer else ''})")
@@ -58,8 +50,8 @@ def _shape(shape: Sequence[int | None]) -> str:
 
 @command
 def cmd_harvest(args: argparse.Namespace) -> int:
-    from mofn2logic.harvest import save_npz
-    from mofn2logic.io_util import check_output_path
+    from mofn2logic.onnx.harvest import save_npz
+    from mofn2logic.files import check_output_path
 
     check_output_path(args.output)
     net, acts = _harvest_for(args, store_dir=args.store)
@@ -93,9 +85,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from mofn2logic.data import load_data, read_array
+    from mofn2logic.inputs import load_data, read_array
     from mofn2logic.errors import DataError
-    from mofn2logic.onnx_import import import_network
+    from mofn2logic.onnx.importer import import_network
     from mofn2logic.pipeline import run_pipeline
 
     net = import_network(args.model)
@@ -142,15 +134,15 @@ def _sha256(path: str | Path) -> str:
 
 
 def _parse_betas(text: str) -> list[float]:
-    from mofn2logic.extraction import check_betas
+    from mofn2logic.search.network import check_betas
 
     return list(check_betas([b.strip() for b in text.split(",") if b.strip()] or [text]))
 
 
 def _harvest_for(args: argparse.Namespace, store_dir: str | None = None):
-    from mofn2logic.data import load_data
-    from mofn2logic.harvest import harvest, parse_size
-    from mofn2logic.onnx_import import import_network
+    from mofn2logic.inputs import load_data
+    from mofn2logic.onnx.harvest import harvest, parse_size
+    from mofn2logic.onnx.importer import import_network
 
     net = import_network(args.model)
     x = load_data(args.data, net.input_shape, net.dtype, key=args.key)
@@ -160,7 +152,7 @@ def _harvest_for(args: argparse.Namespace, store_dir: str | None = None):
 
 
 def print_summary(rs, file=None) -> None:
-    from mofn2logic.extraction import summarize
+    from mofn2logic.search.network import summarize
 
     rows = summarize(rs)
     for la in rs.layers:
@@ -175,9 +167,9 @@ def print_summary(rs, file=None) -> None:
 
 @command
 def cmd_extract(args: argparse.Namespace) -> int:
-    from mofn2logic.extraction import extract
-    from mofn2logic.io_util import check_output_path
-    from mofn2logic.rules import write_rules
+    from mofn2logic.search.network import extract
+    from mofn2logic.files import check_output_path
+    from mofn2logic.search.rules_file import write_rules
 
     check_output_path(args.output)
     betas = _parse_betas(args.beta)
@@ -200,7 +192,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 @command
 def cmd_optimality(args: argparse.Namespace) -> int:
-    from mofn2logic.extraction import optimality_report
+    from mofn2logic.search.network import optimality_report
 
     net, acts = _harvest_for(args)
     report = optimality_report(net, acts, mode=args.mode, betas=_parse_betas(args.beta), seed=args.seed,
@@ -220,31 +212,31 @@ def cmd_optimality(args: argparse.Namespace) -> int:
 
 @command
 def cmd_compile(args: argparse.Namespace) -> int:
-    from mofn2logic.compiler import compile_program
-    from mofn2logic.io_util import check_output_path
-    from mofn2logic.mofn_text import write_program
-    from mofn2logic.rules import read_rules
+    from mofn2logic.program.compile import compile_program
+    from mofn2logic.files import check_output_path
+    from mofn2logic.exporters.mofn import write_program
+    from mofn2logic.search.rules_file import read_rules
 
     check_output_path(args.output)
     rs = read_rules(args.rules)
     beta = None if args.beta is None else _parse_betas(args.beta)[0]
     program = compile_program(rs, cut=args.cut, beta=beta)
     write_program(program, args.output)
-    sizes = ", ".join(f"{b.name}: {len(b.rules)}" for b in program.rule_layers())
+    sizes = ", ".join(f"{b.name}: {len(b.rules)}" for b in program.rule_blocks())
     print(f"program from {program.blocks[0].name!r} to the output: {len(program.input.tests)} input tests; "
           f"rules per layer {sizes} -> {args.output}")
     return 0
 
 
 def load_program(path: str):
-    from mofn2logic.mofn_text import read_program
+    from mofn2logic.exporters.mofn import read_program
 
     if str(path).endswith(".pl"):
-        from mofn2logic.exporters.prolog_import import read_prolog
+        from mofn2logic.exporters.prolog_read import read_prolog
 
         return read_prolog(path)
     if str(path).endswith(".json"):
-        from mofn2logic.program_json import read_program_json
+        from mofn2logic.exporters.json_program import read_program_json
 
         return read_program_json(path)
     return read_program(path)
@@ -252,16 +244,16 @@ def load_program(path: str):
 
 @command
 def cmd_export(args: argparse.Namespace) -> int:
-    from mofn2logic.io_util import check_output_path, write_text_atomic
+    from mofn2logic.files import check_output_path, write_text_atomic
 
     check_output_path(args.output)
     program = load_program(args.program)
     if args.to == "json":
-        from mofn2logic.program_json import dumps
+        from mofn2logic.exporters.json_program import dumps
 
         text = dumps(program)
     elif args.to == "mofn":
-        from mofn2logic.mofn_text import format_program
+        from mofn2logic.exporters.mofn import format_program
 
         text = format_program(program)
     elif args.to == "prolog":
@@ -287,14 +279,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from mofn2logic.data import read_array
+    from mofn2logic.inputs import read_array
     from mofn2logic.errors import DataError
-    from mofn2logic.verification import ENGINES, verify
+    from mofn2logic.engines import ENGINE_NAMES as ENGINES
+    from mofn2logic.engines import verify
 
     program = load_program(args.program)
     engines = list(ENGINES) if args.engine == "all" else [args.engine]
     if "prolog" in engines:
-        from mofn2logic.engine_prolog import swipl
+        from mofn2logic.engines.prolog_engine import swipl
 
         swipl()  # fail before the work when SWI-Prolog is missing
     net, acts = _harvest_for(args)
@@ -303,7 +296,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         labels = np.asarray(read_array(args.labels, args.labels_key)).reshape(-1)
         if len(labels) != acts.n_samples:
             raise DataError(f"labels {args.labels!r} have {len(labels)} entries; the data has {acts.n_samples} samples")
-    report = verify(program, net, acts, labels=labels, engines=engines)
+    report = verify(program, net, acts, labels=labels, engines=engines).to_dict()
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from mofn2logic.compiler import compile_program
+from mofn2logic.program.compile import compile_program
 from mofn2logic.errors import DataError, ToolMissingError
-from mofn2logic.extraction import DEFAULT_BETAS, extract, summarize
-from mofn2logic.harvest import harvest
-from mofn2logic.io_util import write_text_atomic
-from mofn2logic.mofn_text import write_program
-from mofn2logic.onnx_import import import_network
-from mofn2logic.rules import write_rules
-from mofn2logic.verification import verify
+from mofn2logic.search.network import DEFAULT_BETAS, extract, summarize
+from mofn2logic.onnx.harvest import harvest
+from mofn2logic.files import write_text_atomic
+from mofn2logic.exporters.mofn import write_program
+from mofn2logic.onnx.importer import import_network
+from mofn2logic.search.rules_file import write_rules
+from mofn2logic.engines import verify
 
 
 def _say(log, msg: str) -> None:
@@ -78,10 +78,10 @@ def run_pipeline(model: str | os.PathLike[str], x: np.ndarray, labels: np.ndarra
         program = compile_program(chain, cut=la.name, beta=beta)
         path = out / f"program_{_safe(la.name)}.mofn"
         write_program(program, path)
-        rep = verify(program, net, held_acts, labels=held_labels, engines=("python",))
-        literals = sum(r.n for b in program.rule_layers() for r in b.rules)
+        rep = verify(program, net, held_acts, labels=held_labels, engines=("python",)).to_dict()
+        literals = sum(r.n for b in program.rule_blocks() for r in b.rules)
         cuts.append({"cut": la.name, "program": path.name, "fidelity": rep["fidelity"], "accuracy": rep["accuracy"],
-                     "rules": sum(len(b.rules) for b in program.rule_layers()), "literals": literals,
+                     "rules": sum(len(b.rules) for b in program.rule_blocks()), "literals": literals,
                      "input_tests": len(program.input.tests), "layers": rep["layers"]})
         _say(log, f"   cut {la.name}: held-out fidelity {rep['fidelity']:.4f}, {literals} literals")
     timings["compile_verify_cuts"] = time.perf_counter() - t0
@@ -104,7 +104,7 @@ def run_pipeline(model: str | os.PathLike[str], x: np.ndarray, labels: np.ndarra
         except ToolMissingError as e:
             _say(log, f"   (no SVG: {e})")
         use = [e for e in engines if e != "prolog" or _has("swipl")]
-        rep = verify(program, net, held_acts, labels=held_labels, engines=tuple(use))
+        rep = verify(program, net, held_acts, labels=held_labels, engines=tuple(use)).to_dict()
         checks[label] = {"cut": cut, "engines": rep["engines"], "engines_agree": rep["engines_agree"],
                          "fidelity": rep["fidelity"], "accuracy": rep["accuracy"]}
         _say(log, f"   {label} program (cut {cut}): " + ", ".join(f"{k} {v['fidelity']:.4f} in {v['seconds']:.2f} s"
@@ -120,7 +120,7 @@ def run_pipeline(model: str | os.PathLike[str], x: np.ndarray, labels: np.ndarra
         "cuts": cuts, "checks": checks, "timings": {k: round(v, 3) for k, v in timings.items()},
     }
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=1) + "\n")
-    from mofn2logic.report import write_report
+    from mofn2logic.report.html import write_report
 
     write_report(out, summary, chain, paper)
     return summary

@@ -67,7 +67,7 @@ def default_acts(default_model, digits):
 
 @pytest.fixture(scope="session")
 def default_rules(default_acts):
-    from mofn2logic.extraction import extract
+    from mofn2logic.search.network import extract
 
     net, acts = default_acts
     return extract(net, acts, betas=(0.0, 0.2, 1.0), device="cpu")

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from mofn2logic.splits import GAIN_EPS, split_gain, xlogx_table
+from mofn2logic.search.splits import GAIN_EPS, split_gain, xlogx_table
 
 
 def plain_split(x: np.ndarray, y: np.ndarray, n_classes: int) -> float:

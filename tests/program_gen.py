@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mofn2logic.program import IndexLayer, InputLayer, Lit, MofN, PoolLayer, Program, RuleLayer
+from mofn2logic.ir.program import IndexBlock, InputTests, AtomLiteral, MofNRule, PoolBlock, Program, RuleBlock
+from mofn2logic.ir.steps import MaxPool
 
 HOSTILE = ["it's", 'say "hi"', "Capital Name", "ünïcødé ✓", "a :- halt.", "x\\y", "tab\there", "new\nline",
            "-> ; !", "'", "%comment", "0'a", "[]", "{}"]
@@ -17,14 +18,14 @@ def _rules(rng, units, n_src, conv=False, channels=None, heads=True):
             continue  # a unit with no rule
         n = int(rng.integers(0, min(6, n_src if not conv else 9) + 1))
         if conv:
-            lits = tuple(Lit(int(rng.integers(channels)), bool(rng.random() < 0.6),
+            lits = tuple(AtomLiteral(int(rng.integers(channels)), bool(rng.random() < 0.6),
                              (int(rng.integers(-1, 2)), int(rng.integers(-1, 2)))) for _ in range(n))
         else:
             srcs = rng.choice(n_src, size=n, replace=False)
-            lits = tuple(Lit(int(s), bool(rng.random() < 0.6)) for s in srcs)
+            lits = tuple(AtomLiteral(int(s), bool(rng.random() < 0.6)) for s in srcs)
         m = int(rng.integers(0, n + 2))
         thr = float(np.float32(rng.normal())) if heads else None
-        rules.append(MofN(u, m, lits, thr))
+        rules.append(MofNRule(u, m, lits, thr))
     return tuple(rules)
 
 
@@ -33,9 +34,9 @@ def dense_program(seed: int, names=None) -> Program:
     names = names or ["h1", "out"]
     n_in, hidden, k = int(rng.integers(3, 12)), int(rng.integers(2, 8)), int(rng.integers(2, 6))
     tests = tuple((i, float(np.float32(rng.normal()))) for i in range(n_in) if rng.random() < 0.9)
-    inp = InputLayer(names[0] + "/in", (n_in,), False, tests)
-    h = RuleLayer(names[0], "dense", "", (hidden,), _rules(rng, hidden, n_in))
-    out = RuleLayer(names[1], "dense", names[0], (k,), _rules(rng, k, hidden, heads=False))
+    inp = InputTests(names[0] + "/in", (n_in,), False, tests)
+    h = RuleBlock(names[0], "dense", "", (hidden,), _rules(rng, hidden, n_in))
+    out = RuleBlock(names[1], "dense", names[0], (k,), _rules(rng, k, hidden, heads=False))
     return Program(name=names[0] + " program", input=inp, blocks=(h, out))
 
 
@@ -43,12 +44,12 @@ def conv_program(seed: int, names=None) -> Program:
     rng = np.random.default_rng(seed)
     names = names or ["conv", "pool", "flat", "out"]
     c_in, c_out, size, k = int(rng.integers(1, 3)), int(rng.integers(2, 4)), 6, int(rng.integers(2, 5))
-    inp = InputLayer("image", (c_in, size, size), True, tuple((c, float(np.float32(rng.normal()))) for c in range(c_in)))
-    conv = RuleLayer(names[0], "conv", "", (c_out, size, size), _rules(rng, c_out, c_in, conv=True, channels=c_in))
-    pool = PoolLayer(names[1], names[0], (c_out, 3, 3), (2, 2), (2, 2), (0, 0, 0, 0), (1, 1))
+    inp = InputTests("image", (c_in, size, size), True, tuple((c, float(np.float32(rng.normal()))) for c in range(c_in)))
+    conv = RuleBlock(names[0], "conv", "", (c_out, size, size), _rules(rng, c_out, c_in, conv=True, channels=c_in))
+    pool = PoolBlock(names[1], names[0], (c_out, 3, 3), MaxPool(kernel=(2, 2), strides=(2, 2)))
     perm = np.transpose(np.arange(c_out * 9).reshape(c_out, 3, 3), (1, 2, 0)).reshape(-1)  # an NHWC flatten
-    flat = IndexLayer(names[2], names[1], (c_out * 9,), tuple(int(i) for i in perm))
-    out = RuleLayer(names[3], "dense", names[2], (k,), _rules(rng, k, c_out * 9, heads=False))
+    flat = IndexBlock(names[2], names[1], (c_out * 9,), tuple(int(i) for i in perm))
+    out = RuleBlock(names[3], "dense", names[2], (k,), _rules(rng, k, c_out * 9, heads=False))
     return Program(name="conv program", input=inp, blocks=(conv, pool, flat, out))
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import require_tool
 from mofn2logic.cli import main
-from mofn2logic.rules import write_rules
+from mofn2logic.search.rules_file import write_rules
 
 
 @pytest.fixture()

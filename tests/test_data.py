@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mofn2logic.data import check_data, read_array
+from mofn2logic.inputs import check_data, read_array
 from mofn2logic.errors import DataError, InputFileError
 
 

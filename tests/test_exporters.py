@@ -9,12 +9,13 @@ import pytest
 import sympy
 
 from conftest import require_tool
-from mofn2logic import engine_python, engine_sympy
-from mofn2logic.compiler import compile_program
-from mofn2logic.engine_prolog import run as prolog_run
+from mofn2logic.engines import numpy_engine as engine_python
+from mofn2logic.engines import sympy_engine as engine_sympy
+from mofn2logic.program.compile import compile_program
+from mofn2logic.engines.prolog_engine import run as prolog_run
 from mofn2logic.exporters.dot import render_svg, to_dot
 from mofn2logic.exporters.prolog import number, quote_atom, to_prolog
-from mofn2logic.exporters.prolog_import import read_prolog_text
+from mofn2logic.exporters.prolog_read import read_prolog_text
 from mofn2logic.exporters.sympy_expr import to_sympy, to_sympy_program
 from program_gen import HOSTILE, conv_program, dense_program, sample_inputs
 
@@ -41,9 +42,9 @@ def test_prolog_with_hostile_names_runs_and_reads_back(make, n_names):
         assert read_prolog_text(text) == p
         x = sample_inputs(p, 40, offset)
         atoms, classes = prolog_run(p, x)
-        ref_atoms, _, ref_classes = engine_python.run(p, x)
+        ref_atoms, _, ref_classes = engine_python.evaluate(p, x)
         np.testing.assert_array_equal(classes, ref_classes)
-        for b in p.rule_layers():
+        for b in p.rule_blocks():
             np.testing.assert_array_equal(atoms[b.name], ref_atoms[b.name].reshape(len(x), -1))
 
 
@@ -60,7 +61,7 @@ def test_prolog_predict_and_explain(default_rules, default_acts, tmp_path):
     out = subprocess.run([exe, "-q", "-g", goal, "-t", "halt", "p.pl"], cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     c, line2, fired = out.stdout.split("\n")[:3]
-    _, _, ref = engine_python.run(p, np.asarray(acts[p.input.tensor])[:1])
+    _, _, ref = engine_python.evaluate(p, np.asarray(acts[p.input.tensor])[:1])
     assert int(c) == ref[0] and line2.split() == [c, "2"] and int(fired) >= 0
 
 
@@ -76,7 +77,7 @@ def test_sympy_file_executes_and_lambdifies(default_rules, default_acts):
     syms = sorted(expr.free_symbols, key=lambda s: s.name)
     f = sympy.lambdify(syms, expr, "numpy")
     x = np.asarray(acts[p.input.tensor])
-    atoms, _, _ = engine_python.run(p, x)
+    atoms, _, _ = engine_python.evaluate(p, x)
     src = atoms[""].reshape(len(x), -1).astype(int)
     got = f(*[src[:, int(s.name.split("_")[1])] for s in syms])
     np.testing.assert_array_equal(np.broadcast_to(got, (len(x),)).astype(bool), atoms["node_linear_1"][:, rule.unit])
@@ -84,11 +85,11 @@ def test_sympy_file_executes_and_lambdifies(default_rules, default_acts):
 
 
 def test_sympy_dnf_only_when_small():
-    from mofn2logic.program import Lit, MofN
+    from mofn2logic.ir.program import AtomLiteral, MofNRule
     from mofn2logic.exporters.sympy_expr import rule_dnf
 
-    big = MofN(0, 10, tuple(Lit(i) for i in range(20)))
-    small = MofN(0, 2, tuple(Lit(i) for i in range(4)))
+    big = MofNRule(0, 10, tuple(AtomLiteral(i) for i in range(20)))
+    small = MofNRule(0, 2, tuple(AtomLiteral(i) for i in range(4)))
     assert rule_dnf(big, 0, 64) is None
     assert len(rule_dnf(small, 0, 64).args) == 6  # C(4, 2) conjunctions
 
@@ -116,26 +117,26 @@ def test_engines_agree_on_random_programs(seed):
     for make in (dense_program, conv_program):
         p = make(seed)
         x = sample_inputs(p, 60, seed)
-        a_py, m_py, c_py = engine_python.run(p, x)
-        a_sy, m_sy, c_sy = engine_sympy.run(p, x)
+        a_py, m_py, c_py = engine_python.evaluate(p, x)
+        a_sy, m_sy, c_sy = engine_sympy.evaluate(p, x)
         a_pl, c_pl = prolog_run(p, x)
         np.testing.assert_array_equal(c_py, c_sy)
         np.testing.assert_array_equal(c_py, c_pl)
         np.testing.assert_array_equal(m_py, m_sy)
-        for b in p.rule_layers():
+        for b in p.rule_blocks():
             np.testing.assert_array_equal(a_py[b.name], a_sy[b.name])
             np.testing.assert_array_equal(a_py[b.name].reshape(len(x), -1), a_pl[b.name])
 
 
 def test_engines_agree_on_the_demo_model(default_rules, default_acts):
     require_tool("swipl")
-    from mofn2logic.verification import verify
+    from mofn2logic.engines.verify import verify
 
     net, acts = default_acts
     sub = {k: np.asarray(v)[:150] for k, v in acts.items()}
     for cut in ("node_conv2d", "node_linear_1"):
         p = compile_program(default_rules, cut=cut, beta=0.2)
-        report = verify(p, net, sub, engines=("python", "sympy", "prolog"))
+        report = verify(p, net, sub, engines=("python", "sympy", "prolog")).to_dict()
         assert report["engines_agree"] is True
         assert len({r["fidelity"] for r in report["engines"].values()}) == 1
     assert to_sympy_program(p).atoms

@@ -12,8 +12,8 @@ import onnx_models
 from mofn2logic import check_data, harvest, import_network
 from mofn2logic.cli import main
 from mofn2logic.errors import SearchError
-from mofn2logic.extraction import extract, predicted_class, propagate_thresholds
-from mofn2logic.rules import dumps, from_dict, read_rules
+from mofn2logic.search.network import extract, predicted_class, propagate_thresholds
+from mofn2logic.search.rules_file import dumps, from_dict, read_rules
 from plain_method import plain_search, plain_split
 
 BETAS = (0.0, 0.2, 1.0)
@@ -64,7 +64,7 @@ def test_conv_layer_equals_plain_method(convbn):
     head1 = [plain_split(a1[:, ch].reshape(-1), np.repeat(pred, a1.shape[2] * a1.shape[3]), 3) for ch in range(4)]
     lit_thr = np.array([head1[ch] for ch in range(4) for _ in range(9)], dtype=a1.dtype)
     layer = rs.layers[0]
-    assert layer.n_examples == len(keys) and layer.conv.position == "all"
+    assert layer.n_examples == len(keys) and layer.conv_position == "all"
     for ch, unit in enumerate(layer.units):
         target = np.array([out[s, ch, oy, ox] for s, oy, ox in keys])
         head = plain_split(target, ppred, 3)
@@ -89,7 +89,7 @@ def test_conv_subsampling_is_seeded(convbn):
 def test_best_position_option(convbn):
     net, acts = convbn
     rs = extract(net, acts, layers=["conv1"], betas=BETAS, device="cpu", conv_position="best")
-    assert rs.layers[0].conv.position == "best" and rs.layers[0].n_examples == 40
+    assert rs.layers[0].conv_position == "best" and rs.layers[0].n_examples == 40
     assert len(rs.layers[0].units) == 4
 
 

@@ -9,7 +9,7 @@ from onnx.reference import ReferenceEvaluator
 
 import onnx_models
 from mofn2logic import check_data, harvest, import_network
-from mofn2logic.harvest import parse_size, select_providers
+from mofn2logic.onnx.harvest import parse_size, select_providers
 
 
 @pytest.mark.parametrize("kind", ["tf2onnx", "cntk", "gemm32", "gemm64", "convbn", "torch_mlp_dynamo",

@@ -9,7 +9,7 @@ from onnx.reference import ReferenceEvaluator
 import onnx_models
 from mofn2logic import import_network
 from mofn2logic.errors import InputFileError, ModelFormatError, UnsupportedModelError
-from mofn2logic.network import Step
+from mofn2logic.ir.steps import Step, Transpose
 
 EXPECTED = {
     "tf2onnx": [("conv", "relu"), ("dense", "relu"), ("dense", "softmax")],
@@ -65,7 +65,7 @@ def test_default_model_table(default_model):
 def test_tf2onnx_same_padding_and_transposes(model_zoo):
     net = import_network(model_zoo["tf2onnx"])
     assert net.layers[0].conv.pads == (1, 1, 1, 1)
-    assert [s.attr("perm") for s in net.sequence if isinstance(s, Step) and s.op == "transpose"] == [
+    assert [s.perm for s in net.sequence if isinstance(s, Transpose)] == [
         (0, 3, 1, 2), (0, 2, 3, 1)]
 
 

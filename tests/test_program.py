@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mofn2logic.compiler import compile_program
+from mofn2logic.program.compile import compile_program
 from mofn2logic.errors import ProgramError, RuleSyntaxError
-from mofn2logic.mofn_text import format_program, parse_program
-from mofn2logic.program import IndexLayer, InputLayer, Lit, MofN, Program, RuleLayer
+from mofn2logic.exporters.mofn import format_program, parse_program
+from mofn2logic.ir.program import IndexBlock, InputTests, AtomLiteral, MofNRule, Program, RuleBlock
 from program_gen import HOSTILE, conv_program, dense_program
 
 names = st.text(min_size=1, max_size=12)
@@ -28,15 +28,15 @@ def programs(draw):
     def rules(units, n_src, heads):
         out = []
         for u in sorted(draw(st.sets(st.integers(0, units - 1)))):
-            lits = tuple(Lit(s, draw(st.booleans())) for s in draw(st.lists(st.integers(0, n_src - 1), max_size=4)))
-            out.append(MofN(u, draw(st.integers(0, len(lits) + 1)), lits, draw(floats) if heads else None))
+            lits = tuple(AtomLiteral(s, draw(st.booleans())) for s in draw(st.lists(st.integers(0, n_src - 1), max_size=4)))
+            out.append(MofNRule(u, draw(st.integers(0, len(lits) + 1)), lits, draw(floats) if heads else None))
         return tuple(out)
 
     return Program(
-        name=draw(st.text(max_size=10)), input=InputLayer(draw(names), (n_in,), False, tests),
-        blocks=(RuleLayer(a, "dense", "", (hidden,), rules(hidden, n_in, True)),
-                IndexLayer(a + "/idx", a, (hidden,), tuple(draw(st.permutations(range(hidden))))),
-                RuleLayer(b, "dense", a + "/idx", (k,), rules(k, hidden, False))))
+        name=draw(st.text(max_size=10)), input=InputTests(draw(names), (n_in,), False, tests),
+        blocks=(RuleBlock(a, "dense", "", (hidden,), rules(hidden, n_in, True)),
+                IndexBlock(a + "/idx", a, (hidden,), tuple(draw(st.permutations(range(hidden))))),
+                RuleBlock(b, "dense", a + "/idx", (k,), rules(k, hidden, False))))
 
 
 @settings(max_examples=150, deadline=None)
@@ -58,8 +58,8 @@ def test_roundtrip_generated_and_hostile(make):
 
 
 def test_exact_text():
-    p = Program("demo", InputLayer("x", (3,), False, ((0, 0.5), (2, -1.25))),
-                (RuleLayer("out", "dense", "", (2,), (MofN(0, 1, (Lit(0), Lit(2, False))), MofN(1, 2, ()))),))
+    p = Program("demo", InputTests("x", (3,), False, ((0, 0.5), (2, -1.25))),
+                (RuleBlock("out", "dense", "", (2,), (MofNRule(0, 1, (AtomLiteral(0), AtomLiteral(2, False))), MofNRule(1, 2, ()))),))
     assert format_program(p) == (
         "mofn2logic program 1\n"
         "name 'demo'\n"
@@ -86,25 +86,25 @@ def test_syntax_error_has_line_column_and_caret():
     (lambda t: t.replace("1 of [0", "5 of [0"), r"asks 5 of 2 literals"),
 ])
 def test_program_checks(edit, match):
-    p = Program("demo", InputLayer("x", (3,), False, ((0, 0.5),)),
-                (RuleLayer("out", "dense", "", (2,), (MofN(0, 1, (Lit(0), Lit(2, False))),)),))
+    p = Program("demo", InputTests("x", (3,), False, ((0, 0.5),)),
+                (RuleBlock("out", "dense", "", (2,), (MofNRule(0, 1, (AtomLiteral(0), AtomLiteral(2, False))),)),))
     with pytest.raises(ProgramError, match=match):
         parse_program(edit(format_program(p)))
 
 
 def test_compile_cuts_and_prunes(default_rules):
     full = compile_program(default_rules, beta=0.0)
-    assert [b.name for b in full.rule_layers()] == ["node_conv2d", "node_conv2d_1", "node_linear", "node_linear_1"]
+    assert [b.name for b in full.rule_blocks()] == ["node_conv2d", "node_conv2d_1", "node_linear", "node_linear_1"]
     assert full.input.per_channel and full.input.tensor == "image"
     kinds = [type(b).__name__ for b in full.blocks]
-    assert kinds == ["RuleLayer", "RuleLayer", "PoolLayer", "IndexLayer", "RuleLayer", "RuleLayer"]
+    assert kinds == ["RuleBlock", "RuleBlock", "PoolBlock", "IndexBlock", "RuleBlock", "RuleBlock"]
     soft = compile_program(default_rules, cut="node_linear_1", beta=0.2)
     assert [b.name for b in soft.blocks] == ["node_linear_1"] and not soft.input.per_channel
     used = {li.src for r in soft.output.rules for li in r.lits}
     assert {i for i, _ in soft.input.tests} == used  # pruned to the inputs the classes read
     mid = compile_program(default_rules, cut="node_linear", beta=1.0)
     read = {li.src for r in mid.output.rules for li in r.lits}
-    assert {r.unit for r in mid.rule_layers()[0].rules} == read  # unreachable hidden units dropped
+    assert {r.unit for r in mid.rule_blocks()[0].rules} == read  # unreachable hidden units dropped
 
 
 def test_compile_errors(default_rules):
@@ -116,7 +116,7 @@ def test_compile_errors(default_rules):
 
 def test_compile_refuses_paper_mode(default_model, digits):
     import mofn2logic as M
-    from mofn2logic.extraction import extract
+    from mofn2logic.search.network import extract
 
     net = M.import_network(default_model)
     acts = M.harvest(net, default_model, M.check_data(digits["images"][:200], net.input_shape, net.dtype))
@@ -129,7 +129,7 @@ def test_compile_refuses_paper_mode(default_model, digits):
 @settings(max_examples=60, deadline=None)
 @given(programs())
 def test_json_roundtrip(p):
-    from mofn2logic.program_json import dumps, from_dict
+    from mofn2logic.exporters.json_program import dumps, from_dict
 
     import json
 
@@ -138,7 +138,7 @@ def test_json_roundtrip(p):
 
 def test_json_roundtrip_conv_and_cli(tmp_path, capsys):
     from mofn2logic.cli import main
-    from mofn2logic.mofn_text import read_program, write_program
+    from mofn2logic.exporters.mofn import read_program, write_program
 
     p = conv_program(3, names=HOSTILE[:4])
     write_program(p, tmp_path / "p.mofn")

@@ -42,7 +42,7 @@ def test_run_writes_everything(run_dir):
 
 def test_report_renders_in_chromium_without_console_errors(run_dir):
     require_tool("chromium")
-    from mofn2logic.browser import render_page
+    from browser import render_page
 
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "report.png"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mofn2logic.backends import NumbaBackend, NumpyBackend, TorchBackend, make_backend
-from mofn2logic.complexity import complexity, denominator
+from mofn2logic.search.backends import NumbaBackend, NumpyBackend, TorchBackend, make_backend
+from mofn2logic.search.complexity import complexity, denominator
 from mofn2logic.errors import SearchError
-from mofn2logic.layer_search import LayerProblem, search_layer
-from mofn2logic.search import candidates_from_histogram, choose, literal_matrix, pareto_front, weight_order
-from mofn2logic.splits import best_splits
+from mofn2logic.search.layer import LayerProblem, search_layer
+from mofn2logic.search.unit import candidates_from_histogram, choose, literal_matrix, pareto_front, weight_order
+from mofn2logic.search.splits import best_splits
 from plain_method import plain_complexity, plain_front, plain_search, plain_split
 
 BETAS = (0.0, 0.1, 0.2, 1.0, 5.0, 1000.0)
@@ -180,7 +180,7 @@ def test_best_order_never_worse_and_small_search_is_exact():
 def test_optimality_report_against_brute_force():
     from itertools import combinations
 
-    from mofn2logic.optimality import optimal_losses, optimality
+    from mofn2logic.search.optimality import optimal_losses, optimality
     from plain_method import plain_complexity
 
     rng = np.random.default_rng(41)
@@ -198,7 +198,7 @@ def test_optimality_report_against_brute_force():
 
 
 def test_paper_splits_kernel_equals_numpy_sweep():
-    from mofn2logic.splits import binary_splits_per_target
+    from mofn2logic.search.splits import binary_splits_per_target
 
     rng = np.random.default_rng(51)
     for dtype in (np.float32, np.float64):

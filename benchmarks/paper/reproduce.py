@@ -28,12 +28,12 @@ sys.path.insert(0, str(HERE.parent))
 import mofn2logic as M  # noqa: E402
 from mnist import load_mnist  # noqa: E402
 from train_mnist_cnn import accuracy, export, keras_cnn, train  # noqa: E402
-from mofn2logic.compiler import compile_program  # noqa: E402
-from mofn2logic.engine_python import run as run_program  # noqa: E402
-from mofn2logic.extraction import _paper_input_thresholds, extract, predicted_class, summarize  # noqa: E402
-from mofn2logic.layer_search import small_candidates  # noqa: E402
-from mofn2logic.search import weight_order  # noqa: E402
-from mofn2logic.splits import literal_gain  # noqa: E402
+from mofn2logic.program.compile import compile_program  # noqa: E402
+from mofn2logic.engines.numpy_engine import run as run_program  # noqa: E402
+from mofn2logic.search.network import _paper_input_thresholds, extract, predicted_class, summarize  # noqa: E402
+from mofn2logic.search.layer import small_candidates  # noqa: E402
+from mofn2logic.search.unit import weight_order  # noqa: E402
+from mofn2logic.search.splits import literal_gain  # noqa: E402
 
 BETAS = (0.0, 0.1, 0.2, 1.0, 5.0, 1000.0)
 
@@ -160,7 +160,7 @@ def cut_table(net, rules_chain, acts_he) -> list[tuple[str, float, int]]:
     for la in rules_chain.layers:
         p = compile_program(rules_chain, cut=la.name, beta=0.0)
         _, _, cls = run_program(p, np.asarray(acts_he[p.input.tensor]))
-        out.append((la.name, float(np.mean(cls == pred)), sum(r.n for b in p.rule_layers() for r in b.rules)))
+        out.append((la.name, float(np.mean(cls == pred)), sum(r.n for b in p.rule_blocks() for r in b.rules)))
     return out
 
 
@@ -174,9 +174,9 @@ def tradeoff_md(rows: list[dict]) -> list[str]:
 
 def heldout_tradeoff(net, rs, acts_he) -> list[dict]:
     """The trade-off table with each rule's error measured on held-out data (chain mode rules)."""
-    from mofn2logic.compiler import _rule_layer  # the same rules, evaluated like a one-layer program
-    from mofn2logic.engine_python import _conv, _dense
-    from mofn2logic.program import InputLayer, Program
+    from mofn2logic.program.compile import _rule_layer  # the same rules, evaluated like a one-layer program
+    from mofn2logic.engines.numpy_engine import _conv, _dense
+    from mofn2logic.ir.program import InputTests, Program
 
     pred = predicted_class(net, acts_he)
     rows = []
@@ -190,9 +190,9 @@ def heldout_tradeoff(net, rs, acts_he) -> list[dict]:
             for u in la.units:
                 for li in u.rule(b).literals:
                     tests[li.input] = li.threshold
-            prog = Program("", InputLayer(la.input_tensor, tuple(x.shape[1:]), la.kind == "conv",
+            prog = Program("", InputTests(la.input_tensor, tuple(x.shape[1:]), la.kind == "conv",
                                           tuple(sorted(tests.items()))), (block,))
-            from mofn2logic.engine_python import input_atoms
+            from mofn2logic.engines.numpy_engine import input_atoms
 
             src = input_atoms(prog, x)
             got = _conv(prog, src, block) if la.kind == "conv" else _dense(src.reshape(len(x), -1), block)[0]
@@ -248,7 +248,7 @@ def main() -> None:
         }
         print(f"{name}: paper {t_paper:.0f} s, chain {t_chain:.0f} s, best(softmax) {t_best:.0f} s", flush=True)
     total = time.perf_counter() - t_all
-    from mofn2logic.backends import make_backend
+    from mofn2logic.search.backends import make_backend
 
     backend = make_backend("cpu").name
     (args.work / "results.json").write_text(json.dumps({"results": results, "total_s": total, "backend": backend},

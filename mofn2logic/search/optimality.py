@@ -11,10 +11,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mofn2logic.backends import NumpyBackend
-from mofn2logic.complexity import complexity
+from mofn2logic.search.backends import NumpyBackend
+from mofn2logic.search.complexity import complexity
 from mofn2logic.errors import SearchError
-from mofn2logic.layer_search import LayerProblem, search_unit
+from mofn2logic.search.layer import LayerProblem, search_unit
 
 MAX_INPUTS = 12
 

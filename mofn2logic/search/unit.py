@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mofn2logic.backends import PrefixHistogram
-from mofn2logic.complexity import complexity, denominator
+from mofn2logic.search.backends import PrefixHistogram
+from mofn2logic.search.complexity import complexity, denominator
 
 
 @dataclass(frozen=True, slots=True)

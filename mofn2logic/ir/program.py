@@ -1,16 +1,18 @@
-"""The logic-program IR: plain frozen data, printed by the exporters and run by the engines.
+"""The logic-program IR: plain frozen data, printed by the exporters and run by the engines
+(docs/method.md, section 4).
 
 A program is layered. Its input is a set of threshold tests on the cut layer's input tensor
 (computed by the network): per unit for a dense cut, per channel for a convolution. Each block
 then defines atoms from the atoms of its source block:
 
-  RuleLayer  dense: atom u holds iff at least M of its literals hold; a literal is a source atom
-             (by flat index), positive or negated.
-             conv: one first-order rule per output channel, shared by every position (oy, ox);
-             a literal (c, dy, dx) is the source atom of channel c at (oy*sy + dy, ox*sx + dx);
-             outside the source it reads the padding: the truth of "0 >= threshold" of channel c.
-  PoolLayer  max pooling of atoms: an OR over each window (exact for thresholded units).
-  IndexLayer flatten / reshape / transpose: output atom k is source atom index[k].
+  RuleBlock   dense: atom u holds iff at least M of its literals hold; a literal is a source atom
+              (by flat index), positive or negated.
+              conv: one first-order rule per output channel, shared by every position (oy, ox);
+              a literal (c, dy, dx) is the source atom of channel c at (oy*sy + dy, ox*sx + dx);
+              outside the source it reads the padding: the truth of "0 >= threshold" of channel c.
+  PoolBlock   max pooling of atoms (`mofn2logic.ir.steps.MaxPool`): an OR over each window,
+              exact for thresholded units.
+  IndexBlock  flatten / reshape / transpose: output atom k is source atom index[k].
 
 The last block's atoms are the classes. Decision (``margin``): the class with the highest
 margin (count - M) / max(N, 1), ties to the lowest class index -- the same in every engine.
@@ -21,22 +23,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
+from mofn2logic.ir.steps import MaxPool
+
 DECISIONS = ("margin",)
 
 
 @dataclass(frozen=True, slots=True)
-class Lit:
+class AtomLiteral:
+    """A reference to a source atom, positive or negated."""
+
     src: int  # dense: source flat index; conv: source channel
     positive: bool = True
     offset: tuple[int, int] | None = None  # conv only: (dy, dx)
 
 
 @dataclass(frozen=True, slots=True)
-class MofN:
+class MofNRule:
+    """Atom `unit` holds iff at least `m` of `lits` hold."""
+
     unit: int  # dense unit or conv channel
     m: int
-    lits: tuple[Lit, ...]
-    threshold: float | None = None  # the head split (None for classes)
+    lits: tuple[AtomLiteral, ...]
+    threshold: float | None = None  # the head split the atom stands for (None for classes)
 
     @property
     def n(self) -> int:
@@ -44,7 +52,7 @@ class MofN:
 
 
 @dataclass(frozen=True, slots=True)
-class InputLayer:
+class InputTests:
     tensor: str
     shape: tuple[int, ...]  # per sample
     per_channel: bool  # conv cut: one threshold per channel; dense cut: per unit (flat index)
@@ -52,46 +60,43 @@ class InputLayer:
 
 
 @dataclass(frozen=True, slots=True)
-class RuleLayer:
+class RuleBlock:
     name: str
     kind: str  # "dense" | "conv"
     source: str  # a block name, or "" for the program's input
     shape: tuple[int, ...]  # per sample: (units,) or (channels, height, width)
-    rules: tuple[MofN, ...]  # ascending by unit; units without a rule are false
+    rules: tuple[MofNRule, ...]  # ascending by unit; units without a rule are false
     stride: tuple[int, int] = (1, 1)
 
 
 @dataclass(frozen=True, slots=True)
-class PoolLayer:
+class PoolBlock:
     name: str
     source: str
     shape: tuple[int, int, int]
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
-    pads: tuple[int, int, int, int]  # top, left, bottom, right
-    dilation: tuple[int, int] = (1, 1)
+    pool: MaxPool
 
 
 @dataclass(frozen=True, slots=True)
-class IndexLayer:
+class IndexBlock:
     name: str
     source: str
     shape: tuple[int, ...]
     index: tuple[int, ...]  # flat output index -> flat source index
 
 
-Block = Union[RuleLayer, PoolLayer, IndexLayer]
+Block = Union[RuleBlock, PoolBlock, IndexBlock]
 
 
 @dataclass(frozen=True, slots=True)
 class Program:
     name: str
-    input: InputLayer
+    input: InputTests
     blocks: tuple[Block, ...]
     decision: str = "margin"
 
     @property
-    def output(self) -> RuleLayer:
+    def output(self) -> RuleBlock:
         return self.blocks[-1]  # type: ignore[return-value]
 
     def block(self, name: str) -> Block:
@@ -102,8 +107,8 @@ class Program:
 
         raise ProgramError(f"the program has no block {name!r}")
 
-    def rule_layers(self) -> tuple[RuleLayer, ...]:
-        return tuple(b for b in self.blocks if isinstance(b, RuleLayer))
+    def rule_blocks(self) -> tuple[RuleBlock, ...]:
+        return tuple(b for b in self.blocks if isinstance(b, RuleBlock))
 
 
 def channel_threshold(program: Program, source: str, channel: int) -> float | None:
@@ -112,9 +117,9 @@ def channel_threshold(program: Program, source: str, channel: int) -> float | No
     if source == "":
         return dict(program.input.tests).get(channel) if program.input.per_channel else None
     b = program.block(source)
-    if isinstance(b, PoolLayer):
+    if isinstance(b, PoolBlock):
         return channel_threshold(program, b.source, channel)
-    if isinstance(b, RuleLayer):
+    if isinstance(b, RuleBlock):
         for r in b.rules:
             if r.unit == channel:
                 return r.threshold
@@ -129,3 +134,8 @@ def pad_truth(program: Program, source: str, channel: int) -> bool:
 
 def source_shape(program: Program, source: str) -> tuple[int, ...]:
     return program.input.shape if source == "" else program.block(source).shape
+
+
+def literal_count(program: Program) -> int:
+    """Literals over every rule of the program (its size)."""
+    return sum(r.n for b in program.rule_blocks() for r in b.rules)

@@ -8,8 +8,8 @@ import io
 import json
 from pathlib import Path
 
-from mofn2logic.io_util import write_text_atomic
-from mofn2logic.rules import RuleSet
+from mofn2logic.files import write_text_atomic
+from mofn2logic.ir.rules import RuleSet
 
 CSS = """
 body { font: 14px/1.45 -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;

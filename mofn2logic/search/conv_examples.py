@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mofn2logic.network import Layer
-from mofn2logic.splits import best_splits
+from mofn2logic.ir.network import Layer
+from mofn2logic.search.splits import best_splits
 
 
 @dataclass(frozen=True, slots=True)

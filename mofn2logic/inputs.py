@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from mofn2logic.errors import DataError, InputFileError
-from mofn2logic.network import Shape
+from mofn2logic.ir.network import Shape
 
 FORMATS = (".npy", ".npz", ".csv")
 

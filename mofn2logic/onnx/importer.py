@@ -1,4 +1,4 @@
-"""Read an ONNX classifier into the network IR (`mofn2logic.network`).
+"""Read an ONNX classifier into the network IR (`mofn2logic.ir.network`).
 
 The graph must be a chain from one input to one output: affine maps (Gemm, MatMul [+ Add],
 Conv [+ Add]) with optional BatchNormalization folded in, element-wise activations, and
@@ -19,7 +19,17 @@ from onnx import helper, numpy_helper, shape_inference
 from google.protobuf.message import DecodeError
 
 from mofn2logic.errors import InputFileError, ModelFormatError, UnsupportedModelError
-from mofn2logic.network import ConvAttrs, Layer, Network, Shape, Step
+from mofn2logic.ir.network import ConvAttrs, Layer, Network, Shape
+from mofn2logic.ir.steps import (
+    AvgPool,
+    Flatten,
+    GlobalAvgPool,
+    Identity,
+    MaxPool,
+    Reshape,
+    Step,
+    Transpose,
+)
 
 ACTIVATIONS = {
     "Relu": "relu", "LeakyRelu": "leaky_relu", "Tanh": "tanh", "Sigmoid": "sigmoid",
@@ -275,8 +285,7 @@ class _Importer:
             if attrs.get("transA", 0):
                 # transA only makes sense after a Transpose that moved the batch axis; undo both.
                 prev = seq[-1] if seq else None
-                if not (isinstance(prev, Step) and prev.op == "transpose" and prev.output == cur
-                        and tuple(prev.attr("perm") or (1, 0)) == (1, 0)):
+                if not (isinstance(prev, Transpose) and prev.output == cur and tuple(prev.perm) == (1, 0)):
                     raise UnsupportedModelError(
                         f"node {self._label(node)} has transA=1 on data that is not a 2-D Transpose of the "
                         "batch; supported: transA=0, or transA=1 right after Transpose(perm=[1,0])"
@@ -314,17 +323,7 @@ class _Importer:
         auto = attrs.get("auto_pad", b"NOTSET")
         auto = auto.decode() if isinstance(auto, bytes) else auto
         if auto in ("SAME_UPPER", "SAME_LOWER"):
-            shape = self.shapes.get(cur)
-            if not shape or len(shape) != 4 or None in shape[2:]:
-                raise UnsupportedModelError(f"node {self._label(node)}: auto_pad={auto} needs a known input size")
-            total = []
-            for size, k, s, d in zip(shape[2:], kernel, strides, dil):
-                out = -(-size // s)
-                total.append(max(0, (out - 1) * s + (k - 1) * d + 1 - size))
-            small = [t // 2 for t in total]
-            big = [t - t // 2 for t in total]
-            begin, end = (small, big) if auto == "SAME_UPPER" else (big, small)
-            pads = (*begin, *end)
+            pads = self._same_pads(node, cur, kernel, strides, dil, auto)
         elif auto == "VALID":
             pads = (0, 0, 0, 0)
         return ConvAttrs(kernel=(int(kernel[0]), int(kernel[1])), strides=(int(strides[0]), int(strides[1])),
@@ -406,36 +405,70 @@ class _Importer:
     def _step(self, node: onnx.NodeProto, cur: str) -> Step:
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         op = STEPS[node.op_type]
-        kept: dict[str, object] = {}
+        where = {"input": cur, "output": node.output[0], "node": node.name or node.output[0]}
+        if op == "identity":
+            return Identity(**where)
+        if op == "flatten":
+            return Flatten(axis=int(attrs.get("axis", 1)), **where)
+        if op == "globalavgpool":
+            return GlobalAvgPool(**where)
         if op == "reshape":
             shape_name = node.input[1]
             if shape_name in self.consts:
-                kept["shape"] = tuple(int(v) for v in self.consts[shape_name].reshape(-1))
-            else:
-                out = self.shapes.get(node.output[0])
-                if not out or None in out[1:]:
-                    raise UnsupportedModelError(
-                        f"node {self._label(node)} reshapes to a shape computed at run time that shape "
-                        "inference cannot fix; supported: a constant target shape"
-                    )
-                kept["shape"] = (-1, *out[1:])
-        elif op == "transpose":
+                return Reshape(shape=tuple(int(v) for v in self.consts[shape_name].reshape(-1)), **where)
+            out = self.shapes.get(node.output[0])
+            if not out or None in out[1:]:
+                raise UnsupportedModelError(
+                    f"node {self._label(node)} reshapes to a shape computed at run time that shape "
+                    "inference cannot fix; supported: a constant target shape"
+                )
+            return Reshape(shape=(-1, *out[1:]), **where)
+        if op == "transpose":
             perm = attrs.get("perm")
-            kept["perm"] = tuple(int(p) for p in perm) if perm is not None else None
-        elif op == "flatten":
-            kept["axis"] = int(attrs.get("axis", 1))
-        elif op in ("maxpool", "avgpool"):
-            if attrs.get("ceil_mode", 0):
-                kept["ceil_mode"] = 1
-            kernel = tuple(attrs["kernel_shape"])
-            kept["kernel"] = kernel
-            kept["strides"] = tuple(attrs.get("strides", (1,) * len(kernel)))
-            kept["pads"] = tuple(attrs.get("pads", (0,) * 2 * len(kernel)))
-            kept["dilations"] = tuple(attrs.get("dilations", (1,) * len(kernel)))
-            auto = attrs.get("auto_pad", b"NOTSET")
-            if (auto.decode() if isinstance(auto, bytes) else auto) not in ("NOTSET", "VALID"):
-                kept["auto_pad"] = auto.decode() if isinstance(auto, bytes) else auto
-            if op == "avgpool":
-                kept["count_include_pad"] = int(attrs.get("count_include_pad", 0))
-        return Step(op=op, input=cur, output=node.output[0], attrs=tuple(kept.items()),
-                    node=node.name or node.output[0])
+            if perm is None:  # ONNX default: reverse the axes
+                rank = len(self.shapes.get(cur) or ())
+                perm = tuple(reversed(range(rank))) if rank else (1, 0)
+            return Transpose(perm=tuple(int(p) for p in perm), **where)
+        kernel = tuple(int(k) for k in attrs["kernel_shape"])
+        strides = tuple(int(s) for s in attrs.get("strides", (1,) * len(kernel)))
+        pads = tuple(int(p) for p in attrs.get("pads", (0,) * 2 * len(kernel)))
+        dil = tuple(int(d) for d in attrs.get("dilations", (1,) * len(kernel)))
+        auto = attrs.get("auto_pad", b"NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else auto
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            pads = self._same_pads(node, cur, kernel, strides, dil, auto)
+        elif auto == "VALID":
+            pads = (0,) * 2 * len(kernel)
+        if len(kernel) != 2:
+            raise UnsupportedModelError(f"node {self._label(node)} pools over {len(kernel)} axes; "
+                                        "supported: 2-D pooling")
+        fields = dict(kernel=kernel, strides=strides, pads=pads, dilations=dil,
+                      ceil_mode=bool(attrs.get("ceil_mode", 0)), **where)
+        if op == "avgpool":
+            return AvgPool(count_include_pad=bool(attrs.get("count_include_pad", 0)), **fields)
+        return MaxPool(**fields)
+
+    def _same_pads(self, node: onnx.NodeProto, cur: str, kernel, strides, dil, auto: str) -> tuple[int, ...]:
+        shape = self.shapes.get(cur)
+        if not shape or len(shape) != 4 or None in shape[2:]:
+            raise UnsupportedModelError(f"node {self._label(node)}: auto_pad={auto} needs a known input size")
+        begins, ends = [], []
+        for size, k, s, d in zip(shape[2:], kernel, strides, dil):
+            out = -(-size // s)
+            total = max(0, (out - 1) * s + (k - 1) * d + 1 - size)
+            small, large = total // 2, total - total // 2
+            begins.append(large if auto == "SAME_LOWER" else small)
+            ends.append(small if auto == "SAME_LOWER" else large)
+        return (*begins, *ends)
+
+
+def layer_table(net: Network) -> list[dict[str, object]]:
+    """The layer table as plain dicts (what `inspect --json` prints)."""
+    return [
+        {
+            "name": layer.name, "kind": layer.kind, "units": layer.units, "fan_in": layer.fan_in,
+            "activation": layer.activation, "input": layer.input, "output": layer.output, "preact": layer.preact,
+            "input_shape": list(layer.input_shape), "output_shape": list(layer.output_shape),
+        }
+        for layer in net.layers
+    ]

@@ -2,7 +2,7 @@
 
 Plain frozen data, no ONNX objects. A network is a linear sequence of parametric
 `Layer`s (an affine map followed by an element-wise activation) and non-parametric
-`Step`s between them (pooling, flatten, reshape, transpose, no-ops).
+`Step`s between them (`mofn2logic.ir.steps`: pooling, flatten, reshape, transpose, no-ops).
 
 Weight orientation (the one documented convention):
   dense: ``weight.shape == (units, fan_in)``; pre-activation = x @ weight.T + bias
@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Literal, Union
 
 import numpy as np
+
+from mofn2logic.ir.steps import Step
 
 Kind = Literal["dense", "conv"]
 Activation = Literal["relu", "leaky_relu", "tanh", "sigmoid", "softmax", "log_softmax", "identity"]
@@ -63,20 +65,6 @@ class Layer:
         return int(np.prod(self.weight.shape[1:]))
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
-    """A non-parametric operation between layers."""
-
-    op: Literal["flatten", "reshape", "maxpool", "avgpool", "globalavgpool", "transpose", "identity"]
-    input: str
-    output: str
-    attrs: tuple[tuple[str, object], ...] = ()
-    node: str = ""
-
-    def attr(self, key: str, default: object = None) -> object:
-        return dict(self.attrs).get(key, default)
-
-
 @dataclass(frozen=True, slots=True, eq=False)
 class Network:
     input: str
@@ -109,21 +97,3 @@ class Network:
                 if t not in names:
                     names.append(t)
         return tuple(names)
-
-    def table(self) -> list[dict[str, object]]:
-        """The layer table as plain dicts (what `inspect --json` prints)."""
-        return [
-            {
-                "name": layer.name,
-                "kind": layer.kind,
-                "units": layer.units,
-                "fan_in": layer.fan_in,
-                "activation": layer.activation,
-                "input": layer.input,
-                "output": layer.output,
-                "preact": layer.preact,
-                "input_shape": list(layer.input_shape),
-                "output_shape": list(layer.output_shape),
-            }
-            for layer in self.layers
-        ]

@@ -5,12 +5,23 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-from mofn2logic.engine_python import structural
+from mofn2logic.engines.base import EngineResult, flat_atoms
+from mofn2logic.engines.numpy_engine import structural
 from mofn2logic.exporters.sympy_expr import atom_symbol, block_numbers, input_symbol, to_sympy_program
-from mofn2logic.program import IndexLayer, PoolLayer, Program, RuleLayer, pad_truth
+from mofn2logic.ir.program import IndexBlock, PoolBlock, Program, RuleBlock, pad_truth
 
 
-def run(program: Program, x: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+class SympyEngine:
+    """Every atom computed by its lambdified SymPy threshold expression (``--engine sympy``)."""
+
+    name = "sympy"
+
+    def run(self, program: Program, x: np.ndarray) -> EngineResult:
+        atoms, margins, classes = evaluate(program, x)
+        return EngineResult(flat_atoms(program, atoms), margins, classes)
+
+
+def evaluate(program: Program, x: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     sp = to_sympy_program(program)
     num = block_numbers(program)
     e = x.shape[0]
@@ -29,7 +40,7 @@ def run(program: Program, x: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndar
     margins = None
     for b in program.blocks:
         src = atoms[b.source]
-        if isinstance(b, (IndexLayer, PoolLayer)):  # structure, not expressions
+        if isinstance(b, (IndexBlock, PoolBlock)):  # structure, not expressions
             atoms[b.name] = structural(src, b)
         elif b.kind == "dense":
             out = np.zeros((e, b.shape[0]), bool)
@@ -54,7 +65,7 @@ def run(program: Program, x: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndar
     return atoms, margins, np.argmax(margins, axis=1)
 
 
-def _conv(program: Program, src: np.ndarray, b: RuleLayer, sp, source: int) -> np.ndarray:
+def _conv(program: Program, src: np.ndarray, b: RuleBlock, sp, source: int) -> np.ndarray:
     e, _, h, w = src.shape
     c_out, oh, ow = b.shape
     sy, sx = b.stride

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mofn2logic.errors import ToolMissingError
+from mofn2logic.engines.base import EngineResult
+from mofn2logic.errors import ExportError, ToolMissingError
 from mofn2logic.exporters.prolog import data_facts, quote_atom, to_prolog
-from mofn2logic.program import Program
+from mofn2logic.ir.program import Program
 
 INSTALL = "install SWI-Prolog with: sudo apt-get install swi-prolog-nox (or see https://www.swi-prolog.org)"
 
@@ -22,6 +23,16 @@ def swipl() -> str:
     if exe is None:
         raise ToolMissingError(f"SWI-Prolog ('swipl') is not installed; {INSTALL}")
     return exe
+
+
+class PrologEngine:
+    """The exported Prolog program run by SWI-Prolog (``--engine prolog``)."""
+
+    name = "prolog"
+
+    def run(self, program: Program, x: np.ndarray) -> EngineResult:
+        atoms, classes = run(program, x)
+        return EngineResult(atoms, None, classes)
 
 
 def run(program: Program, x: np.ndarray, with_atoms: bool = True) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -34,10 +45,11 @@ def run(program: Program, x: np.ndarray, with_atoms: bool = True) -> tuple[dict[
         goal = f"classify_file({quote_atom(str(data))}, {'atoms' if with_atoms else 'class'})"
         proc = subprocess.run([exe, "-q", "-O", "-g", goal, "-t", "halt", str(prog)], capture_output=True, text=True)
     if proc.returncode or proc.stderr.strip():
-        raise RuntimeError(f"swipl failed ({proc.returncode}): {proc.stderr.strip()[:500]}")
+        raise ExportError(f"SWI-Prolog could not run the exported program (exit {proc.returncode}): "
+                          f"{' '.join(proc.stderr.split())[:300]}")
     e = len(x)
     classes = np.full(e, -1, np.int64)
-    layers = [b for b in program.rule_layers()]
+    layers = [b for b in program.rule_blocks()]
     atoms = {b.name: np.zeros((e, int(np.prod(b.shape))), bool) for b in layers}
     for line in proc.stdout.splitlines():
         parts = line.split()

@@ -11,7 +11,8 @@ from lark import Lark, Transformer, UnexpectedInput
 
 from mofn2logic.errors import RuleSyntaxError
 from mofn2logic.exporters.prolog import BEGIN, END
-from mofn2logic.program import IndexLayer, InputLayer, Lit, MofN, PoolLayer, Program, RuleLayer
+from mofn2logic.ir.program import IndexBlock, InputTests, AtomLiteral, MofNRule, PoolBlock, Program, RuleBlock
+from mofn2logic.ir.steps import MaxPool
 
 _SIMPLE = {"\\": "\\", "'": "'", "n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
 
@@ -88,32 +89,31 @@ def _to_program(facts, source: str) -> Program:
         names = {0: ""}
         for k, bname, *_ in by.get("block", []):
             names[k] = bname
-        rules: dict[int, list[MofN]] = {}
+        rules: dict[int, list[MofNRule]] = {}
         for k, unit, thr, m, lits in by.get("mofn", []):
-            parsed = tuple(Lit(li[1][0], li[0] == "p", (li[1][1], li[1][2]) if len(li[1]) == 3 else None) for li in lits)
-            rules.setdefault(k, []).append(MofN(unit, m, parsed, None if thr == "none" else float(thr)))
+            parsed = tuple(AtomLiteral(li[1][0], li[0] == "p", (li[1][1], li[1][2]) if len(li[1]) == 3 else None) for li in lits)
+            rules.setdefault(k, []).append(MofNRule(unit, m, parsed, None if thr == "none" else float(thr)))
         maps = {k: tuple(m[1]) for k, m in by.get("index_map", [])}
         blocks = []
         for k, bname, kind, src, bshape, extra in sorted(by.get("block", []), key=lambda b: b[0]):
             if kind in ("dense", "conv"):
                 stride = tuple(extra[1]) if kind == "conv" else (1, 1)
-                blocks.append(RuleLayer(bname, kind, names[src], tuple(bshape), tuple(rules.get(k, [])), stride))
+                blocks.append(RuleBlock(bname, kind, names[src], tuple(bshape), tuple(rules.get(k, [])), stride))
             elif kind == "pool":
                 kernel, stride, pads, dil = extra[1]
-                blocks.append(PoolLayer(bname, names[src], tuple(bshape), tuple(kernel), tuple(stride), tuple(pads),
-                                        tuple(dil)))
+                blocks.append(PoolBlock(bname, names[src], tuple(bshape), MaxPool(kernel=tuple(kernel), strides=tuple(stride), pads=tuple(pads), dilations=tuple(dil))))
             else:
-                blocks.append(IndexLayer(bname, names[src], tuple(bshape), maps[k]))
+                blocks.append(IndexBlock(bname, names[src], tuple(bshape), maps[k]))
     except (KeyError, ValueError, TypeError, IndexError) as e:
         raise RuleSyntaxError(f"{source}: the program facts are incomplete or malformed ({type(e).__name__}: {e})") from e
-    program = Program(name, InputLayer(tensor, tuple(shape), grain == "channel", tests), tuple(blocks), decision)
-    from mofn2logic.check import check_program
+    program = Program(name, InputTests(tensor, tuple(shape), grain == "channel", tests), tuple(blocks), decision)
+    from mofn2logic.program.check import check_program
 
     check_program(program, source)
     return program
 
 
 def read_prolog(path: str | os.PathLike[str]) -> Program:
-    from mofn2logic.io_util import read_text
+    from mofn2logic.files import read_text
 
     return read_prolog_text(read_text(path, "Prolog"), str(path))

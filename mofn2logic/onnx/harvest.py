@@ -19,8 +19,8 @@ import numpy as np
 import onnx
 
 from mofn2logic.errors import DataError, Mofn2LogicError, UnsupportedModelError
-from mofn2logic.network import Network
-from mofn2logic.onnx_import import load_onnx
+from mofn2logic.ir.network import Network
+from mofn2logic.onnx.importer import layer_table, load_onnx
 
 DEFAULT_BATCH = 256
 DEFAULT_BUDGET = 2 * 1024**3
@@ -116,7 +116,7 @@ def harvest(
     store_dir: str | os.PathLike[str] | None = None,
     progress: bool | None = None,
 ) -> Activations:
-    """Run the model on `x` (already checked by `mofn2logic.data.check_data`) and keep every boundary tensor."""
+    """Run the model on `x` (already checked by `mofn2logic.inputs.check_data`) and keep every boundary tensor."""
     from tqdm.auto import tqdm
 
     if batch_size < 1:
@@ -189,9 +189,9 @@ def harvest(
 
 def save_npz(acts: Mapping[str, np.ndarray], network: Network, path: str | os.PathLike[str]) -> None:
     """Write activations as .npz (one array per tensor) with the layer table under '__layers__'."""
-    from mofn2logic.io_util import atomic_path
+    from mofn2logic.files import atomic_path
 
-    meta = json.dumps({"layers": network.table(), "input": network.input, "output": network.output})
+    meta = json.dumps({"layers": layer_table(network), "input": network.input, "output": network.output})
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, __layers__=np.array(meta), **{k: np.asarray(v) for k, v in acts.items()})

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mofn2logic.backends import Backend
-from mofn2logic.complexity import complexity
-from mofn2logic.rules import FrontPoint, Literal, Rule, UnitRules
-from mofn2logic.search import Candidates, candidates_from_histogram, choose, pareto_front, weight_order
-from mofn2logic.splits import literal_gain
+from mofn2logic.search.backends import Backend
+from mofn2logic.search.complexity import complexity
+from mofn2logic.ir.rules import FrontPoint, ThresholdLiteral, ScoredRule, UnitRules
+from mofn2logic.search.unit import Candidates, candidates_from_histogram, choose, pareto_front, weight_order
+from mofn2logic.search.splits import literal_gain
 
 ORDERS = ("weight", "std", "gain", "best")
 BEST_METHODS = ("weight", "std", "gain", "small")
@@ -125,7 +125,7 @@ def search_unit(problem: LayerProblem, j: int, data: _LayerData | None = None, *
     for beta, i in zip(betas, choose(allc, tuple(betas))):
         f, li = locate(i)
         idx = f.literals(li)
-        rules.append(Rule(beta=float(beta), n=int(allc.n[i]), m=int(allc.m[i]), error=float(allc.error[i]),
+        rules.append(ScoredRule(beta=float(beta), n=int(allc.n[i]), m=int(allc.m[i]), error=float(allc.error[i]),
                           complexity=float(allc.complexity[i]), method=f.method,
                           literals=tuple(_literal(problem, t, int(k), bool(w[k] > 0)) for k in idx)))
     front = tuple(FrontPoint(int(allc.n[i]), int(allc.m[i]), float(allc.error[i]), float(allc.complexity[i]))
@@ -134,11 +134,11 @@ def search_unit(problem: LayerProblem, j: int, data: _LayerData | None = None, *
     return UnitRules(unit=j, threshold=head, rules=tuple(rules), front=front)
 
 
-def _literal(problem: LayerProblem, t: np.ndarray, k: int, positive: bool) -> Literal:
+def _literal(problem: LayerProblem, t: np.ndarray, k: int, positive: bool) -> ThresholdLiteral:
     if problem.offsets is None:
-        return Literal(input=k, threshold=float(t[k]), positive=positive)
+        return ThresholdLiteral(input=k, threshold=float(t[k]), positive=positive)
     ch, dy, dx = problem.offsets[k]
-    return Literal(input=int(ch), threshold=float(t[k]), positive=positive, offset=(int(dy), int(dx)))
+    return ThresholdLiteral(input=int(ch), threshold=float(t[k]), positive=positive, offset=(int(dy), int(dx)))
 
 
 _SHARED: dict = {}  # the layer's problem, inherited by forked workers instead of pickled

@@ -13,16 +13,17 @@ import os
 from lark import Lark, Transformer, UnexpectedInput
 
 from mofn2logic.errors import RuleSyntaxError
-from mofn2logic.program import (
-    IndexLayer,
-    InputLayer,
-    Lit,
-    MofN,
-    PoolLayer,
+from mofn2logic.ir.program import (
+    IndexBlock,
+    InputTests,
+    AtomLiteral,
+    MofNRule,
+    PoolBlock,
     Program,
-    RuleLayer,
+    RuleBlock,
 )
-from mofn2logic.quoting import quote_with
+from mofn2logic.exporters.quoting import quote_with
+from mofn2logic.ir.steps import MaxPool
 
 VERSION = 1
 _ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -63,7 +64,7 @@ def _source(s: str) -> str:
     return "input" if s == "" else quote(s)
 
 
-def _lit(li: Lit) -> str:
+def _lit(li: AtomLiteral) -> str:
     text = ("" if li.positive else "~") + str(li.src)
     if li.offset is not None:
         text += f"@({li.offset[0]},{li.offset[1]})"
@@ -76,15 +77,17 @@ def format_program(p: Program) -> str:
     lines.append(f"input {quote(inp.tensor)} shape {_ints(inp.shape)} per {'channel' if inp.per_channel else 'unit'}")
     lines += [f"  {i} >= {_num(t)}" for i, t in inp.tests]
     for b in p.blocks:
-        if isinstance(b, RuleLayer):
+        if isinstance(b, RuleBlock):
             head = f"{b.kind} {quote(b.name)} from {_source(b.source)} shape {_ints(b.shape)}"
             lines.append(head + (f" stride {_ints(b.stride)}" if b.kind == "conv" else ""))
             for r in b.rules:
                 thr = "" if r.threshold is None else f" >= {_num(r.threshold)}"
                 lines.append(f"  {r.unit}{thr} :- {r.m} of [{', '.join(_lit(li) for li in r.lits)}]")
-        elif isinstance(b, PoolLayer):
-            lines.append(f"pool {quote(b.name)} from {_source(b.source)} shape {_ints(b.shape)} kernel {_ints(b.kernel)} "
-                         f"stride {_ints(b.stride)} pad {_ints(b.pads)} dilation {_ints(b.dilation)}")
+        elif isinstance(b, PoolBlock):
+            k = b.pool
+            lines.append(f"pool {quote(b.name)} from {_source(b.source)} shape {_ints(b.shape)} kernel {_ints(k.kernel)} "
+                         f"stride {_ints(k.strides)} pad {_ints(k.pads)} dilation {_ints(k.dilations)}"
+                         + (" ceil" if k.ceil_mode else ""))
         else:
             lines.append(f"index {quote(b.name)} from {_source(b.source)} shape {_ints(b.shape)} map {_ints(b.index)}")
     return "\n".join(lines) + "\n"
@@ -118,7 +121,7 @@ class _ToIR(Transformer):
 
     def input(self, items):
         tensor, shape, grain, *tests = items
-        return InputLayer(tensor, shape, str(grain) == "channel", tuple(tests))
+        return InputTests(tensor, shape, str(grain) == "channel", tuple(tests))
 
     def named_source(self, items):
         return items[0]
@@ -132,30 +135,31 @@ class _ToIR(Transformer):
     def lit(self, items):
         neg = len(items) > 0 and getattr(items[0], "type", None) == "NOT"
         rest = items[1:] if neg else items
-        return Lit(rest[0], not neg, rest[1] if len(rest) > 1 else None)
+        return AtomLiteral(rest[0], not neg, rest[1] if len(rest) > 1 else None)
 
     def head(self, items):
         return items[0] if items else None
 
     def rule(self, items):
         unit, threshold, m, *lits = items
-        return MofN(unit, m, tuple(li for li in lits if li is not None), threshold)
+        return MofNRule(unit, m, tuple(li for li in lits if li is not None), threshold)
 
     def dense(self, items):
         name, source, shape, *rules = items
-        return RuleLayer(name, "dense", source, shape, tuple(rules))
+        return RuleBlock(name, "dense", source, shape, tuple(rules))
 
     def conv(self, items):
         name, source, shape, stride, *rules = items
-        return RuleLayer(name, "conv", source, shape, tuple(rules), stride)
+        return RuleBlock(name, "conv", source, shape, tuple(rules), stride)
 
     def pool(self, items):
-        name, source, shape, kernel, stride, pads, dilation = items
-        return PoolLayer(name, source, shape, kernel, stride, pads, dilation)
+        name, source, shape, kernel, stride, pads, dilation, ceil = items
+        return PoolBlock(name, source, shape, MaxPool(kernel=kernel, strides=stride, pads=pads, dilations=dilation,
+                                                      ceil_mode=ceil is not None))
 
     def index(self, items):
         name, source, shape, index = items
-        return IndexLayer(name, source, shape, index)
+        return IndexBlock(name, source, shape, index)
 
     def start(self, items):
         (name, decision), inp, *blocks = items
@@ -188,19 +192,19 @@ def parse_program(text: str, source: str = "<text>") -> Program:
         if isinstance(inner, RuleSyntaxError):
             raise RuleSyntaxError(f"{source}: {inner}") from e
         raise
-    from mofn2logic.check import check_program
+    from mofn2logic.program.check import check_program
 
     check_program(program, source)
     return program
 
 
 def read_program(path: str | os.PathLike[str]) -> Program:
-    from mofn2logic.io_util import read_text
+    from mofn2logic.files import read_text
 
     return parse_program(read_text(path, "program"), source=str(path))
 
 
 def write_program(p: Program, path: str | os.PathLike[str]) -> None:
-    from mofn2logic.io_util import write_text_atomic
+    from mofn2logic.files import write_text_atomic
 
     write_text_atomic(path, format_program(p))

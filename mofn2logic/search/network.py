@@ -16,13 +16,14 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from mofn2logic import __version__
-from mofn2logic.backends import DEFAULT_BUDGET, make_backend
-from mofn2logic.conv_examples import best_positions, full_weight, gather_patches, literal_offsets, sample_examples
+from mofn2logic.search.backends import DEFAULT_BUDGET, make_backend
+from mofn2logic.search.conv_examples import best_positions, full_weight, gather_patches, literal_offsets, sample_examples
 from mofn2logic.errors import SearchError
-from mofn2logic.layer_search import ORDERS, LayerProblem, search_layer
-from mofn2logic.network import Layer, Network, Step
-from mofn2logic.rules import ConvInfo, LayerRules, RuleSet, UnitRules
-from mofn2logic.splits import best_splits, binary_splits_per_target
+from mofn2logic.search.layer import ORDERS, LayerProblem, search_layer
+from mofn2logic.ir.network import Layer, Network
+from mofn2logic.ir.rules import LayerRules, RuleSet, UnitRules
+from mofn2logic.ir.steps import AvgPool, GlobalAvgPool, Step
+from mofn2logic.search.splits import best_splits, binary_splits_per_target
 
 DEFAULT_BETAS = (0.0, 0.1, 0.2, 1.0, 5.0, 1000.0)
 MODES = ("paper", "chain")
@@ -126,7 +127,7 @@ def optimality_report(network: Network, acts: Mapping[str, np.ndarray], *, mode:
                       betas: Sequence[float] = DEFAULT_BETAS, conv_examples: int = 20000, seed: int = 0,
                       max_inputs: int = 12) -> dict[str, dict[str, dict[str, float]]]:
     """For every layer with fan-in <= max_inputs: each ordering's distance to the true optimum."""
-    from mofn2logic.optimality import optimality
+    from mofn2logic.search.optimality import optimality
 
     betas = check_betas(betas)
     pred = predicted_class(network, acts)
@@ -186,7 +187,7 @@ def _steps_between(network: Network, i: int) -> list[Step]:
     pos = next(k for k, s in enumerate(seq) if s is layer)
     steps: list[Step] = []
     k = pos - 1
-    while k >= 0 and isinstance(seq[k], Step):
+    while k >= 0 and not isinstance(seq[k], Layer):
         steps.insert(0, seq[k])
         k -= 1
     return steps
@@ -194,38 +195,20 @@ def _steps_between(network: Network, i: int) -> list[Step]:
 
 def propagate_thresholds(per_unit: np.ndarray, shape: tuple[int, ...], steps: Sequence[Step]) -> np.ndarray | None:
     """Carry the previous layer's head thresholds (one per unit or channel) through the steps to the
-    next layer's input, or None where a step (average pooling) makes new splits necessary."""
-    arr = per_unit.reshape((-1,) + (1,) * (len(shape) - 1)) * np.ones(shape, per_unit.dtype)
-    arr = arr[None]
-    for s in steps:
-        if s.op in ("avgpool", "globalavgpool"):
-            return None
-        if s.op == "maxpool":
-            import torch
+    next layer's input, or None where a step (average pooling) makes new splits necessary.
+    Max pooling, flatten, reshape and transposes move values without changing them
+    (docs/method.md, section 3), so the threshold of each moved value moves with it."""
+    from mofn2logic.errors import ProgramError
 
-            k = s.attr("kernel")
-            if len(k) != 2:
-                return None
-            pads = s.attr("pads") or (0, 0, 0, 0)
-            t = torch.from_numpy(np.ascontiguousarray(arr))
-            t = torch.nn.functional.pad(t, (pads[1], pads[3], pads[0], pads[2]), value=-np.inf)
-            t = torch.nn.functional.max_pool2d(t, k, stride=s.attr("strides"), dilation=s.attr("dilations") or 1,
-                                               ceil_mode=bool(s.attr("ceil_mode", 0)))
-            arr = t.numpy()
-        elif s.op == "flatten":
-            a = s.attr("axis", 1)
-            arr = arr.reshape(int(np.prod(arr.shape[:a])), -1)
-        elif s.op == "reshape":
-            target = [arr.shape[d] if v == 0 else v for d, v in enumerate(s.attr("shape"))]
-            if target and target[0] not in (-1, 1):
-                target[0] = 1
-            arr = arr.reshape(target)
-        elif s.op == "transpose":
-            perm = s.attr("perm")
-            if perm is None or perm[0] != 0:
-                return None
-            arr = np.transpose(arr, perm)
-    return arr[0] if arr.shape[0] == 1 else None
+    arr = (per_unit.reshape((-1,) + (1,) * (len(shape) - 1)) * np.ones(shape, per_unit.dtype))[None]
+    for s in steps:
+        if isinstance(s, (AvgPool, GlobalAvgPool)):
+            return None
+        try:
+            arr = s.apply(arr)
+        except ProgramError:
+            return None
+    return arr[0]
 
 
 def _chain_input_thresholds(network, i, prev_heads, acts, pred, n_classes, budget, seed) -> np.ndarray:
@@ -297,21 +280,12 @@ def _search(layer, ex, heads, chain_inputs, n_classes, *, mode, order, betas, ba
 
 
 def _layer_rules(layer: Layer, units, mode, order, n_examples, position, steps, acts) -> LayerRules:
-    conv = None
-    if layer.conv is not None:
-        c = layer.conv
-        conv = ConvInfo(c.kernel, c.strides, c.pads, c.dilations, c.groups, position)
     return LayerRules(name=layer.name, kind=layer.kind, mode=mode, order=order, activation=layer.activation,
                       fan_in=layer.fan_in, input_tensor=layer.input, output_tensor=layer.output,
                       input_shape=tuple(int(d) for d in np.asarray(acts[layer.input]).shape[1:]),
                       output_shape=tuple(int(d) for d in np.asarray(acts[layer.output]).shape[1:]),
-                      n_examples=int(n_examples), units=tuple(units), conv=conv,
-                      steps=tuple((s.op, json.dumps({k: _plain(v) for k, v in s.attrs}, sort_keys=True))
-                                  for s in steps))
-
-
-def _plain(v):
-    return list(v) if isinstance(v, tuple) else v
+                      n_examples=int(n_examples), units=tuple(units), conv=layer.conv,
+                      conv_position=position if layer.conv is not None else "all", steps=tuple(steps))
 
 
 def summarize(rs: RuleSet) -> list[dict[str, object]]:

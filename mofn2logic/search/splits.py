@@ -105,7 +105,7 @@ def binary_splits_per_target(x: np.ndarray, targets: np.ndarray) -> np.ndarray:
     numba the sweep is one compiled pass, else `best_splits` per target (identical results)."""
     order = np.argsort(x, axis=0, kind="stable")
     try:
-        from mofn2logic.kernels import binary_split_sweep
+        from mofn2logic.search.kernels import binary_split_sweep
     except ImportError:
         return np.stack([best_splits(x, targets[:, j].astype(np.int64), 2, order=order)[0]
                          for j in range(targets.shape[1])])

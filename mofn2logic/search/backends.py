@@ -89,12 +89,12 @@ class NumpyBackend:
 
 
 class NumbaBackend:
-    """The same histogram from a compiled single pass (mofn2logic.kernels); numpy's result, faster."""
+    """The same histogram from a compiled single pass (mofn2logic.search.kernels); numpy's result, faster."""
 
     name = "numba"
 
     def __init__(self, budget: int = DEFAULT_BUDGET) -> None:
-        from mofn2logic import kernels
+        from mofn2logic.search import kernels
 
         self._kernel = kernels.prefix_histogram
         self.budget = budget

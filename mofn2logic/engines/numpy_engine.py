@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from mofn2logic.engines.base import EngineResult, flat_atoms
 from mofn2logic.errors import ProgramError
-from mofn2logic.program import IndexLayer, PoolLayer, Program, RuleLayer, pad_truth
+from mofn2logic.ir.program import IndexBlock, PoolBlock, Program, RuleBlock, pad_truth
 
 
 def input_atoms(program: Program, x: np.ndarray) -> np.ndarray:
@@ -22,13 +23,23 @@ def input_atoms(program: Program, x: np.ndarray) -> np.ndarray:
     return out
 
 
-def run(program: Program, x: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+class NumpyEngine:
+    """The reference engine (``--engine python``): numpy, block by block, all samples at once."""
+
+    name = "python"
+
+    def run(self, program: Program, x: np.ndarray) -> EngineResult:
+        atoms, margins, classes = evaluate(program, x)
+        return EngineResult(flat_atoms(program, atoms), margins, classes)
+
+
+def evaluate(program: Program, x: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """(atoms per block, (E, *shape) bool), class margins (E, K) and the chosen class (E,)."""
     atoms: dict[str, np.ndarray] = {"": input_atoms(program, x)}
     e = x.shape[0]
     for b in program.blocks:
         src = atoms[b.source]
-        if isinstance(b, (IndexLayer, PoolLayer)):
+        if isinstance(b, (IndexBlock, PoolBlock)):
             atoms[b.name] = structural(src, b)
         elif b.kind == "dense":
             atoms[b.name] = _dense(src.reshape(e, -1), b)[0]
@@ -40,14 +51,14 @@ def run(program: Program, x: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndar
     return atoms, margins, np.argmax(margins, axis=1)  # argmax: first (lowest) class on ties
 
 
-def structural(src: np.ndarray, b: IndexLayer | PoolLayer) -> np.ndarray:
+def structural(src: np.ndarray, b: IndexBlock | PoolBlock) -> np.ndarray:
     """Atoms of an index block (a gather) or a pool block (an OR over windows)."""
-    if isinstance(b, IndexLayer):
+    if isinstance(b, IndexBlock):
         return src.reshape(len(src), -1)[:, np.asarray(b.index)].reshape((len(src), *b.shape))
-    return _pool(src, b)
+    return b.pool.apply(src)  # max of booleans: an OR over each window
 
 
-def _dense(src: np.ndarray, b: RuleLayer):
+def _dense(src: np.ndarray, b: RuleBlock):
     """Atoms, literal counts, M and N per unit (units without a rule: never fire)."""
     e = src.shape[0]
     units = b.shape[0]
@@ -64,7 +75,7 @@ def _dense(src: np.ndarray, b: RuleLayer):
     return counts >= m, counts, np.broadcast_to(m, (e, units)), np.broadcast_to(n, (e, units))
 
 
-def _conv(program: Program, src: np.ndarray, b: RuleLayer) -> np.ndarray:
+def _conv(program: Program, src: np.ndarray, b: RuleBlock) -> np.ndarray:
     e = src.shape[0]
     if src.ndim != 4:
         raise ProgramError(f"conv block {b.name!r} reads {b.source!r}, which is not a (channels, height, width) block")
@@ -83,18 +94,4 @@ def _conv(program: Program, src: np.ndarray, b: RuleLayer) -> np.ndarray:
             vals = np.where(inside, vals, pad_truth(program, b.source, li.src))
             count += vals if li.positive else ~vals
         out[:, r.unit] = count >= r.m
-    return out
-
-
-def _pool(src: np.ndarray, b: PoolLayer) -> np.ndarray:
-    e, c, h, w = src.shape
-    _, oh, ow = b.shape
-    out = np.zeros((e, c, oh, ow), bool)
-    for ky in range(b.kernel[0]):
-        for kx in range(b.kernel[1]):
-            rows = np.arange(oh) * b.stride[0] - b.pads[0] + ky * b.dilation[0]
-            cols = np.arange(ow) * b.stride[1] - b.pads[1] + kx * b.dilation[1]
-            inside = ((rows >= 0) & (rows < h))[:, None] & ((cols >= 0) & (cols < w))[None, :]
-            vals = src[:, :, np.clip(rows, 0, h - 1)][:, :, :, np.clip(cols, 0, w - 1)]
-            out |= vals & inside  # padding never wins a max
     return out

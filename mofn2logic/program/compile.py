@@ -1,0 +1,113 @@
+"""From a chain-mode rule set and a cut to a layered logic program (docs/method.md, section 4)."""
+
+from __future__ import annotations
+
+import json
+
+from mofn2logic.errors import ProgramError
+from mofn2logic.ir.program import AtomLiteral, Block, IndexBlock, InputTests, MofNRule, PoolBlock, Program, RuleBlock
+from mofn2logic.ir.rules import LayerRules, RuleSet
+from mofn2logic.ir.steps import INDEX_STEPS, AvgPool, GlobalAvgPool, MaxPool, Step, index_map
+from mofn2logic.program.check import check_program
+from mofn2logic.program.fold import activation_range, fold_constants
+from mofn2logic.program.prune import prune
+
+
+def compile_program(rs: RuleSet, cut: str | None = None, beta: float | None = None, name: str = "") -> Program:
+    """The program from layer `cut` (default: the first) to the output, with each unit's rule for `beta`
+    (default: the smallest beta, i.e. the most faithful rules). Literals that are constant on every
+    value their layer's activation can produce are folded into M and N, and rules no class depends
+    on are pruned; the result passes `check_program`."""
+    if not rs.layers:
+        raise ProgramError("the rule set has no layers")
+    names = [la.name for la in rs.layers]
+    cut = cut or names[0]
+    if cut not in names:
+        raise ProgramError(f"cut layer {cut!r} does not exist; the rule set has {', '.join(map(repr, names))}")
+    beta = min(rs.betas) if beta is None else float(beta)
+    if beta not in rs.betas:
+        raise ProgramError(f"the rule set has no rules for beta {beta:g}; it has {', '.join(f'{b:g}' for b in rs.betas)}")
+    layers = rs.layers[names.index(cut):]
+    for la in layers:
+        if la.mode != "chain":
+            raise ProgramError(f"layer {la.name!r} was extracted in {la.mode} mode; a program needs chain mode "
+                               "(one threshold per unit): extract with --mode chain")
+        if la.conv is not None and la.conv_position != "all":
+            raise ProgramError(f"layer {la.name!r} has rules for a single position (--conv-position best); "
+                               "a program needs rules shared by every position")
+    if layers[-1].units[0].threshold is not None:
+        raise ProgramError(f"the last layer in the rule set, {layers[-1].name!r}, is not the output layer; "
+                           "extract every layer from the cut to the output")
+    prov = json.loads(rs.provenance)
+    blocks: list[Block] = []
+    source = ""
+    for k, la in enumerate(layers):
+        if k > 0:
+            source = _steps(la, layers[k - 1], source, blocks)
+        blocks.append(_rule_layer(la, beta, source))
+    program = Program(name=name or str(prov.get("model", "")), input=_input(layers[0], beta), blocks=tuple(blocks))
+    check_program(program, "compiled program")
+    k = names.index(cut)
+    ranges = {la.name: activation_range(la.activation) for la in layers}
+    ranges[""] = activation_range(rs.layers[k - 1].activation) if k > 0 else None
+    return prune(fold_constants(program, ranges))
+
+
+def _rule_layer(la: LayerRules, beta: float, source: str) -> RuleBlock:
+    rules = []
+    for u in la.units:
+        r = u.rule(beta)
+        lits = tuple(AtomLiteral(li.input, li.positive, tuple(li.offset) if li.offset is not None else None) for li in r.literals)
+        rules.append(MofNRule(unit=u.unit, m=r.m, lits=lits, threshold=u.threshold))
+    stride = tuple(la.conv.strides) if la.conv is not None else (1, 1)
+    return RuleBlock(name=la.name, kind=la.kind, source=source, shape=tuple(la.output_shape), rules=tuple(rules),
+                     stride=stride)
+
+
+def _input(la: LayerRules, beta: float) -> InputTests:
+    per_channel = la.kind == "conv"
+    tests: dict[int, float] = {}
+    for u in la.units:
+        for li in u.rule(beta).literals:
+            if tests.setdefault(li.input, li.threshold) != li.threshold:
+                raise ProgramError(f"input {li.input} of layer {la.name!r} has two thresholds "
+                                   f"({tests[li.input]!r} and {li.threshold!r}): not a chain-mode rule set")
+    return InputTests(tensor=la.input_tensor, shape=tuple(la.input_shape), per_channel=per_channel,
+                      tests=tuple(sorted(tests.items())))
+
+
+def _steps(la: LayerRules, prev: LayerRules, source: str, blocks: list[Block]) -> str:
+    """Turn the steps between two layers into pool and index blocks; return the new source.
+    Runs of index steps become one gather (`index_map`); max pools become pool blocks."""
+    source = prev.name
+    shape = tuple(prev.output_shape)
+    pending: list[Step] = []  # index steps not yet turned into a block
+
+    def flush() -> None:
+        nonlocal source, shape
+        if pending:
+            new_shape, index = index_map(pending, shape)
+            taken = {b.name for b in blocks}
+            name = next(n for n in (f"{la.name}/input", *(f"{la.name}/input{i}" for i in range(1, len(blocks) + 2)))
+                        if n not in taken)
+            blocks.append(IndexBlock(name=name, source=source, shape=new_shape, index=tuple(int(i) for i in index)))
+            source, shape = name, new_shape
+            pending.clear()
+
+    for k, step in enumerate(la.steps):
+        if isinstance(step, (AvgPool, GlobalAvgPool)):
+            raise ProgramError(f"average pooling between {prev.name!r} and {la.name!r} is not exact on thresholded "
+                               f"units: cut the program at {la.name!r} instead")
+        if isinstance(step, MaxPool):
+            flush()
+            new_shape = step.output_shape(shape)
+            tag = f"{la.name}/maxpool{k}"
+            blocks.append(PoolBlock(name=tag, source=source, shape=new_shape, pool=step))  # type: ignore[arg-type]
+            source, shape = tag, new_shape
+        elif isinstance(step, INDEX_STEPS):
+            if step.op != "identity":
+                pending.append(step)
+        else:  # pragma: no cover - every step type is one of the above
+            raise ProgramError(f"step {step.op!r} between {prev.name!r} and {la.name!r} is not supported in a program")
+    flush()
+    return source
