@@ -22,34 +22,22 @@ from mofn2logic.ir.program import (
     Program,
     RuleBlock,
 )
-from mofn2logic.exporters.quoting import quote_with
+from mofn2logic.exporters.quoting import Quoting
 from mofn2logic.ir.steps import MaxPool
 
 VERSION = 1
-_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_UNESCAPES = {"\\": "\\", "'": "'", "n": "\n", "r": "\r", "t": "\t"}
+NAMES = Quoting({"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t"}, "\\x{:02x}", r"\\x([0-9a-fA-F]{2})")
 
 
 def quote(name: str) -> str:
-    return quote_with(name, _ESCAPES, "\\x{:02x}")
+    return NAMES.quote(name)
 
 
 def unquote(token: str) -> str:
-    body, out, i = token[1:-1], [], 0
-    while i < len(body):
-        ch = body[i]
-        if ch == "\\":
-            nxt = body[i + 1]
-            if nxt == "x":
-                out.append(chr(int(body[i + 2:i + 4], 16)))
-                i += 4
-                continue
-            out.append(_UNESCAPES.get(nxt, nxt))
-            i += 2
-            continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
+    try:
+        return NAMES.unquote(token)
+    except ValueError as e:
+        raise RuleSyntaxError(f"name {token[:40]}: {e}") from e
 
 
 def _ints(values) -> str:

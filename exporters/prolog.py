@@ -21,18 +21,18 @@ from mofn2logic.ir.program import (
     RuleBlock,
     pad_truth,
 )
-from mofn2logic.exporters.quoting import quote_with
+from mofn2logic.exporters.quoting import Quoting
 
 # Prolog's quoted-atom escapes (ISO + SWI): backslash, quote and control characters.
-_ESC = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\a": "\\a", "\b": "\\b",
-        "\f": "\\f", "\v": "\\v", "\0": "\\0\\"}
+ATOMS = Quoting({"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\a": "\\a", "\b": "\\b",
+                 "\f": "\\f", "\v": "\\v", "\0": "\\0\\"}, "\\x{:x}\\", r"\\x([0-9a-fA-F]+)\\")
 
 BEGIN, END = "% ---- program facts (mofn2logic reads these back) ----", "% ---- end of program facts ----"
 
 
 def quote_atom(name: str) -> str:
     """A Prolog quoted atom for any string."""
-    return quote_with(name, _ESC, "\\x{:x}\\")
+    return ATOMS.quote(name)
 
 
 def number(v: float) -> str:

@@ -5,28 +5,19 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 
 from lark import Lark, Transformer, UnexpectedInput
 
 from mofn2logic.errors import RuleSyntaxError
-from mofn2logic.exporters.prolog import BEGIN, END
+from mofn2logic.exporters.prolog import ATOMS, BEGIN, END
 from mofn2logic.ir.program import IndexBlock, InputTests, AtomLiteral, MofNRule, PoolBlock, Program, RuleBlock
 from mofn2logic.ir.steps import MaxPool
 
-_SIMPLE = {"\\": "\\", "'": "'", "n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
-
-
 def unquote_atom(token: str) -> str:
-    def sub(m: re.Match) -> str:
-        esc = m.group(1)
-        if esc.startswith("x"):
-            return chr(int(esc[1:-1], 16))
-        if esc[0].isdigit():
-            return chr(int(esc[:-1], 8))
-        return _SIMPLE.get(esc, esc)
-
-    return re.sub(r"\\(x[0-9a-fA-F]+\\|[0-7]+\\|.)", sub, token[1:-1], flags=re.S)
+    try:
+        return ATOMS.unquote(token)
+    except ValueError as e:
+        raise RuleSyntaxError(f"atom {token[:40]}: {e}") from e
 
 
 class Compound(tuple):
