@@ -6,20 +6,38 @@ BIN    := $(VENV)/bin
 # GPU users: see README, "GPU".
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.mofn2logic-installed
-SYSTEM_TOOLS := swipl:swi-prolog-nox dot:graphviz chromium:chromium
+SYSTEM_TOOLS := swipl:swi-prolog-nox dot:graphviz
+BROWSER_TOOLS := chromium:chromium
+FAST := -m "not slow and not browser"
 
-.PHONY: demo test setup system clean bench paper gpu
+.PHONY: demo test test-slow lint ci setup system clean bench paper gpu
 
 demo: setup
 	$(BIN)/mofn2logic demo -o demo-out
 
+# The fast suite: no browser, no package builds.
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(FAST)
+
+# The second step of CI: the report in headless Chromium, wheel and editable installs.
+test-slow: setup
+	@$(MAKE) --no-print-directory system SYSTEM_TOOLS="$(BROWSER_TOOLS)"
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[test-slow]'
+	$(BIN)/python -m pytest -q -m "slow or browser"
+
+lint: setup
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[lint]'
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+# What .ci/run does: lint, the fast suite, then the slow and browser tests.
+ci: lint test test-slow
 
 setup: system $(STAMP)
 
-# System programs the toolkit runs: installed with apt when missing and running as root,
-# otherwise a one-line instruction (the tests that need them then fail in CI, skip elsewhere).
+# System programs the toolkit runs (SWI-Prolog, Graphviz): installed with apt when missing and
+# running as root, otherwise a one-line instruction (the tests that need them then fail in CI,
+# skip elsewhere). `test-slow` adds Chromium for the report's browser test.
 system:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
 	  cmd=$${pair%%:*}; pkg=$${pair#*:}; \

@@ -13,7 +13,7 @@ Shapes are per sample (no batch dimension); ``None`` marks a dimension the file 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from mofn2logic.ir.steps import Step
 
 Kind = Literal["dense", "conv"]
 Activation = Literal["relu", "leaky_relu", "tanh", "sigmoid", "softmax", "log_softmax", "identity"]
-Shape = tuple[Union[int, None], ...]
+Shape = tuple[int | None, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,7 @@ class Network:
     input_shape: Shape
     dtype: np.dtype
     output: str
-    sequence: tuple[Union[Layer, Step], ...]
+    sequence: tuple[Layer | Step, ...]
     source: str = ""
     opset: int = 0
     producer: str = ""

@@ -135,6 +135,8 @@ class _Pool2d:
     output: str = ""
     node: str = ""
 
+    op = "pool"
+
     def output_shape(self, shape: Shape) -> Shape:
         if len(shape) != 3 or len(self.kernel) != 2:
             raise ProgramError(f"{self.op} needs a (channels, height, width) input and a 2-D kernel; "
@@ -173,10 +175,9 @@ class MaxPool(_Pool2d):
 
     def apply(self, batch: np.ndarray) -> np.ndarray:
         low = False if batch.dtype == bool else (-np.inf if batch.dtype.kind == "f" else np.iinfo(batch.dtype).min)
-        out = None
+        out = np.full((*batch.shape[:2], *self.output_shape(batch.shape[1:])[1:]), low, batch.dtype)
         for rows, cols, inside in self.windows(batch.shape[1:]):
-            vals = np.where(inside, batch[:, :, rows][:, :, :, cols], low)
-            out = vals if out is None else np.maximum(out, vals)
+            np.maximum(out, np.where(inside, batch[:, :, rows][:, :, :, cols], low), out=out)
         return out
 
 
@@ -188,12 +189,12 @@ class AvgPool(_Pool2d):
     op = "avgpool"
 
     def apply(self, batch: np.ndarray) -> np.ndarray:
-        total = count = None
+        _, oh, ow = self.output_shape(batch.shape[1:])
+        total = np.zeros((*batch.shape[:2], oh, ow))
+        count = np.zeros((oh, ow))
         for rows, cols, inside in self.windows(batch.shape[1:]):
-            vals = np.where(inside, batch[:, :, rows][:, :, :, cols], 0.0)
-            n = np.ones_like(inside, float) if self.count_include_pad else inside.astype(float)
-            total = vals if total is None else total + vals
-            count = n if count is None else count + n
+            total += np.where(inside, batch[:, :, rows][:, :, :, cols], 0.0)
+            count += 1.0 if self.count_include_pad else inside
         return total / np.maximum(count, 1.0)
 
 

@@ -26,7 +26,8 @@ def compile_program(rs: RuleSet, cut: str | None = None, beta: float | None = No
         raise ProgramError(f"cut layer {cut!r} does not exist; the rule set has {', '.join(map(repr, names))}")
     beta = min(rs.betas) if beta is None else float(beta)
     if beta not in rs.betas:
-        raise ProgramError(f"the rule set has no rules for beta {beta:g}; it has {', '.join(f'{b:g}' for b in rs.betas)}")
+        have = ", ".join(f"{b:g}" for b in rs.betas)
+        raise ProgramError(f"the rule set has no rules for beta {beta:g}; it has {have}")
     layers = rs.layers[names.index(cut):]
     for la in layers:
         if la.mode != "chain":
@@ -57,9 +58,9 @@ def _rule_layer(la: LayerRules, beta: float, source: str) -> RuleBlock:
     rules = []
     for u in la.units:
         r = u.rule(beta)
-        lits = tuple(AtomLiteral(li.input, li.positive, tuple(li.offset) if li.offset is not None else None) for li in r.literals)
+        lits = tuple(AtomLiteral(li.input, li.positive, li.offset) for li in r.literals)
         rules.append(MofNRule(unit=u.unit, m=r.m, lits=lits, threshold=u.threshold))
-    stride = tuple(la.conv.strides) if la.conv is not None else (1, 1)
+    stride = la.conv.strides if la.conv is not None else (1, 1)
     return RuleBlock(name=la.name, kind=la.kind, source=source, shape=tuple(la.output_shape), rules=tuple(rules),
                      stride=stride)
 
