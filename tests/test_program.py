@@ -82,7 +82,7 @@ def test_syntax_error_has_line_column_and_caret():
 @pytest.mark.parametrize("edit, match", [
     (lambda t: t.replace("[0, ~2]", "[0, ~7]"), r"rule 0 of 'out' uses atom 7 of 'input', which is not defined"),
     (lambda t: t.replace("from input", "from 'nowhere'"), r"block 'out' reads 'nowhere', which is not defined"),
-    (lambda t: t.replace("from input", "from 'out'"), r"blocks form a cycle: 'out'"),
+    (lambda t: t.replace("from input", "from 'out'"), r"block 'out' reads 'out', which is not defined before it"),
     (lambda t: t.replace("1 of [0", "5 of [0"), r"asks 5 of 2 literals"),
 ])
 def test_program_checks(edit, match):

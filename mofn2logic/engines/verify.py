@@ -12,6 +12,7 @@ import numpy as np
 from mofn2logic.errors import ProgramError
 from mofn2logic.ir.network import Network
 from mofn2logic.ir.program import Program
+from mofn2logic.program.check import check_program_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +66,13 @@ def verify(program: Program, network: Network, acts: Mapping[str, np.ndarray], *
 
     if not engines:
         raise ProgramError("no engine to verify with; expected one or more of python, sympy, prolog")
-    if program.input.tensor not in acts:
-        raise ProgramError(f"the program reads tensor {program.input.tensor!r}, which the model does not compute")
+    out = acts[network.output]
+    check_program_for(program, {k: tuple(v.shape[1:]) for k, v in acts.items()}, int(out.shape[1]))
+    missing = [b.name for b in program.rule_blocks()[:-1] if b.name not in {la.name for la in network.layers}]
+    if missing:
+        raise ProgramError(f"the program's block {missing[0]!r} is not a layer of this model")
     x = acts[program.input.tensor]
-    pred = np.argmax(acts[network.output], axis=1) if predicted is None else predicted
+    pred = np.argmax(out, axis=1) if predicted is None else predicted
     e = len(x)
     results, checks = [], []
     for name in engines:

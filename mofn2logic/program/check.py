@@ -1,68 +1,202 @@
-"""Consistency of a program: sources defined before use, literals within their source, no cycles,
-shapes that follow from their sources. The postcondition of compile and prune, and what every
-reader checks before a program reaches an engine."""
+"""Consistency of a program, checked before it reaches an engine or an exporter.
+
+Types (a program read from a file can hold anything), finite thresholds, sizes within bounds,
+sources defined before use, literals within their source, shapes that follow from their sources,
+M within 0..N+1, and a dense class layer last. The postcondition of compile and prune, and what
+every reader runs on what it read. `check_program_for` adds what a program must share with the
+network it is verified against.
+"""
 
 from __future__ import annotations
 
-import networkx as nx
-import numpy as np
+import math
+from numbers import Integral, Real
+from typing import Any
 
 from mofn2logic.errors import ProgramError
-from mofn2logic.ir.program import IndexBlock, PoolBlock, Program, RuleBlock
+from mofn2logic.ir.program import AtomLiteral, IndexBlock, InputTests, MofNRule, PoolBlock, Program, RuleBlock
+from mofn2logic.ir.steps import MaxPool
+
+# Bounds that keep a hostile file from asking for huge allocations: atoms per block (the engines
+# hold one bool per atom and sample), literals per program, offsets and pool geometry.
+MAX_ATOMS = 1 << 26
+MAX_LITERALS = 1 << 24
+MAX_GEOMETRY = 1 << 12
+
+
+def _int(v: Any) -> bool:
+    return isinstance(v, Integral) and not isinstance(v, bool)
+
+
+def _ints(v: Any, n: int | None = None, low: int | None = None, high: int | None = None) -> bool:
+    return (isinstance(v, tuple) and (n is None or len(v) == n) and all(_int(x) for x in v)
+            and (low is None or all(x >= low for x in v)) and (high is None or all(x <= high for x in v)))
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+def _shape_size(shape: tuple[int, ...]) -> int:
+    return math.prod(int(d) for d in shape)
+
+
+class _Checker:
+    def __init__(self, p: Program, where: str) -> None:
+        self.p, self.where = p, where
+
+    def fail(self, msg: str) -> None:
+        raise ProgramError(f"{self.where}: {msg}")
+
+    def shape(self, what: str, shape: Any, rank: int | None = None) -> tuple[int, ...]:
+        if not _ints(shape, rank, low=1) or not shape:
+            want = f"{rank} positive integers" if rank else "positive integers"
+            self.fail(f"{what} has shape {shape!r}; expected {want}")
+        if _shape_size(shape) > MAX_ATOMS:
+            self.fail(f"{what} has shape {list(shape)}: {_shape_size(shape)} atoms, more than the {MAX_ATOMS} allowed")
+        return shape
+
+    def run(self) -> None:
+        p = self.p
+        if not isinstance(p, Program):
+            raise ProgramError(f"{self.where}: expected a Program, got {type(p).__name__}")
+        if not isinstance(p.name, str):
+            self.fail(f"the program name is {p.name!r}; expected text")
+        if p.decision != "margin":
+            self.fail(f"decision {p.decision!r} is unknown; expected margin")
+        self.input(p.input)
+        if not isinstance(p.blocks, tuple) or not p.blocks:
+            self.fail("the program has no blocks; expected at least the class layer")
+        shapes: dict[str, tuple[int, ...]] = {"": p.input.shape}
+        literals = 0
+        for b in p.blocks:
+            if not isinstance(b, (RuleBlock, PoolBlock, IndexBlock)):
+                self.fail(f"a block is a {type(b).__name__}; expected a rule, pool or index block")
+            if not isinstance(b.name, str) or not b.name:
+                self.fail(f"a block is named {b.name!r}; expected non-empty text")
+            if b.name in shapes:
+                self.fail(f"block {b.name!r} is defined twice")
+            if not isinstance(b.source, str) or b.source not in shapes:
+                self.fail(f"block {b.name!r} reads {b.source!r}, which is not defined before it")
+            src = shapes[b.source]
+            if isinstance(b, RuleBlock):
+                literals += self.rule_block(b, src)
+                if literals > MAX_LITERALS:
+                    self.fail(f"the program has more than {MAX_LITERALS} literals")
+            elif isinstance(b, PoolBlock):
+                self.pool_block(b, src)
+            else:
+                self.index_block(b, src)
+            shapes[b.name] = b.shape
+        out = p.blocks[-1]
+        if not isinstance(out, RuleBlock) or out.kind != "dense":
+            self.fail(f"the last block, {out.name!r}, must be a dense rule layer (the classes)")
+
+    def input(self, inp: Any) -> None:
+        if not isinstance(inp, InputTests):
+            self.fail(f"the input is a {type(inp).__name__}; expected input tests")
+        if not isinstance(inp.tensor, str):
+            self.fail(f"the input tensor is named {inp.tensor!r}; expected text")
+        self.shape("the input", inp.shape)
+        if not isinstance(inp.per_channel, bool):
+            self.fail(f"the input's grain is {inp.per_channel!r}; expected per unit or per channel")
+        limit = inp.shape[0] if inp.per_channel else _shape_size(inp.shape)
+        if not isinstance(inp.tests, tuple):
+            self.fail("the input tests are not a list")
+        last = -1
+        for t in inp.tests:
+            if not (isinstance(t, tuple) and len(t) == 2 and _int(t[0]) and _finite(t[1])):
+                self.fail(f"input test {t!r} is not an (index, finite threshold) pair")
+            if not last < t[0] < limit:
+                self.fail(f"input test of {'channel' if inp.per_channel else 'unit'} {t[0]} is out of order or "
+                          f"outside the input's {limit} {'channels' if inp.per_channel else 'units'}")
+            last = t[0]
+
+    def rule_block(self, b: RuleBlock, src: tuple[int, ...]) -> int:
+        if b.kind not in ("dense", "conv"):
+            self.fail(f"block {b.name!r} is of kind {b.kind!r}; expected dense or conv")
+        self.shape(f"block {b.name!r}", b.shape, 1 if b.kind == "dense" else 3)
+        if b.kind == "conv":
+            if len(src) != 3:
+                self.fail(f"conv block {b.name!r} reads {b.source or 'the input'!r} of shape {list(src)}; "
+                          "expected (channels, height, width)")
+            if not _ints(b.stride, 2, low=1, high=MAX_GEOMETRY):
+                self.fail(f"conv block {b.name!r} has stride {b.stride!r}; expected two positive integers")
+        limit = src[0] if b.kind == "conv" else _shape_size(src)
+        units = b.shape[0]
+        if not isinstance(b.rules, tuple):
+            self.fail(f"the rules of block {b.name!r} are not a list")
+        last, count = -1, 0
+        for r in b.rules:
+            if not isinstance(r, MofNRule) or not _int(r.unit) or not _int(r.m) or not isinstance(r.lits, tuple):
+                self.fail(f"block {b.name!r} holds {r!r}; expected M-of-N rules with integer unit and M")
+            if not last < r.unit < units:
+                self.fail(f"block {b.name!r} has a rule for unit {r.unit}, out of order or outside its {units} units")
+            last = r.unit
+            if r.threshold is not None and not _finite(r.threshold):
+                self.fail(f"rule {r.unit} of {b.name!r} stands for threshold {r.threshold!r}; expected a finite number")
+            if not 0 <= r.m <= r.n + 1:
+                self.fail(f"rule {r.unit} of {b.name!r} asks {r.m} of {r.n} literals; expected 0 to {r.n + 1}")
+            for li in r.lits:
+                self.literal(b, r, li, limit)
+            count += r.n
+        return count
+
+    def literal(self, b: RuleBlock, r: MofNRule, li: Any, limit: int) -> None:
+        if not isinstance(li, AtomLiteral) or not _int(li.src) or not isinstance(li.positive, bool):
+            self.fail(f"rule {r.unit} of {b.name!r} holds {li!r}; expected literals over source atoms")
+        if not 0 <= li.src < limit:
+            self.fail(f"rule {r.unit} of {b.name!r} uses atom {li.src} of {b.source or 'input'!r}, which is not "
+                      f"defined (it has {limit})")
+        if b.kind == "conv":
+            if not _ints(li.offset, 2, low=-MAX_GEOMETRY, high=MAX_GEOMETRY):
+                self.fail(f"rule {r.unit} of {b.name!r}: conv literals need an offset (dy, dx) within "
+                          f"+-{MAX_GEOMETRY}; got {li.offset!r}")
+        elif li.offset is not None:
+            self.fail(f"rule {r.unit} of {b.name!r}: dense literals take no offset")
+
+    def pool_block(self, b: PoolBlock, src: tuple[int, ...]) -> None:
+        k = b.pool
+        if not isinstance(k, MaxPool) or not (_ints(k.kernel, 2, 1, MAX_GEOMETRY) and _ints(k.strides, 2, 1, MAX_GEOMETRY)
+                                               and _ints(k.pads, 4, 0, MAX_GEOMETRY)
+                                               and _ints(k.dilations, 2, 1, MAX_GEOMETRY)):
+            self.fail(f"pool block {b.name!r} has geometry {b.pool!r}; expected a max pool with positive kernel, "
+                      f"strides and dilations and non-negative pads up to {MAX_GEOMETRY}")
+        if len(src) != 3:
+            self.fail(f"pool block {b.name!r} reads a source of shape {list(src)}; expected (channels, height, width)")
+        try:
+            want = k.output_shape(src)
+        except ProgramError as e:
+            self.fail(f"pool block {b.name!r}: {e}")
+        if b.shape != want:
+            self.fail(f"pool block {b.name!r} has shape {list(b.shape)}; its kernel over {list(src)} gives {list(want)}")
+
+    def index_block(self, b: IndexBlock, src: tuple[int, ...]) -> None:
+        self.shape(f"index block {b.name!r}", b.shape)
+        size = _shape_size(src)
+        if not isinstance(b.index, tuple) or len(b.index) != _shape_size(b.shape):
+            self.fail(f"index block {b.name!r} maps {len(b.index) if isinstance(b.index, tuple) else '?'} atoms; "
+                      f"its shape {list(b.shape)} has {_shape_size(b.shape)}")
+        if not all(_int(i) and 0 <= i < size for i in b.index):
+            self.fail(f"index block {b.name!r} maps outside its source's {size} atoms")
 
 
 def check_program(p: Program, where: str = "program") -> None:
-    g = nx.DiGraph()
-    names = [b.name for b in p.blocks]
-    dup = {n for n in names if names.count(n) > 1}
-    if dup:
-        raise ProgramError(f"{where}: block {sorted(dup)[0]!r} is defined twice")
-    if not p.blocks or not isinstance(p.blocks[-1], RuleBlock):
-        raise ProgramError(f"{where}: the last block must be a dense or conv rule layer (the classes)")
-    if p.decision != "margin":
-        raise ProgramError(f"{where}: decision {p.decision!r} is unknown; expected margin")
-    for b in p.blocks:
-        if b.source != "" and b.source not in names:
-            raise ProgramError(f"{where}: block {b.name!r} reads {b.source!r}, which is not defined")
-        g.add_edge(b.name, b.source)
-    try:
-        cycle = nx.find_cycle(g)
-    except nx.NetworkXNoCycle:
-        cycle = None
-    if cycle:
-        raise ProgramError(f"{where}: blocks form a cycle: {' -> '.join(repr(a) for a, _ in cycle)}")
-    defined = {""}
-    for b in p.blocks:
-        if b.source not in defined:
-            raise ProgramError(f"{where}: block {b.name!r} reads {b.source!r} before it is defined")
-        defined.add(b.name)
-        src_shape = p.input.shape if b.source == "" else p.block(b.source).shape
-        size = int(np.prod(src_shape))
-        if isinstance(b, RuleBlock):
-            limit = src_shape[0] if b.kind == "conv" else size
-            units = b.shape[0]
-            for r in b.rules:
-                if not 0 <= r.unit < units:
-                    raise ProgramError(f"{where}: block {b.name!r} has a rule for unit {r.unit} of {units}")
-                for li in r.lits:
-                    if not 0 <= li.src < limit:
-                        raise ProgramError(f"{where}: rule {r.unit} of {b.name!r} uses atom {li.src} of {b.source or 'input'!r}, "
-                                           f"which is not defined (it has {limit})")
-                    if (li.offset is None) != (b.kind == "dense"):
-                        raise ProgramError(f"{where}: rule {r.unit} of {b.name!r}: "
-                                           f"{'conv literals need' if b.kind == 'conv' else 'dense literals take no'} an offset")
-                if not 0 <= r.m <= r.n + 1:
-                    raise ProgramError(f"{where}: rule {r.unit} of {b.name!r} asks {r.m} of {r.n} literals")
-        elif isinstance(b, IndexBlock):
-            if len(b.index) != int(np.prod(b.shape)) or any(not 0 <= i < size for i in b.index):
-                raise ProgramError(f"{where}: index block {b.name!r} maps outside its source")
-        elif isinstance(b, PoolBlock):
-            if len(src_shape) != 3:
-                raise ProgramError(f"{where}: pool block {b.name!r} reads a source without channels and positions")
-            try:
-                want = b.pool.output_shape(src_shape)
-            except ProgramError as e:
-                raise ProgramError(f"{where}: pool block {b.name!r}: {e}") from e
-            if tuple(b.shape) != want:
-                raise ProgramError(f"{where}: pool block {b.name!r} has shape {list(b.shape)}; its kernel over "
-                                   f"{list(src_shape)} gives {list(want)}")
+    """Raise ProgramError (one line, naming what was expected and what arrived) unless `p` is sound."""
+    _Checker(p, where).run()
+
+
+def check_program_for(p: Program, tensors: dict[str, tuple[int, ...]], n_classes: int, where: str = "program") -> None:
+    """`p` against a network: the tensor it reads exists with the same per-sample shape, and its
+    class layer has as many classes as the network's output. `tensors` maps the network's tensor
+    names to their per-sample shapes."""
+    check_program(p, where)
+    inp = p.input
+    if inp.tensor not in tensors:
+        raise ProgramError(f"{where} reads tensor {inp.tensor!r}, which this model does not compute "
+                           f"(a program for another model?)")
+    if tuple(tensors[inp.tensor]) != tuple(inp.shape):
+        raise ProgramError(f"{where} reads {inp.tensor!r} as shape {list(inp.shape)}; the model computes "
+                           f"{list(tensors[inp.tensor])}")
+    if p.output.shape[0] != n_classes:
+        raise ProgramError(f"{where} decides among {p.output.shape[0]} classes; the model has {n_classes}")
