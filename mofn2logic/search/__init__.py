@@ -1,4 +1,4 @@
-"""The M-of-N search (docs/method.md, sections 1-3), from the inside out:
+"""The M-of-N search (docs/method.md, sections 2-4), from the inside out:
 
 - `splits`: information-gain splits (sort and sweep); `complexity`: the rule complexity;
 - `kernels`, `backends`: the prefix-count histograms on numpy, numba or torch;

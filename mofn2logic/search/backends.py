@@ -1,6 +1,7 @@
 """Backends for the one heavy pass of the search: prefix counts of ordered literals and their
-per-N histograms split by target. Everything they return is integer counts, so numpy and torch
-(CPU or CUDA) give identical rules; the rest of the search is shared numpy code."""
+per-N histograms split by target (docs/method.md, section 3). Everything they return is integer
+counts, so numpy and torch (CPU or CUDA) give identical rules; the rest of the search is shared
+numpy code."""
 
 from __future__ import annotations
 

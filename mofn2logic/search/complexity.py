@@ -1,8 +1,9 @@
-"""The paper's complexity measure of an M-of-N rule (METHOD.md section 2, step 5).
+"""The paper's complexity measure of an M-of-N rule (docs/method.md, section 3).
 
 complexity(N, M) = log(M * C(N, M)) / log(Mmax * C(n, Mmax)), Mmax = ceil((n + 1) / 2), with
 n the unit's fan-in; 0 when M = 0 or M > N (and for 1-of-1, since log 1 = 0). It is the
-normalised log-length of the rule's DNF. Undefined for n = 1 (the denominator is log 1 = 0).
+normalised log-length of the rule's DNF. Undefined for n = 1 (the denominator is log 1 = 0):
+`denominator` refuses such a unit with a SearchError; there is no fallback value.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ EXACT_LIMIT = 256  # up to this fan-in, log(M * C(N, M)) is taken exactly from P
 
 
 def denominator(n: int, where: str = "") -> float:
+    """log(Mmax * C(n, Mmax)), Mmax = ceil((n + 1) / 2); SearchError for n < 2 (docs/method.md, section 3)."""
     if n < 2:
         raise SearchError(
             f"{where or 'a unit'} has {n} input{'s' if n != 1 else ''}: the complexity measure "
@@ -47,7 +49,7 @@ def _table(n: int) -> np.ndarray:
 
 def complexity(big_n: np.ndarray, m: np.ndarray, n: int, where: str = "") -> np.ndarray:
     """Complexity of the rules "m of big_n" (arrays of equal shape, 0 <= m <= big_n + 1 <= n + 1)
-    for a unit with `n` inputs."""
+    for a unit with `n` inputs (its fan-in, zero weights included; docs/method.md, section 3)."""
     den = denominator(n, where)
     big_n = np.asarray(big_n, dtype=np.int64)
     m = np.asarray(m, dtype=np.int64)

@@ -1,4 +1,5 @@
-"""Examples for a convolutional layer: (sample, output position) pairs and their receptive fields.
+"""Examples for a convolutional layer: (sample, output position) pairs and their receptive fields
+(docs/method.md, section 4).
 
 A rule per output channel is shared by every position, as the filter is. The literal with
 flat index i = (c, ky, kx) (the order of the weight's C_in x kh x kw axes) reads input channel c
@@ -61,7 +62,8 @@ def gather_patches(x: np.ndarray, layer: Layer, sample: np.ndarray, oy: np.ndarr
 
 
 def sample_examples(x: np.ndarray, out: np.ndarray, layer: Layer, budget: int, seed: int) -> ConvExamples:
-    """All (sample, position) pairs, or `budget` of them drawn without replacement (seeded)."""
+    """All (sample, position) pairs, or `budget` of them drawn without replacement (seeded; docs/method.md,
+    section 4)."""
     e, _, oh, ow = out.shape
     total = e * oh * ow
     if total > budget:
@@ -77,7 +79,8 @@ def sample_examples(x: np.ndarray, out: np.ndarray, layer: Layer, budget: int, s
 
 def best_positions(out: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
     """The reference's choice: per channel, the output position whose split has the highest IG
-    against the predicted class (first position on ties). Returns (C_out, 2) of (oy, ox)."""
+    against the predicted class (first position on ties). Returns (C_out, 2) of (oy, ox).
+    docs/method.md, section 4."""
     e, cout, oh, ow = out.shape
     best = np.zeros((cout, 2), np.int64)
     for ch in range(cout):

@@ -1,4 +1,5 @@
-"""Compiled (numba) single-pass kernels for the search's heavy pass, on the CPU.
+"""Compiled (numba) single-pass kernels for the search's heavy pass, on the CPU (docs/method.md,
+sections 2 and 3).
 
 One walk over the literal-major matrix keeps every example's running count c_N(e) and adds
 one to the histogram bin of (N, c_N(e), target) -- no intermediate arrays. For small fan-in the
@@ -93,7 +94,8 @@ def prefix_histogram(lits_t: np.ndarray, y: np.ndarray):
 def binary_split_sweep(xt, ordt, ys, table, eps):  # pragma: no cover - compiled
     """Best cut of every input (rows of `xt`, (k, E), sorted by `ordt`) against every binary
     target (rows of `ys`, (U, E)). The gain is splits.split_gain's expression, term for term and
-    in the same order, so equal gains tie exactly as in the numpy sweep; the lowest cut wins ties.
+    in the same order, so equal gains tie exactly as in the numpy sweep; the lowest cut wins ties
+    (docs/method.md, section 2).
     Returns the cut position p per (target, input) -- left part = the first p + 1 sorted rows,
     -1 for no positive gain -- and its gain."""
     k, e = xt.shape

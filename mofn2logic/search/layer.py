@@ -1,10 +1,11 @@
-"""Rules for every unit of one layer, given its examples (METHOD.md section 2, plus our options).
+"""Rules for every unit of one layer, given its examples (docs/method.md, section 3, plus our options).
 
 Orderings of the literals: ``weight`` (|w|, the paper's), ``std`` (|w| * std of the input over
 the examples: dead units sink), ``gain`` (the literal's own information gain). ``small`` is an
 exact search over all subsets of at most K literals drawn from a pool of the best single
 literals. ``best`` takes, per unit and beta, the lowest loss found by any of them (ties: the
-first of weight, std, gain, small; then (N, M) order).
+first of weight, std, gain, small; then (N, M) order). These options are ours, not the paper's:
+docs/method.md, section 3.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ class _Found:
 
 def small_candidates(lits: np.ndarray, y: np.ndarray, pool: np.ndarray, k: int, fan_in: int,
                      where: str = "") -> tuple[Candidates, list[np.ndarray]]:
-    """Every "M of S" for subsets S of `pool` with |S| <= k, in (|S|, subset, M) order."""
+    """Every "M of S" for subsets S of `pool` with |S| <= k, in (|S|, subset, M) order; complexity with the
+    unit's fan-in (the small-N exact search, docs/method.md, section 3)."""
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     ns, ms, errs, subsets = [0, 0], [0, 1], [n_neg, n_pos], [np.zeros(0, np.int64)] * 2
     sub = lits[:, pool].astype(np.int8)  # lits: (S, n) example-major

@@ -1,11 +1,11 @@
-"""Rules for the layers of a network from its harvested activations (METHOD.md sections 1-3).
+"""Rules for the layers of a network from its harvested activations (docs/method.md, sections 2-4).
 
 Modes:
   ``paper``: input splits per (input, target) pair, as the reference does;
   ``chain``: every input unit carries one threshold -- the head split of the unit it comes from
   (through max pooling, flatten, reshape and transposes, which preserve thresholds), or a new
   split where there is no layer below or an average pool breaks the chain -- so the layers
-  compose into one logic program.
+  compose into one logic program (docs/method.md, section 2).
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from mofn2logic.ir.rules import LayerRules, RuleSet, UnitRules
 from mofn2logic.ir.steps import AvgPool, GlobalAvgPool, Step
 from mofn2logic.search.splits import best_splits, binary_splits_per_target
 
-DEFAULT_BETAS = (0.0, 0.1, 0.2, 1.0, 5.0, 1000.0)
+DEFAULT_BETAS = (0.0, 0.1, 0.2, 1.0, 5.0, 1000.0)  # the reference's betas (docs/method.md, section 3)
 MODES = ("paper", "chain")
 
 
 def predicted_class(network: Network, acts: Mapping[str, np.ndarray]) -> np.ndarray:
-    """argmax of the output layer (first index on ties)."""
+    """argmax of the output layer (first index on ties; docs/method.md, section 1)."""
     return np.argmax(np.asarray(acts[network.output]), axis=1)
 
 
@@ -173,7 +173,7 @@ def _examples(network, layer: Layer, acts, pred, budget, position, seed, n_class
 
 
 def _heads(layer: Layer, ex: dict, n_classes: int) -> np.ndarray:
-    """Head split of every unit (channel) against the predicted class."""
+    """Head split of every unit (channel) against the predicted class (docs/method.md, sections 2 and 4)."""
     if ex["per_channel"] is not None:
         return np.array([best_splits(p["targets"][:, None], p["pred"], n_classes)[0][0] for p in ex["per_channel"]])
     return best_splits(ex["targets"], ex["pred"], n_classes)[0]
@@ -197,7 +197,7 @@ def propagate_thresholds(per_unit: np.ndarray, shape: tuple[int, ...], steps: Se
     """Carry the previous layer's head thresholds (one per unit or channel) through the steps to the
     next layer's input, or None where a step (average pooling) makes new splits necessary.
     Max pooling, flatten, reshape and transposes move values without changing them
-    (docs/method.md, section 3), so the threshold of each moved value moves with it."""
+    (docs/method.md, section 2), so the threshold of each moved value moves with it."""
     from mofn2logic.errors import ProgramError
 
     arr = (per_unit.reshape((-1,) + (1,) * (len(shape) - 1)) * np.ones(shape, per_unit.dtype))[None]
@@ -212,7 +212,8 @@ def propagate_thresholds(per_unit: np.ndarray, shape: tuple[int, ...], steps: Se
 
 
 def _chain_input_thresholds(network, i, prev_heads, acts, pred, n_classes, budget, seed) -> np.ndarray:
-    """One threshold per literal index of layer i (the same for every target)."""
+    """One threshold per literal index of layer i (the same for every target): the carried head splits, or
+    new splits against the predicted class where none can be carried (docs/method.md, section 2)."""
     layer = network.layers[i]
     per_elem = None
     if i > 0 and prev_heads is not None:
@@ -240,7 +241,7 @@ def _chain_input_thresholds(network, i, prev_heads, acts, pred, n_classes, budge
 
 
 def _paper_input_thresholds(xe: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """(U, n): per (input, target) the split against that binarised target."""
+    """(U, n): per (input, target) the split against that binarised target (docs/method.md, section 2)."""
     return binary_splits_per_target(xe, targets)
 
 
@@ -289,7 +290,8 @@ def _layer_rules(layer: Layer, units, mode, order, n_examples, position, steps, 
 
 
 def summarize(rs: RuleSet) -> list[dict[str, object]]:
-    """Per layer and beta: units, mean error, mean complexity, mean N, share of units with error <= 1%."""
+    """Per layer and beta: units, mean error, mean complexity, mean N, share of units with error <= 1%
+    (the layer's trade-off curve, docs/method.md, section 3)."""
     rows = []
     for la in rs.layers:
         for b in rs.betas:

@@ -1,4 +1,5 @@
-"""How close is each ordering to the true optimum? (the paper's claim 1, measured)
+"""How close is each ordering to the true optimum? (the paper's claim 1, measured; docs/method.md,
+sections 3 and 7)
 
 On a small layer (at most `max_inputs` non-zero weights per unit) every subset of a unit's
 literals and every M is scored, which gives the optimal loss for each beta; each ordering's

@@ -1,4 +1,4 @@
-"""Information-gain splits (METHOD.md section 1): one sort and one sweep per column.
+"""Information-gain splits (docs/method.md, section 2): one sort and one sweep per column.
 
 A split of a real variable x is a threshold t; the unit is on iff x >= t. The best cut maximises
 IG = H(y) - P(x>=t) H(y|x>=t) - P(x<t) H(y|x<t) (natural log). The threshold is the midpoint
@@ -52,7 +52,8 @@ def midpoint(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 def best_splits(x: np.ndarray, y: np.ndarray, n_classes: int | None = None,
                 order: np.ndarray | None = None, max_cells: int = 1 << 25) -> tuple[np.ndarray, np.ndarray]:
-    """Best IG split of every column of `x` (E, k) for integer labels `y` (E,).
+    """Best IG split of every column of `x` (E, k) for integer labels `y` (E,) (docs/method.md, section 2):
+    the lowest of the best cuts, at the midpoint; 0.0 where no cut has positive gain.
 
     Returns (thresholds (k,) in x's dtype, gains (k,) float64). `order` may pass a precomputed
     ``argsort(x, axis=0, kind="stable")`` so several label vectors share one sort.
@@ -101,8 +102,9 @@ def best_splits(x: np.ndarray, y: np.ndarray, n_classes: int | None = None,
 
 def binary_splits_per_target(x: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """(U, n) thresholds: every column of `x` (E, n) split against every binary target column of
-    `targets` (E, U) -- paper mode's per-(input, target) splits. One sort serves all targets; with
-    numba the sweep is one compiled pass, else `best_splits` per target (identical results)."""
+    `targets` (E, U) -- paper mode's per-(input, target) splits (docs/method.md, section 2). One sort
+    serves all targets; with numba the sweep is one compiled pass, else `best_splits` per target
+    (identical results)."""
     order = np.argsort(x, axis=0, kind="stable")
     try:
         from mofn2logic.search.kernels import binary_split_sweep
@@ -122,7 +124,8 @@ def binary_splits_per_target(x: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 
 def literal_gain(lits_t: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """IG of boolean rows `lits_t` (k, E) (literal-major) with respect to binary `y` (E,)."""
+    """IG of boolean rows `lits_t` (k, E) (literal-major) with respect to binary `y` (E,): the key of the
+    gain ordering and the pool of the small-N search (docs/method.md, section 3)."""
     y = np.asarray(y, dtype=bool)
     on_pos = lits_t[:, y].sum(1)
     on_neg = lits_t[:, ~y].sum(1)

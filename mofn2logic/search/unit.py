@@ -1,4 +1,4 @@
-"""The M-of-N search for one unit (METHOD.md section 2), exact and in one pass.
+"""The M-of-N search for one unit (docs/method.md, section 3), exact and in one pass.
 
 Literals are taken in a fixed order; c_N(e) counts the true literals among the first N on
 example e. "M of the first N" fires iff c_N(e) >= M, so the histograms of c_N split by target
@@ -73,13 +73,14 @@ def candidates_from_histogram(h: PrefixHistogram, n_pos: int, n_neg: int, fan_in
 
 
 def choose(c: Candidates, betas: tuple[float, ...]) -> list[int]:
-    """Index of the best candidate for each beta; equal losses go to the first in (N, M) order."""
+    """Index of the best candidate for each beta (loss = error + beta * complexity); equal losses go to
+    the first in (N, M) order (docs/method.md, section 3)."""
     return [int(np.argmin(c.error + beta * c.complexity)) for beta in betas]
 
 
 def pareto_front(c: Candidates) -> np.ndarray:
     """Indices of the non-dominated (complexity, error) candidates, by increasing complexity.
-    Equal points keep the first in (N, M) order."""
+    Equal points keep the first in (N, M) order (docs/method.md, section 3)."""
     idx = np.lexsort((np.arange(len(c.n)), c.error, c.complexity))
     err = c.error[idx]
     best_before = np.minimum.accumulate(np.concatenate([[np.inf], err[:-1]]))
@@ -87,12 +88,12 @@ def pareto_front(c: Candidates) -> np.ndarray:
 
 
 def literal_matrix(x: np.ndarray, thresholds: np.ndarray, negative: np.ndarray) -> np.ndarray:
-    """Truth values (E, n) of the literals: x >= t, or x < t for negative ones."""
+    """Truth values (E, n) of the literals: x >= t, or x < t for negative ones (docs/method.md, section 1)."""
     return (x >= thresholds) ^ negative
 
 
 def weight_order(w: np.ndarray, key: np.ndarray | None = None) -> np.ndarray:
-    """Inputs with w != 0 by `key` (default |w|) descending; ties by input index."""
+    """Inputs with w != 0 by `key` (default |w|) descending; ties by input index (docs/method.md, section 3)."""
     key = np.abs(w) if key is None else key
     nz = np.flatnonzero(w != 0)
     return nz[np.argsort(-key[nz], kind="stable")]
