@@ -1,5 +1,5 @@
 """The logic-program IR: plain frozen data, printed by the exporters and run by the engines
-(docs/method.md, section 4).
+(docs/method.md, section 5).
 
 A program is layered. Its input is a set of threshold tests on the cut layer's input tensor
 (computed by the network): per unit for a dense cut, per channel for a convolution. Each block

@@ -81,6 +81,9 @@ class LayerRules:
     conv: ConvAttrs | None = None
     conv_position: str = "all"  # "all": one rule shared by every position; "best": the reference's single position
     steps: tuple[Step, ...] = ()  # between the previous layer's output and this layer's input
+    # chain mode: True when the inputs' thresholds are the head splits of the layer below, carried
+    # through the steps (the layers compose); False where new splits were made instead.
+    chained: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Non-parametric steps between layers, defined once (docs/method.md, section 3 and 4).
+"""Non-parametric steps between layers, defined once (docs/method.md, sections 2 and 5).
 
 Each variant is frozen data that answers its per-sample ``output_shape`` and how it moves
 values (``apply`` on a batch ``(E, *shape)``). Index steps (flatten, reshape, transpose,

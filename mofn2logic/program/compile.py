@@ -1,4 +1,4 @@
-"""From a chain-mode rule set and a cut to a layered logic program (docs/method.md, section 4)."""
+"""From a chain-mode rule set and a cut to a layered logic program (docs/method.md, section 5)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,15 @@ def compile_program(rs: RuleSet, cut: str | None = None, beta: float | None = No
         if la.conv is not None and la.conv_position != "all":
             raise ProgramError(f"layer {la.name!r} has rules for a single position (--conv-position best); "
                                "a program needs rules shared by every position")
+    for prev, la in zip(layers, layers[1:]):
+        feeds = la.steps[0].input if la.steps else la.input_tensor
+        if feeds and prev.output_tensor and feeds != prev.output_tensor:
+            raise ProgramError(f"layer {la.name!r} does not read layer {prev.name!r} (it reads {feeds!r}): "
+                               "extract every layer from the cut to the output")
+        if not la.chained:
+            raise ProgramError(f"the inputs of layer {la.name!r} were split anew instead of carrying the thresholds "
+                               f"of {prev.name!r} (a step between them breaks the chain): cut the program at "
+                               f"{la.name!r} or later")
     if layers[-1].units[0].threshold is not None:
         raise ProgramError(f"the last layer in the rule set, {layers[-1].name!r}, is not the output layer; "
                            "extract every layer from the cut to the output")

@@ -1,4 +1,4 @@
-"""Constant literals folded into M and N (docs/method.md, section 4).
+"""Constant literals folded into M and N (docs/method.md, section 5).
 
 A literal is constant when its atom has one value on every input the program can see:
 - an input test ``x >= t`` whose threshold lies outside what the layer below can produce

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -104,15 +105,15 @@ def extract(
             if log:
                 log(f"layer {layer.name!r}: {layer.kind}, {layer.units} units, fan-in {layer.fan_in}, "
                     f"{ex['n_examples']} examples, {mode} mode, order {order}, backend {backend.name}")
-            chain_inputs = None
+            chain_inputs, chained = None, False
             if mode == "chain":
-                chain_inputs = _chain_input_thresholds(network, i, prev_heads, acts, pred, n_classes,
-                                                       conv_examples, seed + 1000 + i)
+                chain_inputs, chained = _chain_input_thresholds(network, i, prev_heads, acts, pred, n_classes,
+                                                                conv_examples, seed + 1000 + i)
             units = _search(layer, ex, heads, chain_inputs, n_classes, mode=mode, order=order, betas=betas,
                             backend=backend, small_n=small_n, pool_size=pool_size, progress=progress,
                             is_output=is_output)
-            out.append(_layer_rules(layer, units, mode, order, ex["n_examples"], conv_position,
-                                    _steps_between(network, i), acts))
+            out.append(_layer_rules(layer, units, mode, order, ex.n_examples, conv_position,
+                                    _steps_between(network, i), acts, chained))
         prev_heads = heads
     prov = {
         "package": "mofn2logic", "version": __version__, **(provenance or {}),
@@ -140,7 +141,7 @@ def optimality_report(network: Network, acts: Mapping[str, np.ndarray], *, mode:
         heads = None if is_output else _heads(layer, ex, n_classes)
         if layer.fan_in <= max_inputs:
             chain = (_chain_input_thresholds(network, i, prev_heads, acts, pred, n_classes, conv_examples,
-                                             seed + 1000 + i) if mode == "chain" else None)
+                                             seed + 1000 + i)[0] if mode == "chain" else None)
             (problem,) = _problems(layer, ex, heads, chain, n_classes, mode=mode, is_output=is_output)
             report[layer.name] = optimality(problem, betas)
         prev_heads = heads
@@ -149,34 +150,50 @@ def optimality_report(network: Network, acts: Mapping[str, np.ndarray], *, mode:
 
 # --------------------------------------------------------------------------- examples
 
-def _examples(network, layer: Layer, acts, pred, budget, position, seed, n_classes) -> dict:
+@dataclass(frozen=True, slots=True, eq=False)
+class Examples:
+    """A layer's (or one channel's) examples: inputs (E, fan-in), targets (E, units) and the
+    network's predicted class per example."""
+
+    x: np.ndarray
+    targets: np.ndarray
+    pred: np.ndarray
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LayerExamples:
+    """Examples shared by every unit, or (the reference's best-position option) one set per channel."""
+
+    n_examples: int
+    shared: Examples | None = None
+    per_channel: tuple[Examples, ...] | None = None
+
+    def parts(self) -> tuple[Examples, ...]:
+        return self.per_channel if self.per_channel is not None else (self.shared,)  # type: ignore[return-value]
+
+
+def _examples(network, layer: Layer, acts, pred, budget, position, seed, n_classes) -> LayerExamples:
     x = acts[layer.input]
     y = acts[layer.output]
     if layer.kind == "dense":
-        x2 = np.asarray(x).reshape(len(pred), -1)
-        return {"x": x2, "targets": np.asarray(y).reshape(len(pred), -1), "pred": pred, "n_examples": len(pred),
-                "per_channel": None}
+        shared = Examples(np.asarray(x).reshape(len(pred), -1), np.asarray(y).reshape(len(pred), -1), pred)
+        return LayerExamples(len(pred), shared=shared)
     if position == "best":
         pos = best_positions(y, pred, n_classes)
-        per = []
         e = len(pred)
+        per = []
         for ch in range(layer.units):
-            sample = np.arange(e)
-            oy = np.full(e, pos[ch, 0])
-            ox = np.full(e, pos[ch, 1])
-            per.append({"x": gather_patches(x, layer, sample, oy, ox), "targets": np.asarray(y[:, ch, pos[ch, 0], pos[ch, 1]]),
-                        "pred": pred, "position": tuple(int(v) for v in pos[ch])})
-        return {"per_channel": per, "n_examples": e}
+            oy, ox = np.full(e, pos[ch, 0]), np.full(e, pos[ch, 1])
+            per.append(Examples(gather_patches(x, layer, np.arange(e), oy, ox),
+                                np.asarray(y[:, ch, pos[ch, 0], pos[ch, 1]])[:, None], pred))
+        return LayerExamples(e, per_channel=tuple(per))
     ce = sample_examples(x, y, layer, budget, seed)
-    return {"x": ce.patches, "targets": ce.targets, "pred": pred[ce.sample], "n_examples": len(ce.sample),
-            "per_channel": None}
+    return LayerExamples(len(ce.sample), shared=Examples(ce.patches, ce.targets, pred[ce.sample]))
 
 
-def _heads(layer: Layer, ex: dict, n_classes: int) -> np.ndarray:
+def _heads(layer: Layer, ex: LayerExamples, n_classes: int) -> np.ndarray:
     """Head split of every unit (channel) against the predicted class (docs/method.md, sections 2 and 4)."""
-    if ex["per_channel"] is not None:
-        return np.array([best_splits(p["targets"][:, None], p["pred"], n_classes)[0][0] for p in ex["per_channel"]])
-    return best_splits(ex["targets"], ex["pred"], n_classes)[0]
+    return np.concatenate([best_splits(p.targets, p.pred, n_classes)[0] for p in ex.parts()])
 
 
 # --------------------------------------------------------------------------- chain thresholds
@@ -211,9 +228,10 @@ def propagate_thresholds(per_unit: np.ndarray, shape: tuple[int, ...], steps: Se
     return arr[0]
 
 
-def _chain_input_thresholds(network, i, prev_heads, acts, pred, n_classes, budget, seed) -> np.ndarray:
+def _chain_input_thresholds(network, i, prev_heads, acts, pred, n_classes, budget, seed) -> tuple[np.ndarray, bool]:
     """One threshold per literal index of layer i (the same for every target): the carried head splits, or
-    new splits against the predicted class where none can be carried (docs/method.md, section 2)."""
+    new splits against the predicted class where none can be carried (docs/method.md, section 2).
+    The flag says whether they were carried (the layer then composes with the one below)."""
     layer = network.layers[i]
     per_elem = None
     if i > 0 and prev_heads is not None:
@@ -224,10 +242,11 @@ def _chain_input_thresholds(network, i, prev_heads, acts, pred, n_classes, budge
     if layer.kind == "dense":
         n = int(np.prod(np.asarray(x).shape[1:]))
         if per_elem is not None and per_elem.size == n:
-            return per_elem.reshape(-1).astype(x.dtype)
-        return best_splits(np.asarray(x).reshape(len(pred), -1), pred, n_classes)[0]
+            return per_elem.reshape(-1).astype(x.dtype), True
+        return best_splits(np.asarray(x).reshape(len(pred), -1), pred, n_classes)[0], False
     ch, _, _ = literal_offsets(layer)
-    if per_elem is not None and per_elem.ndim == 3 and np.all(per_elem == per_elem[:, :1, :1]):
+    chained = per_elem is not None and per_elem.ndim == 3 and bool(np.all(per_elem == per_elem[:, :1, :1]))
+    if chained:
         per_channel = per_elem[:, 0, 0].astype(x.dtype)
     else:  # a new split per input channel, over (sample, position) values
         e, c = x.shape[0], x.shape[1]
@@ -237,7 +256,7 @@ def _chain_input_thresholds(network, i, prev_heads, acts, pred, n_classes, budge
             np.random.default_rng(seed).choice(total, size=budget, replace=False))
         s, p = np.divmod(pick, vals.shape[2])
         per_channel = best_splits(vals[s, :, p], pred[s], n_classes)[0]
-    return per_channel[ch]
+    return per_channel[ch], chained
 
 
 def _paper_input_thresholds(xe: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -251,17 +270,15 @@ def _problems(layer, ex, heads, chain_inputs, n_classes, *, mode, is_output) -> 
     """The layer's search problem: one for all units, or one per channel (best-position mode)."""
     weights = full_weight(layer) if layer.kind == "conv" else layer.weight
     offsets = np.stack(literal_offsets(layer), 1) if layer.kind == "conv" else None
-    parts = ex["per_channel"] or [{"x": ex["x"], "targets": ex["targets"], "pred": ex["pred"]}]
     problems = []
-    for ch, p in enumerate(parts):
-        sl = slice(None) if ex["per_channel"] is None else slice(ch, ch + 1)
-        targets = p["targets"] if p["targets"].ndim == 2 else p["targets"][:, None]
+    for ch, p in enumerate(ex.parts()):
+        sl = slice(None) if ex.per_channel is None else slice(ch, ch + 1)
         if is_output:
-            tb = (p["pred"][:, None] == np.arange(n_classes)[None, :])[:, sl]
+            tb = (p.pred[:, None] == np.arange(n_classes)[None, :])[:, sl]
         else:
-            tb = targets >= heads[sl]
-        thr = chain_inputs if mode == "chain" else _paper_input_thresholds(p["x"], tb)
-        problems.append(LayerProblem(x=p["x"], weights=weights[sl], targets=tb, input_thresholds=thr,
+            tb = p.targets >= heads[sl]
+        thr = chain_inputs if mode == "chain" else _paper_input_thresholds(p.x, tb)
+        problems.append(LayerProblem(x=p.x, weights=weights[sl], targets=tb, input_thresholds=thr,
                                      fan_in=layer.fan_in, head_thresholds=None if heads is None else heads[sl],
                                      offsets=offsets))
     return problems
@@ -280,13 +297,14 @@ def _search(layer, ex, heads, chain_inputs, n_classes, *, mode, order, betas, ba
     return tuple(units)
 
 
-def _layer_rules(layer: Layer, units, mode, order, n_examples, position, steps, acts) -> LayerRules:
+def _layer_rules(layer: Layer, units, mode, order, n_examples, position, steps, acts, chained) -> LayerRules:
     return LayerRules(name=layer.name, kind=layer.kind, mode=mode, order=order, activation=layer.activation,
                       fan_in=layer.fan_in, input_tensor=layer.input, output_tensor=layer.output,
                       input_shape=tuple(int(d) for d in np.asarray(acts[layer.input]).shape[1:]),
                       output_shape=tuple(int(d) for d in np.asarray(acts[layer.output]).shape[1:]),
                       n_examples=int(n_examples), units=tuple(units), conv=layer.conv,
-                      conv_position=position if layer.conv is not None else "all", steps=tuple(steps))
+                      conv_position=position if layer.conv is not None else "all", steps=tuple(steps),
+                      chained=bool(chained))
 
 
 def summarize(rs: RuleSet) -> list[dict[str, object]]:

@@ -6,7 +6,7 @@
      "provenance": {"package", "version", "model", "model_sha256", "data", "data_sha256", "options"},
      "betas": [...],
      "layers": [{"name", "kind", "mode", "order", "activation", "fan_in", "input_tensor",
-                 "output_tensor", "input_shape", "output_shape", "n_examples", "conv",
+                 "output_tensor", "input_shape", "output_shape", "n_examples", "conv", "chained",
                  "units": [{"unit", "threshold",
                             "rules": [{"beta", "n", "m", "error", "complexity", "method",
                                        "literals": [{"input", "threshold", "positive"[, "offset"]}]}],
@@ -14,7 +14,9 @@
                  "steps": [{"op", ...attributes}]}]}
 
 The fields mean what the IR's do (`mofn2logic.ir.rules`); ``conv`` holds the convolution's
-attributes and ``position`` (all or best); ``steps`` the typed steps' attributes.
+attributes and ``position`` (all or best); ``steps`` the typed steps' attributes and tensors;
+``chained`` (absent in older files: true in chain mode) whether the inputs' thresholds are the
+head splits of the layer below.
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ def to_dict(rs: RuleSet) -> dict[str, Any]:
                 "fan_in": la.fan_in, "input_tensor": la.input_tensor, "output_tensor": la.output_tensor,
                 "input_shape": list(la.input_shape), "output_shape": list(la.output_shape),
                 "n_examples": la.n_examples, "conv": conv,
-                "steps": [{"op": s.op, **step_fields(s)} for s in la.steps],
+                "chained": la.chained,
+                "steps": [{"op": s.op, **step_fields(s), "input": s.input, "output": s.output} for s in la.steps],
                 "units": [unit(u) for u in la.units]}
 
     return {"format": FORMAT, "version": VERSION, "provenance": json.loads(rs.provenance),
@@ -116,7 +119,8 @@ def from_dict(d: dict[str, Any], source: str = "rules") -> RuleSet:
                 conv=None if conv is None else ConvAttrs(tuple(conv["kernel"]), tuple(conv["strides"]),
                                                          tuple(conv["pads"]), tuple(conv["dilations"]),
                                                          int(conv["groups"])),
-                conv_position="all" if conv is None else conv["position"]))
+                conv_position="all" if conv is None else conv["position"],
+                chained=bool(la.get("chained", la["mode"] == "chain"))))
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ProgramError(f"{source} is a malformed rule set: {type(e).__name__} {e}") from e
     return RuleSet(betas=tuple(float(b) for b in d["betas"]), layers=tuple(layers),
