@@ -105,12 +105,18 @@ class NumbaBackend:
         return PrefixHistogram(lo, hi, offsets, pos, neg)
 
 
-def cpu_backend(budget: int = DEFAULT_BUDGET) -> "NumbaBackend | NumpyBackend":
-    """The fastest CPU backend here: compiled kernels when numba imports, else numpy."""
-    try:
-        return NumbaBackend(budget)
-    except ImportError:
-        return NumpyBackend(budget)
+def cpu_backend(budget: int = DEFAULT_BUDGET) -> NumbaBackend:
+    """The fastest CPU backend: compiled kernels (numba is a dependency)."""
+    return NumbaBackend(budget)
+
+
+def nvidia_gpu_possible() -> bool:
+    """Whether an NVIDIA GPU can be present, decided without importing torch (which costs seconds):
+    the driver leaves /proc/driver/nvidia or /dev/nvidia* behind."""
+    import glob
+    import os
+
+    return os.path.exists("/proc/driver/nvidia/version") or bool(glob.glob("/dev/nvidia[0-9]*"))
 
 
 class TorchBackend:
@@ -160,10 +166,13 @@ class TorchBackend:
         return PrefixHistogram(lo, hi, offsets, h[1::2].copy(), h[0::2].copy())
 
 
-def make_backend(device: str = "auto", budget: int = DEFAULT_BUDGET) -> NumpyBackend | TorchBackend:
-    """'cpu' -> compiled kernels (numba; numpy without it); 'numpy' -> numpy; 'cuda' -> torch on the GPU;
-    'torch' -> torch on CPU; 'auto' -> cuda if torch has it, else 'cpu'."""
-    if device == "cpu":
+DEVICES = ("auto", "cpu", "cuda", "torch", "numpy")
+
+
+def make_backend(device: str = "auto", budget: int = DEFAULT_BUDGET) -> NumbaBackend | NumpyBackend | TorchBackend:
+    """'cpu' -> compiled kernels (numba); 'numpy' -> numpy; 'cuda' -> torch on the GPU;
+    'torch' -> torch on CPU; 'auto' -> cuda if an NVIDIA GPU and torch are there, else 'cpu'."""
+    if device == "cpu" or (device == "auto" and not nvidia_gpu_possible()):
         return cpu_backend(budget)
     if device == "numpy":
         return NumpyBackend(budget)
@@ -173,13 +182,14 @@ def make_backend(device: str = "auto", budget: int = DEFAULT_BUDGET) -> NumpyBac
         except ImportError as e:
             if device == "auto":
                 return cpu_backend(budget)
-            raise SearchError("--device cuda needs torch, which is not installed") from e
+            raise SearchError(f"device {device!r} needs torch, which is not installed "
+                              "(pip install 'mofn2logic[torch]')") from e
         if device == "torch":
             return TorchBackend("cpu", budget)
         if torch.cuda.is_available():
             return TorchBackend("cuda", budget)
         if device == "cuda":
-            raise SearchError("--device cuda was requested but torch sees no CUDA device "
-                              f"(torch {torch.__version__}); use --device cpu or auto")
+            raise SearchError("device 'cuda' was requested but torch sees no CUDA device "
+                              f"(torch {torch.__version__}); expected a machine with a CUDA GPU, or device cpu")
         return cpu_backend(budget)
-    raise SearchError(f"unknown device {device!r}; expected cpu, cuda, torch, numpy or auto")
+    raise SearchError(f"unknown device {device!r}; expected one of {', '.join(DEVICES)}")

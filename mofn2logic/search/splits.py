@@ -103,14 +103,10 @@ def best_splits(x: np.ndarray, y: np.ndarray, n_classes: int | None = None,
 def binary_splits_per_target(x: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """(U, n) thresholds: every column of `x` (E, n) split against every binary target column of
     `targets` (E, U) -- paper mode's per-(input, target) splits (docs/method.md, section 2). One sort
-    serves all targets; with numba the sweep is one compiled pass, else `best_splits` per target
-    (identical results)."""
+    serves all targets and the sweep is one compiled pass (identical to `best_splits` per target)."""
+    from mofn2logic.search.kernels import binary_split_sweep
+
     order = np.argsort(x, axis=0, kind="stable")
-    try:
-        from mofn2logic.search.kernels import binary_split_sweep
-    except ImportError:
-        return np.stack([best_splits(x, targets[:, j].astype(np.int64), 2, order=order)[0]
-                         for j in range(targets.shape[1])])
     e, n = x.shape
     xt = np.ascontiguousarray(x.T)
     ordt = np.ascontiguousarray(order.T)
