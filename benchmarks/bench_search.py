@@ -78,12 +78,12 @@ def bench_paper_layer(e: int, n: int, u: int) -> None:
     """The reference's whole job on one layer: per-(input, target) splits, then the search."""
     from plain_method import plain_split
 
-    from mofn2logic.search.network import _paper_input_thresholds
+    from mofn2logic.search.splits import binary_splits_per_target
 
     p0 = layer(e, n, u)
 
     def ours():
-        thr = _paper_input_thresholds(p0.x, p0.targets)
+        thr = binary_splits_per_target(p0.x, p0.targets)
         p = LayerProblem(x=p0.x, weights=p0.weights, targets=p0.targets, input_thresholds=thr, fan_in=n)
         return search_layer(p, betas=BETAS, order="weight", backend=NumbaBackend(), workers=1)
 
@@ -92,7 +92,7 @@ def bench_paper_layer(e: int, n: int, u: int) -> None:
     pairs = [(int(rng.integers(n)), int(rng.integers(u))) for _ in range(16)]
     t_split, _ = time_it(lambda: [plain_split(p0.x[:, i], p0.targets[:, j].astype(np.int64), 2) for i, j in pairs])
     t_splits = t_split / len(pairs) * n * u
-    thr = _paper_input_thresholds(p0.x, p0.targets)
+    thr = binary_splits_per_target(p0.x, p0.targets)
     t_search, _ = time_it(lambda: [plain_search(p0.x, thr[j], p0.weights[j], p0.targets[:, j], BETAS) for j in range(u)])
     total = t_splits + t_search
     print(f"\n== paper-mode layer E={e}, n={n}, U={u}: splits per (input, target) + search")

@@ -30,10 +30,10 @@ from mnist import load_mnist  # noqa: E402
 from train_mnist_cnn import accuracy, export, keras_cnn, train  # noqa: E402
 from mofn2logic.program.compile import compile_program  # noqa: E402
 from mofn2logic.engines.numpy_engine import run as run_program  # noqa: E402
-from mofn2logic.search.network import _paper_input_thresholds, extract, predicted_class, summarize  # noqa: E402
+from mofn2logic.search.network import extract, predicted_class, summarize  # noqa: E402
 from mofn2logic.search.layer import small_candidates  # noqa: E402
 from mofn2logic.search.unit import weight_order  # noqa: E402
-from mofn2logic.search.splits import literal_gain  # noqa: E402
+from mofn2logic.search.splits import binary_splits_per_target, literal_gain  # noqa: E402
 
 BETAS = (0.0, 0.1, 0.2, 1.0, 5.0, 1000.0)
 
@@ -123,7 +123,7 @@ def softmax_analysis(net, acts_tr, acts_he) -> list[dict]:
     pred_tr, pred_he = predicted_class(net, acts_tr), predicted_class(net, acts_he)
     x_tr, x_he = np.asarray(acts_tr[layer.input]), np.asarray(acts_he[layer.input])
     targets_tr = pred_tr[:, None] == np.arange(layer.units)[None, :]
-    thr = _paper_input_thresholds(x_tr, targets_tr)
+    thr = binary_splits_per_target(x_tr, targets_tr)
     rows = []
     for j in range(layer.units):
         w = layer.weight[j]
@@ -174,8 +174,8 @@ def tradeoff_md(rows: list[dict]) -> list[str]:
 
 def heldout_tradeoff(net, rs, acts_he) -> list[dict]:
     """The trade-off table with each rule's error measured on held-out data (chain mode rules)."""
-    from mofn2logic.program.compile import _rule_layer  # the same rules, evaluated like a one-layer program
-    from mofn2logic.engines.numpy_engine import _conv, _dense
+    from mofn2logic.program.compile import rule_block  # the same rules, evaluated like a one-layer program
+    from mofn2logic.engines.numpy_engine import conv_atoms, dense_atoms
     from mofn2logic.ir.program import InputTests, Program
 
     pred = predicted_class(net, acts_he)
@@ -185,7 +185,7 @@ def heldout_tradeoff(net, rs, acts_he) -> list[dict]:
         act = np.asarray(acts_he[layer.output])
         x = np.asarray(acts_he[layer.input])
         for b in rs.betas:
-            block = _rule_layer(la, b, "")
+            block = rule_block(la, b, "")
             tests = {}
             for u in la.units:
                 for li in u.rule(b).literals:
@@ -195,7 +195,7 @@ def heldout_tradeoff(net, rs, acts_he) -> list[dict]:
             from mofn2logic.engines.numpy_engine import input_atoms
 
             src = input_atoms(prog, x)
-            got = _conv(prog, src, block) if la.kind == "conv" else _dense(src.reshape(len(x), -1), block)[0]
+            got = conv_atoms(prog, src, block) if la.kind == "conv" else dense_atoms(src.reshape(len(x), -1), block)[0]
             errs = []
             for u, r in zip(la.units, block.rules):
                 truth = (pred == r.unit) if u.threshold is None else act[:, r.unit] >= u.threshold

@@ -42,11 +42,11 @@ def evaluate(program: Program, x: np.ndarray) -> tuple[dict[str, np.ndarray], np
         if isinstance(b, (IndexBlock, PoolBlock)):
             atoms[b.name] = structural(src, b)
         elif b.kind == "dense":
-            atoms[b.name] = _dense(src.reshape(e, -1), b)[0]
+            atoms[b.name] = dense_atoms(src.reshape(e, -1), b)[0]
         else:
-            atoms[b.name] = _conv(program, src, b)
+            atoms[b.name] = conv_atoms(program, src, b)
     out = program.output
-    counts, m, n = _dense(atoms[out.source].reshape(e, -1), out)[1:]
+    counts, m, n = dense_atoms(atoms[out.source].reshape(e, -1), out)[1:]
     margins = (counts - m) / np.maximum(n, 1)
     return atoms, margins, np.argmax(margins, axis=1)  # argmax: first (lowest) class on ties
 
@@ -58,7 +58,7 @@ def structural(src: np.ndarray, b: IndexBlock | PoolBlock) -> np.ndarray:
     return b.pool.apply(src)  # max of booleans: an OR over each window
 
 
-def _dense(src: np.ndarray, b: RuleBlock):
+def dense_atoms(src: np.ndarray, b: RuleBlock):
     """Atoms, literal counts, M and N per unit (units without a rule: never fire)."""
     e = src.shape[0]
     units = b.shape[0]
@@ -75,7 +75,7 @@ def _dense(src: np.ndarray, b: RuleBlock):
     return counts >= m, counts, np.broadcast_to(m, (e, units)), np.broadcast_to(n, (e, units))
 
 
-def _conv(program: Program, src: np.ndarray, b: RuleBlock) -> np.ndarray:
+def conv_atoms(program: Program, src: np.ndarray, b: RuleBlock) -> np.ndarray:
     e = src.shape[0]
     if src.ndim != 4:
         raise ProgramError(f"conv block {b.name!r} reads {b.source!r}, which is not a (channels, height, width) block")

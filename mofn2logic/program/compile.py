@@ -54,8 +54,8 @@ def compile_program(rs: RuleSet, cut: str | None = None, beta: float | None = No
     for k, la in enumerate(layers):
         if k > 0:
             source = _steps(la, layers[k - 1], source, blocks)
-        blocks.append(_rule_layer(la, beta, source))
-    program = Program(name=name or str(prov.get("model", "")), input=_input(layers[0], beta), blocks=tuple(blocks))
+        blocks.append(rule_block(la, beta, source))
+    program = Program(name=name or str(prov.get("model", "")), input=input_tests(layers[0], beta), blocks=tuple(blocks))
     check_program(program, "compiled program")
     k = names.index(cut)
     ranges = {la.name: activation_range(la.activation) for la in layers}
@@ -63,7 +63,7 @@ def compile_program(rs: RuleSet, cut: str | None = None, beta: float | None = No
     return prune(fold_constants(program, ranges))
 
 
-def _rule_layer(la: LayerRules, beta: float, source: str) -> RuleBlock:
+def rule_block(la: LayerRules, beta: float, source: str) -> RuleBlock:
     rules = []
     for u in la.units:
         r = u.rule(beta)
@@ -74,7 +74,7 @@ def _rule_layer(la: LayerRules, beta: float, source: str) -> RuleBlock:
                      stride=stride)
 
 
-def _input(la: LayerRules, beta: float) -> InputTests:
+def input_tests(la: LayerRules, beta: float) -> InputTests:
     per_channel = la.kind == "conv"
     tests: dict[int, float] = {}
     for u in la.units:

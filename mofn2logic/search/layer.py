@@ -11,6 +11,7 @@ docs/method.md, section 3.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -23,6 +24,14 @@ from mofn2logic.search.unit import Candidates, candidates_from_histogram, choose
 from mofn2logic.search.splits import literal_gain
 
 ORDERS = ("weight", "std", "gain", "best")
+# The small-N exact search scores every subset of the pool: bounded up front (time) and in chunks (memory).
+MAX_SMALL_SUBSETS = 250_000
+SMALL_CHUNK_BYTES = 256 * 1024**2
+
+
+def small_subsets(pool_size: int, small_n: int) -> int:
+    """How many literal subsets the small-N search scores per unit."""
+    return sum(math.comb(pool_size, k) for k in range(1, min(small_n, pool_size) + 1))
 BEST_METHODS = ("weight", "std", "gain", "small")
 
 
@@ -53,10 +62,15 @@ def small_candidates(lits: np.ndarray, y: np.ndarray, pool: np.ndarray, k: int, 
     sub = lits[:, pool].astype(np.int8)  # lits: (S, n) example-major
     for big_n in range(1, min(k, len(pool)) + 1):
         combos = np.array(list(itertools.combinations(range(len(pool)), big_n)), dtype=np.int64)
-        counts = sub[:, combos].sum(-1, dtype=np.int64)  # (S, C)
-        idx = np.arange(len(combos))[None, :] * (big_n + 1) + counts
-        hp = np.bincount(idx[y].ravel(), minlength=len(combos) * (big_n + 1)).reshape(-1, big_n + 1)
-        hn = np.bincount(idx[~y].ravel(), minlength=len(combos) * (big_n + 1)).reshape(-1, big_n + 1)
+        hp = np.zeros((len(combos), big_n + 1), np.int64)
+        hn = np.zeros_like(hp)
+        step = max(1, SMALL_CHUNK_BYTES // max(1, len(sub) * big_n * 8))  # bound the (S, C, N) gather
+        for c0 in range(0, len(combos), step):
+            part = combos[c0:c0 + step]
+            counts = sub[:, part].sum(-1, dtype=np.int64)  # (S, C)
+            idx = np.arange(len(part))[None, :] * (big_n + 1) + counts
+            hp[c0:c0 + len(part)] = np.bincount(idx[y].ravel(), minlength=len(part) * (big_n + 1)).reshape(-1, big_n + 1)
+            hn[c0:c0 + len(part)] = np.bincount(idx[~y].ravel(), minlength=len(part) * (big_n + 1)).reshape(-1, big_n + 1)
         below_p = np.concatenate([np.zeros((len(combos), 1), np.int64), np.cumsum(hp, 1)], 1)  # c < M
         below_n = np.concatenate([np.zeros((len(combos), 1), np.int64), np.cumsum(hn, 1)], 1)
         err = below_p + (n_neg - below_n)  # (C, N + 2) for M = 0..N+1

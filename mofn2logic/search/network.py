@@ -20,7 +20,7 @@ from mofn2logic import __version__
 from mofn2logic.search.backends import DEFAULT_BUDGET, make_backend
 from mofn2logic.search.conv_examples import best_positions, full_weight, gather_patches, literal_offsets, sample_examples
 from mofn2logic.errors import SearchError
-from mofn2logic.search.layer import ORDERS, LayerProblem, search_layer
+from mofn2logic.search.layer import MAX_SMALL_SUBSETS, ORDERS, LayerProblem, search_layer, small_subsets
 from mofn2logic.ir.network import Layer, Network
 from mofn2logic.ir.rules import LayerRules, RuleSet, UnitRules
 from mofn2logic.ir.steps import AvgPool, GlobalAvgPool, Step
@@ -80,6 +80,10 @@ def extract(
     if small_n < 0 or pool_size < 1 or conv_examples < 1:
         raise SearchError(f"small-n must be >= 0, pool size and conv examples >= 1; got {small_n}, {pool_size}, "
                           f"{conv_examples}")
+    if order == "best" and small_subsets(pool_size, small_n) > MAX_SMALL_SUBSETS:
+        raise SearchError(f"the small-N search with a pool of {pool_size} literals and N up to {small_n} would score "
+                          f"{small_subsets(pool_size, small_n):,} subsets per unit; expected at most "
+                          f"{MAX_SMALL_SUBSETS:,}: lower the pool or small-n")
     names = [la.name for la in network.layers]
     wanted = list(names) if not layers else list(layers)
     unknown = [n for n in wanted if n not in names]
@@ -259,11 +263,6 @@ def _chain_input_thresholds(network, i, prev_heads, acts, pred, n_classes, budge
     return per_channel[ch], chained
 
 
-def _paper_input_thresholds(xe: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """(U, n): per (input, target) the split against that binarised target (docs/method.md, section 2)."""
-    return binary_splits_per_target(xe, targets)
-
-
 # --------------------------------------------------------------------------- search
 
 def _problems(layer, ex, heads, chain_inputs, n_classes, *, mode, is_output) -> list[LayerProblem]:
@@ -277,7 +276,7 @@ def _problems(layer, ex, heads, chain_inputs, n_classes, *, mode, is_output) -> 
             tb = (p.pred[:, None] == np.arange(n_classes)[None, :])[:, sl]
         else:
             tb = p.targets >= heads[sl]
-        thr = chain_inputs if mode == "chain" else _paper_input_thresholds(p.x, tb)
+        thr = chain_inputs if mode == "chain" else binary_splits_per_target(p.x, tb)
         problems.append(LayerProblem(x=p.x, weights=weights[sl], targets=tb, input_thresholds=thr,
                                      fan_in=layer.fan_in, head_thresholds=None if heads is None else heads[sl],
                                      offsets=offsets))

@@ -1,0 +1,73 @@
+"""Golden files: the Prolog, DOT and SymPy texts of two fixed programs, byte for byte.
+
+A change to a printer shows up here as a diff to review. To accept a deliberate change, run
+``MOFN2LOGIC_REGOLD=1 pytest tests/test_goldens.py`` and commit the files in tests/golden/.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from mofn2logic import exporters
+from mofn2logic.ir import AtomLiteral, IndexBlock, InputTests, MaxPool, MofNRule, PoolBlock, Program, RuleBlock
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def dense_program() -> Program:
+    """Two layers over a 4-unit input, names that need quoting, a negated literal, a class without a rule."""
+    return Program(
+        "tiny 'dense'",
+        InputTests("relu_2", (4,), False, ((0, 0.5), (1, -0.25), (3, 2.0))),
+        (
+            RuleBlock("hidden", "dense", "", (2,), (
+                MofNRule(0, 2, (AtomLiteral(0), AtomLiteral(1, False), AtomLiteral(3)), 0.125),
+                MofNRule(1, 1, (AtomLiteral(1),), 1.5),
+            )),
+            RuleBlock("Class Layer", "dense", "hidden", (3,), (
+                MofNRule(0, 1, (AtomLiteral(0), AtomLiteral(1, False))),
+                MofNRule(2, 2, (AtomLiteral(0), AtomLiteral(1))),
+            )),
+        ),
+    )
+
+
+def conv_program() -> Program:
+    """A conv layer with padding offsets, a 2x2 max pool, a flatten and a dense class layer."""
+    return Program(
+        "tiny conv",
+        InputTests("image", (1, 4, 4), True, ((0, 0.3),)),
+        (
+            RuleBlock("c1", "conv", "", (2, 4, 4), (
+                MofNRule(0, 2, (AtomLiteral(0, True, (-1, 0)), AtomLiteral(0, True, (0, 0)),
+                                AtomLiteral(0, False, (0, 1))), 0.05),
+                MofNRule(1, 1, (AtomLiteral(0, True, (1, 1)),), -0.5),
+            ), (1, 1)),
+            PoolBlock("c1/maxpool0", "c1", (2, 2, 2), MaxPool(kernel=(2, 2), strides=(2, 2))),
+            IndexBlock("fc/input", "c1/maxpool0", (8,), tuple(range(8))),
+            RuleBlock("fc", "dense", "fc/input", (2,), (
+                MofNRule(0, 2, (AtomLiteral(0), AtomLiteral(5), AtomLiteral(6, False))),
+                MofNRule(1, 1, (AtomLiteral(2), AtomLiteral(7))),
+            )),
+        ),
+    )
+
+
+CASES = {"dense": dense_program, "conv": conv_program}
+TARGETS = {"prolog": ".pl", "dot": ".dot", "sympy": ".py"}
+
+
+@pytest.mark.parametrize("fmt", sorted(TARGETS))
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_golden(case, fmt):
+    program = CASES[case]()
+    text = exporters.to_text(program, fmt)
+    path = GOLDEN / f"{case}{TARGETS[fmt]}.txt"
+    if os.environ.get("MOFN2LOGIC_REGOLD") == "1":
+        GOLDEN.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert path.is_file(), f"no golden file {path.name}: run with MOFN2LOGIC_REGOLD=1 once and commit it"
+    assert text == path.read_text(encoding="utf-8")
