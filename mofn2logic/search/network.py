@@ -108,7 +108,7 @@ def extract(
         if selected:
             if log:
                 log(f"layer {layer.name!r}: {layer.kind}, {layer.units} units, fan-in {layer.fan_in}, "
-                    f"{ex['n_examples']} examples, {mode} mode, order {order}, backend {backend.name}")
+                    f"{ex.n_examples} examples, {mode} mode, order {order}, backend {backend.name}")
             chain_inputs, chained = None, False
             if mode == "chain":
                 chain_inputs, chained = _chain_input_thresholds(network, i, prev_heads, acts, pred, n_classes,
