@@ -9,6 +9,9 @@ from mofn2logic.errors import ExportError
 
 
 class Printer:
+    """Subclasses set `target` (named in errors) and `options` (name -> default: the keyword
+    options the printer takes; any other raises TypeError), and define `_print_<Class>`."""
+
     target = "text"
     options: dict[str, Any] = {}
 
@@ -22,7 +25,7 @@ class Printer:
     def doprint(self, node: Any) -> str:
         return self._print(node)
 
-    def _print(self, node: Any) -> str:
+    def _print(self, node: Any) -> Any:
         for cls in type(node).__mro__:
             method = getattr(self, f"_print_{cls.__name__}", None)
             if method is not None:

@@ -139,6 +139,17 @@ def write_dot(program: Program, path: str | os.PathLike[str], **options) -> None
     write_text_atomic(path, to_dot(program, **options))
 
 
+def to_svg(program: Program, **options) -> str:
+    """The rule graph as SVG: `to_dot` laid out by Graphviz `dot` (ToolMissingError without it)."""
+    return render_svg(to_dot(program, **options))
+
+
+def write_svg(program: Program, path: str | os.PathLike[str], **options) -> None:
+    from mofn2logic.files import write_text_atomic
+
+    write_text_atomic(path, to_svg(program, **options))
+
+
 def render_svg(dot_text: str) -> str:
     """Lay the graph out with Graphviz `dot` (a real layout engine, never our own)."""
     import shutil

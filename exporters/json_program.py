@@ -1,4 +1,5 @@
-"""The program IR as JSON (format ``mofn2logic-program``, version 1): the same data as .mofn."""
+"""The program IR as JSON (format ``mofn2logic-program``, version 2): the same data as .mofn.
+`to_json` and `parse_json` are exact inverses; version 1 files (blocks named *Layer) still read."""
 
 from __future__ import annotations
 
@@ -8,13 +9,55 @@ from dataclasses import asdict
 from typing import Any
 
 from mofn2logic.errors import ProgramError
-from mofn2logic.ir.program import IndexBlock, InputTests, AtomLiteral, MofNRule, PoolBlock, Program, RuleBlock
+from mofn2logic.exporters.base import Printer
+from mofn2logic.ir.program import AtomLiteral, IndexBlock, InputTests, MofNRule, PoolBlock, Program, RuleBlock
 from mofn2logic.ir.steps import MaxPool, step_fields
 
 FORMAT, VERSION = "mofn2logic-program", 2
 KINDS = {"RuleBlock": RuleBlock, "PoolBlock": PoolBlock, "IndexBlock": IndexBlock}
 # Version 1 named the blocks *Layer and kept a pool's attributes flat.
 V1_KINDS = {"RuleLayer": "RuleBlock", "PoolLayer": "PoolBlock", "IndexLayer": "IndexBlock"}
+
+
+class JsonPrinter(Printer):
+    """Blocks print to JSON-ready dicts (a block's fields, then its ``type``); the program to text."""
+
+    target = "JSON"
+    options: dict[str, Any] = {"indent": 1}
+
+    def _print_Program(self, p: Program) -> str:
+        return json.dumps(self.record(p), indent=self.settings["indent"], ensure_ascii=False) + "\n"
+
+    def record(self, p: Program) -> dict[str, Any]:
+        return {"format": FORMAT, "version": VERSION, "name": p.name, "decision": p.decision,
+                "input": self._print(p.input), "blocks": [self._print(b) for b in p.blocks]}
+
+    def _print_InputTests(self, inp: InputTests) -> dict[str, Any]:
+        return asdict(inp)
+
+    def _print_RuleBlock(self, b: RuleBlock) -> dict[str, Any]:
+        return {**asdict(b), "type": "RuleBlock"}
+
+    def _print_PoolBlock(self, b: PoolBlock) -> dict[str, Any]:
+        return {**asdict(b), "pool": step_fields(b.pool), "type": "PoolBlock"}
+
+    def _print_IndexBlock(self, b: IndexBlock) -> dict[str, Any]:
+        return {**asdict(b), "type": "IndexBlock"}
+
+
+def to_dict(program: Program) -> dict[str, Any]:
+    """The program as the JSON document's data (what `to_json` writes)."""
+    return JsonPrinter().record(program)
+
+
+def to_json(program: Program, **options: Any) -> str:
+    return JsonPrinter(**options).doprint(program)
+
+
+def write_json(program: Program, path: str | os.PathLike[str], **options: Any) -> None:
+    from mofn2logic.files import write_text_atomic
+
+    write_text_atomic(path, to_json(program, **options))
 
 
 def _upgrade_v1(d: dict[str, Any]) -> dict[str, Any]:
@@ -29,32 +72,18 @@ def _upgrade_v1(d: dict[str, Any]) -> dict[str, Any]:
     return {**d, "version": VERSION, "blocks": blocks}
 
 
-def to_dict(p: Program) -> dict[str, Any]:
-    blocks = []
-    for b in p.blocks:
-        d = asdict(b)
-        if isinstance(b, PoolBlock):
-            d["pool"] = step_fields(b.pool)
-        d["type"] = type(b).__name__
-        blocks.append(d)
-    return {"format": FORMAT, "version": VERSION, "name": p.name, "decision": p.decision,
-            "input": asdict(p.input), "blocks": blocks}
-
-
-def dumps(p: Program) -> str:
-    return json.dumps(to_dict(p), indent=1, ensure_ascii=False) + "\n"
-
-
 def _tuple(v):
     return tuple(_tuple(x) for x in v) if isinstance(v, list) else v
 
 
 def from_dict(d: dict[str, Any], source: str = "program") -> Program:
+    """The program in a JSON document's data, checked (`check_program`)."""
     if isinstance(d, dict) and d.get("format") == FORMAT and d.get("version") == 1:
         d = _upgrade_v1(d)
-    if d.get("format") != FORMAT or d.get("version") != VERSION:
-        raise ProgramError(f"{source} is not a mofn2logic program (format {d.get('format')!r} version "
-                           f"{d.get('version')!r}; expected {FORMAT!r} version {VERSION})")
+    if not isinstance(d, dict) or d.get("format") != FORMAT or d.get("version") != VERSION:
+        got = (d.get("format"), d.get("version")) if isinstance(d, dict) else (type(d).__name__, None)
+        raise ProgramError(f"{source} is not a mofn2logic program (format {got[0]!r} version "
+                           f"{got[1]!r}; expected {FORMAT!r} version {VERSION})")
     try:
         inp = InputTests(**{k: _tuple(v) for k, v in d["input"].items()})
         blocks = []
@@ -62,11 +91,14 @@ def from_dict(d: dict[str, Any], source: str = "program") -> Program:
             kind = KINDS[b["type"]]
             fields = {k: _tuple(v) for k, v in b.items() if k not in ("type", "rules")}
             if kind is PoolBlock:
-                fields["pool"] = MaxPool(**{k: bool(v) if k == "ceil_mode" else _tuple(v) for k, v in b["pool"].items()})
+                fields["pool"] = MaxPool(**{k: bool(v) if k == "ceil_mode" else _tuple(v)
+                                            for k, v in b["pool"].items()})
             if kind is RuleBlock:
                 fields["rules"] = tuple(
-                    MofNRule(r["unit"], r["m"], tuple(AtomLiteral(li["src"], li["positive"], _tuple(li["offset"])) for li in r["lits"]),
-                         r["threshold"]) for r in b["rules"])
+                    MofNRule(r["unit"], r["m"],
+                             tuple(AtomLiteral(li["src"], li["positive"], _tuple(li["offset"])) for li in r["lits"]),
+                             r["threshold"])
+                    for r in b["rules"])
             blocks.append(kind(**fields))
         program = Program(d["name"], inp, tuple(blocks), d["decision"])
     except (KeyError, TypeError) as e:
@@ -77,7 +109,15 @@ def from_dict(d: dict[str, Any], source: str = "program") -> Program:
     return program
 
 
-def read_program_json(path: str | os.PathLike[str]) -> Program:
-    from mofn2logic.files import read_json
+def parse_json(text: str, source: str = "<text>") -> Program:
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ProgramError(f"{source} is not JSON: {e}") from e
+    return from_dict(d, source)
 
-    return from_dict(read_json(path, "program", ProgramError), repr(str(path)))
+
+def read_json(path: str | os.PathLike[str]) -> Program:
+    from mofn2logic.files import read_text
+
+    return parse_json(read_text(path, "program"), repr(str(path)))

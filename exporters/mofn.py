@@ -1,4 +1,4 @@
-"""The .mofn text form of a program: `format_program` and `parse_program` are exact inverses.
+"""The .mofn text form of a program: `to_mofn` and `parse_mofn` are exact inverses.
 
 The grammar is `grammars/mofn.lark` (LALR), loaded from the package. Names are single-quoted
 with backslash escapes, so a name from an ONNX file can be anything; floats are written with
@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import functools
 import os
+from typing import Any
 
 from lark import Lark, Transformer, UnexpectedInput
 
 from mofn2logic.errors import RuleSyntaxError
+from mofn2logic.exporters.base import Printer
+from mofn2logic.exporters.quoting import Quoting
 from mofn2logic.ir.program import (
+    AtomLiteral,
     IndexBlock,
     InputTests,
-    AtomLiteral,
     MofNRule,
     PoolBlock,
     Program,
     RuleBlock,
 )
-from mofn2logic.exporters.quoting import Quoting
 from mofn2logic.ir.steps import MaxPool
 
 VERSION = 1
@@ -52,33 +54,56 @@ def _source(s: str) -> str:
     return "input" if s == "" else quote(s)
 
 
-def _lit(li: AtomLiteral) -> str:
-    text = ("" if li.positive else "~") + str(li.src)
-    if li.offset is not None:
-        text += f"@({li.offset[0]},{li.offset[1]})"
-    return text
+class MofnPrinter(Printer):
+    """The .mofn text: a header, the input tests, then each block with its rules, one per line."""
+
+    target = ".mofn"
+    options: dict[str, Any] = {}
+
+    def _print_Program(self, p: Program) -> str:
+        lines = [f"mofn2logic program {VERSION}", f"name {quote(p.name)}", f"decision {p.decision}",
+                 self._print(p.input)]
+        lines += [self._print(b) for b in p.blocks]
+        return "\n".join(lines) + "\n"
+
+    def _print_InputTests(self, inp: InputTests) -> str:
+        head = f"input {quote(inp.tensor)} shape {_ints(inp.shape)} per {'channel' if inp.per_channel else 'unit'}"
+        return "\n".join([head, *(f"  {i} >= {_num(t)}" for i, t in inp.tests)])
+
+    def _print_RuleBlock(self, b: RuleBlock) -> str:
+        head = f"{b.kind} {quote(b.name)} from {_source(b.source)} shape {_ints(b.shape)}"
+        head += f" stride {_ints(b.stride)}" if b.kind == "conv" else ""
+        return "\n".join([head, *(self._print(r) for r in b.rules)])
+
+    def _print_MofNRule(self, r: MofNRule) -> str:
+        thr = "" if r.threshold is None else f" >= {_num(r.threshold)}"
+        return f"  {r.unit}{thr} :- {r.m} of [{', '.join(self._print(li) for li in r.lits)}]"
+
+    def _print_AtomLiteral(self, li: AtomLiteral) -> str:
+        text = ("" if li.positive else "~") + str(li.src)
+        if li.offset is not None:
+            text += f"@({li.offset[0]},{li.offset[1]})"
+        return text
+
+    def _print_PoolBlock(self, b: PoolBlock) -> str:
+        k = b.pool
+        return (f"pool {quote(b.name)} from {_source(b.source)} shape {_ints(b.shape)} kernel {_ints(k.kernel)} "
+                f"stride {_ints(k.strides)} pad {_ints(k.pads)} dilation {_ints(k.dilations)}"
+                + (" ceil" if k.ceil_mode else ""))
+
+    def _print_IndexBlock(self, b: IndexBlock) -> str:
+        return f"index {quote(b.name)} from {_source(b.source)} shape {_ints(b.shape)} map {_ints(b.index)}"
 
 
-def format_program(p: Program) -> str:
-    lines = [f"mofn2logic program {VERSION}", f"name {quote(p.name)}", f"decision {p.decision}"]
-    inp = p.input
-    lines.append(f"input {quote(inp.tensor)} shape {_ints(inp.shape)} per {'channel' if inp.per_channel else 'unit'}")
-    lines += [f"  {i} >= {_num(t)}" for i, t in inp.tests]
-    for b in p.blocks:
-        if isinstance(b, RuleBlock):
-            head = f"{b.kind} {quote(b.name)} from {_source(b.source)} shape {_ints(b.shape)}"
-            lines.append(head + (f" stride {_ints(b.stride)}" if b.kind == "conv" else ""))
-            for r in b.rules:
-                thr = "" if r.threshold is None else f" >= {_num(r.threshold)}"
-                lines.append(f"  {r.unit}{thr} :- {r.m} of [{', '.join(_lit(li) for li in r.lits)}]")
-        elif isinstance(b, PoolBlock):
-            k = b.pool
-            lines.append(f"pool {quote(b.name)} from {_source(b.source)} shape {_ints(b.shape)} kernel {_ints(k.kernel)} "
-                         f"stride {_ints(k.strides)} pad {_ints(k.pads)} dilation {_ints(k.dilations)}"
-                         + (" ceil" if k.ceil_mode else ""))
-        else:
-            lines.append(f"index {quote(b.name)} from {_source(b.source)} shape {_ints(b.shape)} map {_ints(b.index)}")
-    return "\n".join(lines) + "\n"
+def to_mofn(program: Program, **options: Any) -> str:
+    """The program as .mofn text; `parse_mofn` reads it back to an equal program."""
+    return MofnPrinter(**options).doprint(program)
+
+
+def write_mofn(program: Program, path: str | os.PathLike[str], **options: Any) -> None:
+    from mofn2logic.files import write_text_atomic
+
+    write_text_atomic(path, to_mofn(program, **options))
 
 
 class _ToIR(Transformer):
@@ -162,12 +187,13 @@ def _found(e: UnexpectedInput, text: str) -> str:
     return repr(text[pos:pos + 1]) if pos is not None and pos < len(text) else "the end of the text"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _parser() -> Lark:
     return Lark.open_from_package("mofn2logic.grammars", "mofn.lark", parser="lalr", maybe_placeholders=True)
 
 
-def parse_program(text: str, source: str = "<text>") -> Program:
+def parse_mofn(text: str, source: str = "<text>") -> Program:
+    """A .mofn text as a checked program (`check_program`); errors carry line, column and a caret."""
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as e:
@@ -186,13 +212,7 @@ def parse_program(text: str, source: str = "<text>") -> Program:
     return program
 
 
-def read_program(path: str | os.PathLike[str]) -> Program:
+def read_mofn(path: str | os.PathLike[str]) -> Program:
     from mofn2logic.files import read_text
 
-    return parse_program(read_text(path, "program"), source=str(path))
-
-
-def write_program(p: Program, path: str | os.PathLike[str]) -> None:
-    from mofn2logic.files import write_text_atomic
-
-    write_text_atomic(path, format_program(p))
+    return parse_mofn(read_text(path, "program"), source=str(path))

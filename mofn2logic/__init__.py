@@ -1,17 +1,19 @@
 """mofn2logic: M-of-N rules and logic programs from ONNX classifiers.
 
 >>> import mofn2logic
->>> net = mofn2logic.import_network(mofn2logic.default_model_path())
->>> [layer.kind for layer in net.layers]
+>>> model = mofn2logic.load_model(mofn2logic.default_model_path())
+>>> [layer.kind for layer in model.network.layers]
 ['conv', 'conv', 'dense', 'dense']
 """
 
 from __future__ import annotations
 
+# The one version source (pyproject.toml's `version` is checked equal by tests/test_cli.py).
+# Defined before the imports below: the search stamps it into every rules.json.
 __version__ = "0.1.0"
 
-from mofn2logic.api import compile, extract, run, verify  # noqa: A004
-from mofn2logic.inputs import check_data, load_data, read_array
+from mofn2logic.api import activations, compile, demo, extract, run, verify  # noqa: A004
+from mofn2logic.engines import VerifyReport
 from mofn2logic.errors import (
     DataError,
     ExportError,
@@ -24,20 +26,35 @@ from mofn2logic.errors import (
     ToolMissingError,
     UnsupportedModelError,
 )
+from mofn2logic.exporters import Format, formats, load_program, to_text, write
+from mofn2logic.inputs import (
+    Dataset,
+    LoadedModel,
+    check_data,
+    check_labels,
+    load_dataset,
+    load_model,
+    read_array,
+)
+from mofn2logic.ir import ConvAttrs, Layer, Network, Program, RuleSet, Step
 from mofn2logic.onnx.harvest import Activations, harvest
-from mofn2logic.ir import ConvAttrs, Layer, Network, Step
 from mofn2logic.onnx.importer import import_network
-from mofn2logic.ir import Program, RuleSet
+from mofn2logic.pipeline import CheckResult, CutResult, RunSummary
 from mofn2logic.resources import default_data_path, default_model_path
 
 __all__ = [
+    "__version__",
     # the pipeline
-    "extract", "compile", "verify", "run",
-    # networks
-    "RuleSet", "Program",
-    "import_network", "Network", "Layer", "Step", "ConvAttrs", "default_model_path",
-    # data and activations
-    "read_array", "check_data", "load_data", "harvest", "Activations", "default_data_path",
+    "extract", "compile", "verify", "run", "demo", "activations",
+    # results
+    "RuleSet", "Program", "VerifyReport", "RunSummary", "CutResult", "CheckResult",
+    # what the user brings
+    "load_model", "LoadedModel", "load_dataset", "Dataset", "read_array", "check_data", "check_labels",
+    "default_model_path", "default_data_path",
+    # networks and activations
+    "import_network", "Network", "Layer", "Step", "ConvAttrs", "harvest", "Activations",
+    # program formats
+    "load_program", "write", "to_text", "formats", "Format",
     # errors
     "Mofn2LogicError", "InputFileError", "ModelFormatError", "UnsupportedModelError", "DataError",
     "SearchError", "RuleSyntaxError", "ProgramError", "ExportError", "ToolMissingError",

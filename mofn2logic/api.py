@@ -1,77 +1,138 @@
-"""The Python API: the four steps a user scripts, each taking paths or objects."""
+"""The application layer: what a user scripts and what every `mofn2logic` command calls.
+
+Each function takes paths or objects already read (`LoadedModel`, `Dataset`, `RuleSet`,
+`Program`), reads what it is given once, checks it (data against the model, labels against the
+data) and returns typed results.
+
+>>> rules = mofn2logic.extract("model.onnx", "x.npy", betas=[0, 0.2])   # doctest: +SKIP
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from mofn2logic.inputs import check_data, read_array
-from mofn2logic.search.network import DEFAULT_BETAS
-from mofn2logic.onnx.harvest import Activations, harvest
-from mofn2logic.ir.network import Network
-from mofn2logic.onnx.importer import import_network
+from mofn2logic.engines import ENGINE_NAMES, VerifyReport
+from mofn2logic.inputs import Dataset, LoadedModel, load_dataset, load_model, provenance
 from mofn2logic.ir.program import Program
 from mofn2logic.ir.rules import RuleSet
-from mofn2logic.search.rules_file import read_rules
+from mofn2logic.onnx.harvest import DEFAULT_BATCH, DEFAULT_BUDGET, Activations
+from mofn2logic.pipeline import RunSummary
+from mofn2logic.search.network import DEFAULT_BETAS
 
 PathLike = str | os.PathLike[str]
+ModelLike = PathLike | LoadedModel
+DataLike = PathLike | np.ndarray | Dataset
+LabelsLike = PathLike | np.ndarray | None
 
 
-def _data(net: Network, data: PathLike | np.ndarray, key: str | None) -> np.ndarray:
-    x = read_array(data, key) if isinstance(data, (str, os.PathLike)) else np.asarray(data)
-    return check_data(x, net.input_shape, net.dtype)
+def _model(model: ModelLike) -> LoadedModel:
+    return model if isinstance(model, LoadedModel) else load_model(model)
 
 
-def _acts(model: PathLike, data: PathLike | np.ndarray, key: str | None) -> tuple[Network, Activations]:
-    net = import_network(model)
-    return net, harvest(net, model, _data(net, data, key))
+def _dataset(data: DataLike, model: LoadedModel, key: str | None, labels: LabelsLike = None,
+             labels_key: str | None = None) -> Dataset:
+    if isinstance(data, Dataset):
+        if labels is None:
+            return data
+        from mofn2logic.inputs import check_labels, read_array
+
+        y = read_array(labels, labels_key) if isinstance(labels, (str, os.PathLike)) else np.asarray(labels)
+        return Dataset(data.x, check_labels(y, len(data)), data.source, data.sha256, data.key)
+    return load_dataset(data, model, key=key, labels=labels, labels_key=labels_key)
 
 
-def extract(model: PathLike, data: PathLike | np.ndarray, *, key: str | None = None, layers: Sequence[str] | None = None,
+def activations(model: ModelLike, data: DataLike, *, key: str | None = None, batch_size: int = DEFAULT_BATCH,
+                providers: Sequence[str] | None = None, memory_budget: int | str = DEFAULT_BUDGET,
+                store_dir: PathLike | None = None) -> Activations:
+    """Every layer boundary's activations on `data` (onnxruntime; past `memory_budget` bytes, or
+    a size like "2G", they go to memory-mapped files in `store_dir` or a temporary folder)."""
+    from mofn2logic.onnx.harvest import harvest, parse_size
+
+    m = _model(model)
+    d = _dataset(data, m, key)
+    budget = parse_size(memory_budget) if isinstance(memory_budget, str) else memory_budget
+    return harvest(m.network, m.proto, d.x, batch_size=batch_size, providers=list(providers) if providers else None,
+                   memory_budget=budget, store_dir=store_dir)
+
+
+def extract(model: ModelLike, data: DataLike, *, key: str | None = None, layers: Sequence[str] | None = None,
             mode: str = "chain", order: str = "weight", betas: Sequence[float] = DEFAULT_BETAS,
-            device: str = "auto", **options: Any) -> RuleSet:
-    """M-of-N rules for the layers of an ONNX model, from its activations on `data`.
+            device: str = "auto", batch_size: int = DEFAULT_BATCH, providers: Sequence[str] | None = None,
+            memory_budget: int | str = DEFAULT_BUDGET, log=None, **options: Any) -> RuleSet:
+    """M-of-N rules for the layers of an ONNX model, from its activations on `data`. `options`
+    go to `mofn2logic.search.extract` (small_n, pool_size, conv_examples, conv_position, seed).
 
     >>> rules = mofn2logic.extract("model.onnx", "x.npy", betas=[0, 0.2])   # doctest: +SKIP
     """
-    from mofn2logic.search.network import extract as _extract
+    from mofn2logic.search.network import extract as search
 
-    net, acts = _acts(model, data, key)
-    return _extract(net, acts, layers=layers, mode=mode, order=order, betas=betas, device=device,
-                    provenance={"model": Path(model).name}, **options)
+    m = _model(model)
+    d = _dataset(data, m, key)
+    acts = activations(m, d, batch_size=batch_size, providers=providers, memory_budget=memory_budget)
+    return search(m.network, acts, layers=layers, mode=mode, order=order, betas=betas, device=device,
+                  provenance=provenance(m, d), log=log, **options)
 
 
 def compile(rules: RuleSet | PathLike, *, cut: str | None = None, beta: float | None = None) -> Program:  # noqa: A001
-    """A layered logic program from a chain-mode rule set, from layer `cut` to the output."""
+    """A layered logic program from a chain-mode rule set (or its rules.json), from layer `cut`
+    (default: the first) to the output, with the rules of `beta` (default: the smallest)."""
     from mofn2logic.program.compile import compile_program
+    from mofn2logic.search.rules_file import read_rules
 
     rs = rules if isinstance(rules, RuleSet) else read_rules(rules)
     return compile_program(rs, cut=cut, beta=beta)
 
 
-def verify(program: Program | PathLike, model: PathLike, data: PathLike | np.ndarray, *, key: str | None = None,
-           labels: np.ndarray | PathLike | None = None, engines: Sequence[str] = ("python",)) -> dict:
-    """Fidelity of `program` to the network on `data`, per-layer agreement, and engine agreement."""
-    from mofn2logic.cli import load_program
-    from mofn2logic.engines.verify import verify as _verify
+def verify(program: Program | PathLike, model: ModelLike, data: DataLike, *, key: str | None = None,
+           labels: LabelsLike = None, labels_key: str | None = None, engines: Sequence[str] = ("python",),
+           batch_size: int = DEFAULT_BATCH, providers: Sequence[str] | None = None,
+           memory_budget: int | str = DEFAULT_BUDGET) -> VerifyReport:
+    """Fidelity of `program` (or a program file, any readable format) to the network on `data`,
+    accuracy against `labels`, per-layer agreement, and agreement between `engines`."""
+    from mofn2logic.engines import verify as run_checks
+    from mofn2logic.exporters import load_program
 
-    prog = program if isinstance(program, Program) else load_program(str(program))
-    net, acts = _acts(model, data, key)
-    y = None if labels is None else np.asarray(read_array(labels) if isinstance(labels, (str, os.PathLike)) else labels)
-    return _verify(prog, net, acts, labels=None if y is None else y.reshape(-1), engines=tuple(engines))
+    prog = program if isinstance(program, Program) else load_program(program)
+    if "prolog" in engines:
+        from mofn2logic.engines.prolog_engine import swipl
+
+        swipl()  # fail before the work when SWI-Prolog is missing
+    m = _model(model)
+    d = _dataset(data, m, key, labels, labels_key)
+    acts = activations(m, d, batch_size=batch_size, providers=providers, memory_budget=memory_budget)
+    return run_checks(prog, m.network, acts, labels=d.labels, engines=tuple(engines))
 
 
-def run(model: PathLike, data: PathLike | np.ndarray, outdir: PathLike, *, key: str | None = None,
-        labels: np.ndarray | PathLike | None = None, holdout: float = 0.2, **options: Any) -> Mapping[str, Any]:
-    """The whole pipeline into `outdir`: rules, programs, exports, checks, report.html and report.md."""
-    from mofn2logic.pipeline import run_pipeline
+def run(model: ModelLike, data: DataLike, outdir: PathLike, *, key: str | None = None, labels: LabelsLike = None,
+        labels_key: str | None = None, holdout: float = 0.2, seed: int = 0, fit: np.ndarray | None = None,
+        order: str = "best", betas: Sequence[float] = DEFAULT_BETAS, beta: float = 0.0, device: str = "auto",
+        paper_mode: bool = True, engines: Sequence[str] = ENGINE_NAMES, log=None) -> RunSummary:
+    """The whole pipeline into `outdir`: rules, programs, exports, checks, report.html and
+    report.md. Rules are fitted on a seeded (1 - holdout) share of the samples (or the `fit`
+    mask) and checked on the rest."""
+    from mofn2logic.pipeline import run_pipeline, split
 
-    net = import_network(model)
-    x = _data(net, data, key)
-    y = None if labels is None else np.asarray(read_array(labels) if isinstance(labels, (str, os.PathLike)) else labels)
-    return run_pipeline(model, x, None if y is None else y.reshape(-1).astype(np.int64), outdir, holdout=holdout,
-                        **options)
+    m = _model(model)
+    d = _dataset(data, m, key, labels, labels_key)
+    split(len(d), holdout=holdout, seed=seed, fit=fit)  # a bad split fails before any work
+    return run_pipeline(m, d, outdir, fit=fit, holdout=holdout, seed=seed, order=order, betas=betas, beta=beta,
+                        device=device, paper_mode=paper_mode, engines=engines, log=log)
+
+
+def demo(outdir: PathLike, *, device: str = "auto", log=None) -> RunSummary:
+    """`run` on the embedded default model and its digits: rules fitted on the training digits
+    and checked on the held-out ones (the `test` mask shipped with them)."""
+    from mofn2logic.resources import default_data_path, default_model_path
+
+    data = default_data_path()
+    with np.load(data) as z:
+        test = np.asarray(z["test"], dtype=bool)
+    return run(default_model_path(), data, outdir, key="images", labels=data, labels_key="labels", fit=~test,
+               device=device, log=log)
+
+
+__all__ = ["activations", "extract", "compile", "verify", "run", "demo"]

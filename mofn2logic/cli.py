@@ -1,15 +1,18 @@
-"""The `mofn2logic` command line. User errors: one line on stderr, exit status 2."""
+"""The `mofn2logic` command line: it parses and prints; the work is `mofn2logic.api`'s.
+Choices and defaults come from the library's tables. User errors: one line on stderr, exit
+status 2."""
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from typing import Any
 
+from mofn2logic import api
 from mofn2logic.errors import Mofn2LogicError
-from mofn2logic.resources import default_data_path, default_model_path
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -19,13 +22,20 @@ def command(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Names
     return fn
 
 
+def _defaults(fn: Callable[..., Any]) -> dict[str, Any]:
+    """A library function's keyword defaults: the CLI's defaults are the library's."""
+    return {name: p.default for name, p in inspect.signature(fn).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
 # --------------------------------------------------------------------------- commands
 
 @command
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from mofn2logic.onnx.importer import import_network, layer_table
+    from mofn2logic.inputs import load_model
+    from mofn2logic.onnx.importer import layer_table
 
-    net = import_network(args.model)
+    net = load_model(args.model).network
     if args.json:
         print(json.dumps({"layers": layer_table(net)}, indent=2))
         return 0
@@ -50,139 +60,29 @@ def _shape(shape: Sequence[int | None]) -> str:
 
 @command
 def cmd_harvest(args: argparse.Namespace) -> int:
-    from mofn2logic.onnx.harvest import save_npz
     from mofn2logic.files import check_output_path
+    from mofn2logic.inputs import load_model
+    from mofn2logic.onnx.harvest import save_npz
 
     check_output_path(args.output)
-    net, acts = _harvest_for(args, store_dir=args.store)
-    save_npz(acts, net, args.output)
+    model = load_model(args.model)
+    acts = api.activations(model, args.data, key=args.key, store_dir=args.store, **_harvest_options(args))
+    save_npz(acts, model.network, args.output)
     print(f"harvested {acts.n_samples} samples, {len(acts)} tensors on {acts.providers[0]} -> {args.output}")
     return 0
 
 
 @command
-def cmd_demo(args: argparse.Namespace) -> int:
-    """The main job on the embedded default model and its bundled digits."""
-    import numpy as np
-
-    from mofn2logic.pipeline import run_pipeline
-
-    model = default_model_path()
-    print(f"== embedded default model: {model.name} (digits 8x8; rules fitted on the training split, "
-          "checked on the 360 held-out digits)")
-    cmd_inspect(argparse.Namespace(model=model, json=False))
-    with np.load(default_data_path()) as z:
-        images, labels, test = z["images"], z["labels"].astype(np.int64), z["test"]
-    summary = run_pipeline(model, images, labels, args.output, fit=~test, device="auto",
-                           provenance={"model": model.name, "model_sha256": _sha256(model),
-                                       "data": default_data_path().name, "data_sha256": _sha256(default_data_path())},
-                           log=print)
-    _print_run_summary(summary, args.output)
-    return 0
-
-
-@command
-def cmd_run(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from mofn2logic.inputs import load_data, read_array
-    from mofn2logic.errors import DataError
-    from mofn2logic.onnx.importer import import_network
-    from mofn2logic.pipeline import run_pipeline
-
-    net = import_network(args.model)
-    x = load_data(args.data, net.input_shape, net.dtype, key=args.key)
-    labels = None
-    if args.labels:
-        labels = np.asarray(read_array(args.labels, args.labels_key)).reshape(-1)
-        if len(labels) != len(x):
-            raise DataError(f"labels {args.labels!r} have {len(labels)} entries; the data has {len(x)} samples")
-        labels = labels.astype(np.int64)
-    if not 0 <= args.holdout < 1:
-        raise DataError(f"--holdout must be in [0, 1), got {args.holdout}")
-    summary = run_pipeline(args.model, x, labels, args.output, holdout=args.holdout, seed=args.seed, order=args.order,
-                           betas=_parse_betas(args.beta), beta=_parse_betas(args.program_beta)[0], device=args.device,
-                           paper_mode=not args.no_paper,
-                           provenance={"model": Path(args.model).name, "model_sha256": _sha256(args.model),
-                                       "data": Path(args.data).name, "data_sha256": _sha256(args.data)},
-                           log=print)
-    _print_run_summary(summary, args.output)
-    return 0
-
-
-def _print_run_summary(summary: dict, outdir: str) -> None:
-    print("== cut table (held-out): cut layer -> end-to-end class fidelity, literals")
-    for c in summary["cuts"]:
-        print(f"   {c['cut']:<20} fidelity {c['fidelity']:.4f}   literals {c['literals']:6d}")
-    for label, chk in summary["checks"].items():
-        agree = "agree" if chk["engines_agree"] else "DISAGREE"
-        print(f"== {label} program verified: fidelity {chk['fidelity']:.4f} with engines "
-              f"{', '.join(chk['engines'])} ({agree})")
-    print(f"== outputs in {outdir}/: report.html, report.md, rules.json, program_*.mofn, softmax.pl, softmax.svg, "
-          "replica.pl, summary.json "
-          f"({summary['timings']['total']:.1f} s)")
-
-
-def _sha256(path: str | Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _parse_betas(text: str) -> list[float]:
-    from mofn2logic.search.network import check_betas
-
-    return list(check_betas([b.strip() for b in text.split(",") if b.strip()] or [text]))
-
-
-def _harvest_for(args: argparse.Namespace, store_dir: str | None = None):
-    from mofn2logic.inputs import load_data
-    from mofn2logic.onnx.harvest import harvest, parse_size
-    from mofn2logic.onnx.importer import import_network
-
-    net = import_network(args.model)
-    x = load_data(args.data, net.input_shape, net.dtype, key=args.key)
-    acts = harvest(net, args.model, x, batch_size=args.batch_size, providers=_providers(args),
-                   memory_budget=parse_size(args.memory_budget), store_dir=store_dir)
-    return net, acts
-
-
-def print_summary(rs, file=None) -> None:
-    from mofn2logic.search.network import summarize
-
-    rows = summarize(rs)
-    for la in rs.layers:
-        print(f"layer {la.name} ({la.kind}, {len(la.units)} units, fan-in {la.fan_in}, {la.n_examples} examples, "
-              f"{la.mode} mode, order {la.order})", file=file)
-        print(f"  {'beta':>8}  {'mean error':>10}  {'mean complexity':>15}  {'mean N':>7}  {'error<=1%':>9}", file=file)
-        for r in rows:
-            if r["layer"] == la.name:
-                print(f"  {r['beta']:>8g}  {r['mean_error']:>10.4f}  {r['mean_complexity']:>15.4f}  "
-                      f"{r['mean_n']:>7.2f}  {r['share_error_le_1pct']:>9.0%}", file=file)
-
-
-@command
 def cmd_extract(args: argparse.Namespace) -> int:
-    from mofn2logic.search.network import extract
     from mofn2logic.files import check_output_path
     from mofn2logic.search.rules_file import write_rules
 
     check_output_path(args.output)
-    betas = _parse_betas(args.beta)
-    net, acts = _harvest_for(args)
-    layers = [n.strip() for n in args.layers.split(",") if n.strip()] if args.layers else None
-    rs = extract(
-        net, acts, layers=layers, mode=args.mode, order=args.order, betas=betas, device=args.device,
-        small_n=args.small_n, pool_size=args.pool, conv_examples=args.conv_examples,
-        conv_position=args.conv_position, seed=args.seed,
-        provenance={"model": Path(args.model).name, "model_sha256": _sha256(args.model),
-                    "data": Path(args.data).name, "data_sha256": _sha256(args.data),
-                    **({"data_key": args.key} if args.key else {})},
-        log=lambda msg: print(msg, file=sys.stderr),
+    rs = api.extract(
+        args.model, args.data, key=args.key, layers=_names(args.layers), mode=args.mode, order=args.order,
+        betas=_betas(args.beta), device=args.device, small_n=args.small_n, pool_size=args.pool,
+        conv_examples=args.conv_examples, conv_position=args.conv_position, seed=args.seed,
+        log=lambda msg: print(msg, file=sys.stderr), **_harvest_options(args),
     )
     write_rules(rs, args.output)
     print_summary(rs)
@@ -192,10 +92,12 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 @command
 def cmd_optimality(args: argparse.Namespace) -> int:
+    from mofn2logic.inputs import load_model
     from mofn2logic.search.network import optimality_report
 
-    net, acts = _harvest_for(args)
-    report = optimality_report(net, acts, mode=args.mode, betas=_parse_betas(args.beta), seed=args.seed,
+    model = load_model(args.model)
+    acts = api.activations(model, args.data, key=args.key, **_harvest_options(args))
+    report = optimality_report(model.network, acts, mode=args.mode, betas=_betas(args.beta), seed=args.seed,
                                max_inputs=args.max_inputs)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -212,109 +114,159 @@ def cmd_optimality(args: argparse.Namespace) -> int:
 
 @command
 def cmd_compile(args: argparse.Namespace) -> int:
-    from mofn2logic.program.compile import compile_program
+    from mofn2logic.errors import ExportError
+    from mofn2logic.exporters import format_for_suffix, write
     from mofn2logic.files import check_output_path
-    from mofn2logic.exporters.mofn import write_program
-    from mofn2logic.search.rules_file import read_rules
 
     check_output_path(args.output)
-    rs = read_rules(args.rules)
-    beta = None if args.beta is None else _parse_betas(args.beta)[0]
-    program = compile_program(rs, cut=args.cut, beta=beta)
-    write_program(program, args.output)
+    try:
+        fmt = format_for_suffix(args.output)
+    except ExportError:
+        fmt = None
+    program = api.compile(args.rules, cut=args.cut, beta=None if args.beta is None else _betas(args.beta)[0])
+    write(program, args.output, fmt or "mofn")
     sizes = ", ".join(f"{b.name}: {len(b.rules)}" for b in program.rule_blocks())
     print(f"program from {program.blocks[0].name!r} to the output: {len(program.input.tests)} input tests; "
           f"rules per layer {sizes} -> {args.output}")
     return 0
 
 
-def load_program(path: str):
-    from mofn2logic.exporters.mofn import read_program
-
-    if str(path).endswith(".pl"):
-        from mofn2logic.exporters.prolog_read import read_prolog
-
-        return read_prolog(path)
-    if str(path).endswith(".json"):
-        from mofn2logic.exporters.json_program import read_program_json
-
-        return read_program_json(path)
-    return read_program(path)
-
-
 @command
 def cmd_export(args: argparse.Namespace) -> int:
-    from mofn2logic.files import check_output_path, write_text_atomic
+    from mofn2logic.exporters import get_format, load_program, write
+    from mofn2logic.files import check_output_path
 
     check_output_path(args.output)
+    fmt = get_format(args.to)
+    options = _format_options(fmt, args)
     program = load_program(args.program)
-    if args.to == "json":
-        from mofn2logic.exporters.json_program import dumps
-
-        text = dumps(program)
-    elif args.to == "mofn":
-        from mofn2logic.exporters.mofn import format_program
-
-        text = format_program(program)
-    elif args.to == "prolog":
-        from mofn2logic.exporters.prolog import to_prolog
-
-        text = to_prolog(program)
-    elif args.to == "sympy":
-        from mofn2logic.exporters.sympy_expr import to_sympy
-
-        text = to_sympy(program)
-    else:
-        from mofn2logic.exporters.dot import render_svg, to_dot
-
-        text = to_dot(program, max_units=args.max_units)
-        if args.to == "svg":
-            text = render_svg(text)
-    write_text_atomic(args.output, text)
-    print(f"wrote {args.to} -> {args.output}")
+    write(program, args.output, fmt, **options)
+    print(f"wrote {fmt.name} -> {args.output}")
     return 0
+
+
+def _format_options(fmt: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """--max-units and every --option NAME=VALUE, typed by the format's default for NAME."""
+    from mofn2logic.errors import ExportError
+
+    given = [("max_units", str(args.max_units))] if args.max_units is not None else []
+    for item in args.option or []:
+        name, eq, value = item.partition("=")
+        if not eq:
+            raise ExportError(f"option {item!r} is not NAME=VALUE")
+        given.append((name.strip().replace("-", "_"), value.strip()))
+    options = {}
+    for name, value in given:
+        if name not in fmt.options:
+            raise ExportError(f"the {fmt.name} format has no option {name!r}; "
+                              f"it takes {', '.join(fmt.options) or 'none'}")
+        options[name] = _typed(fmt.name, name, value, fmt.options[name])
+    return options
+
+
+def _typed(fmt: str, name: str, text: str, default: Any) -> Any:
+    from mofn2logic.errors import ExportError
+
+    try:
+        if isinstance(default, bool):
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1", "yes")
+        return type(default)(text) if default is not None else text
+    except ValueError:
+        kind = type(default).__name__
+        raise ExportError(f"option {name} of the {fmt} format takes {'an' if kind[0] in 'aeiou' else 'a'} {kind} "
+                          f"(default {default!r}); got {text!r}") from None
 
 
 @command
 def cmd_verify(args: argparse.Namespace) -> int:
-    import numpy as np
+    from mofn2logic.engines import ENGINE_NAMES
 
-    from mofn2logic.inputs import read_array
-    from mofn2logic.errors import DataError
-    from mofn2logic.engines import ENGINE_NAMES as ENGINES
-    from mofn2logic.engines import verify
-
-    program = load_program(args.program)
-    engines = list(ENGINES) if args.engine == "all" else [args.engine]
-    if "prolog" in engines:
-        from mofn2logic.engines.prolog_engine import swipl
-
-        swipl()  # fail before the work when SWI-Prolog is missing
-    net, acts = _harvest_for(args)
-    labels = None
-    if args.labels:
-        labels = np.asarray(read_array(args.labels, args.labels_key)).reshape(-1)
-        if len(labels) != acts.n_samples:
-            raise DataError(f"labels {args.labels!r} have {len(labels)} entries; the data has {acts.n_samples} samples")
-    report = verify(program, net, acts, labels=labels, engines=engines).to_dict()
+    engines = list(ENGINE_NAMES) if args.engine == "all" else [args.engine]
+    report = api.verify(args.program, args.model, args.data, key=args.key, labels=args.labels,
+                        labels_key=args.labels_key, engines=engines, **_harvest_options(args))
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(report.to_dict(), indent=2))
         return 0
-    print(f"{report['n_samples']} samples; class fidelity to the network {report['fidelity']:.4f}"
-          + (f"; accuracy {report['accuracy']:.4f} (network {report['network_accuracy']:.4f})" if labels is not None else ""))
-    for name, r in report["engines"].items():
-        print(f"  engine {name:<7} fidelity {r['fidelity']:.4f}  ({r['seconds']:.2f} s)")
+    print(f"{report.n_samples} samples; class fidelity to the network {report.fidelity:.4f}"
+          + (f"; accuracy {report.accuracy:.4f} (network {report.network_accuracy:.4f})"
+             if report.accuracy is not None and report.network_accuracy is not None else ""))
+    for e in report.engines:
+        print(f"  engine {e.name:<7} fidelity {e.fidelity:.4f}  ({e.seconds:.2f} s)")
     if len(engines) > 1:
-        print(f"  engines agree on every class and atom: {'yes' if report['engines_agree'] else 'NO'}")
-    for la in report["layers"]:
-        if la["agreement"] is not None:
-            print(f"  layer {la['name']}: {la['units']} rules, unit agreement {la['agreement']:.4f} "
-                  f"(worst unit {la['min_agreement']:.4f})")
+        print(f"  engines agree on every class and atom: {'yes' if report.engines_agree else 'NO'}")
+    for la in report.layers:
+        if la.agreement is not None:
+            print(f"  layer {la.name}: {la.units} rules, unit agreement {la.agreement:.4f} "
+                  f"(worst unit {la.min_agreement:.4f})")
     return 0
 
 
-def _providers(args: argparse.Namespace) -> list[str] | None:
-    return [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
+@command
+def cmd_run(args: argparse.Namespace) -> int:
+    summary = api.run(args.model, args.data, args.output, key=args.key, labels=args.labels,
+                      labels_key=args.labels_key, holdout=args.holdout, seed=args.seed, order=args.order,
+                      betas=_betas(args.beta), beta=_betas(args.program_beta)[0], device=args.device,
+                      paper_mode=not args.no_paper, log=print)
+    _print_run_summary(summary, args.output)
+    return 0
+
+
+@command
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The main job on the embedded default model and its bundled digits."""
+    from mofn2logic.resources import default_model_path
+
+    model = default_model_path()
+    print(f"== embedded default model: {model.name} (digits 8x8; rules fitted on the training split, "
+          "checked on the 360 held-out digits)")
+    cmd_inspect(argparse.Namespace(model=model, json=False))
+    summary = api.demo(args.output, log=print)
+    _print_run_summary(summary, args.output)
+    return 0
+
+
+def _print_run_summary(summary: api.RunSummary, outdir: str) -> None:
+    print("== cut table (held-out): cut layer -> end-to-end class fidelity, literals")
+    for c in summary.cuts:
+        print(f"   {c.cut:<20} fidelity {c.fidelity:.4f}   literals {c.literals:6d}")
+    for chk in summary.checks:
+        rep = chk.report
+        print(f"== {chk.label} program verified: fidelity {rep.fidelity:.4f} with engines "
+              f"{', '.join(e.name for e in rep.engines)} ({'agree' if rep.engines_agree else 'DISAGREE'})")
+    print(f"== outputs in {outdir}/: report.html, report.md, rules.json, program_*.mofn, softmax.pl, softmax.svg, "
+          f"replica.pl, summary.json ({summary.timings['total']:.1f} s)")
+
+
+def print_summary(rs, file=None) -> None:
+    from mofn2logic.search.network import summarize
+
+    rows = summarize(rs)
+    for la in rs.layers:
+        print(f"layer {la.name} ({la.kind}, {len(la.units)} units, fan-in {la.fan_in}, {la.n_examples} examples, "
+              f"{la.mode} mode, order {la.order})", file=file)
+        print(f"  {'beta':>8}  {'mean error':>10}  {'mean complexity':>15}  {'mean N':>7}  {'error<=1%':>9}", file=file)
+        for r in rows:
+            if r["layer"] == la.name:
+                print(f"  {r['beta']:>8g}  {r['mean_error']:>10.4f}  {r['mean_complexity']:>15.4f}  "
+                      f"{r['mean_n']:>7.2f}  {r['share_error_le_1pct']:>9.0%}", file=file)
+
+
+def _betas(text: str) -> list[float]:
+    from mofn2logic.search.network import check_betas
+
+    given: list[Any] = [b.strip() for b in text.split(",") if b.strip()] or [text]  # check_betas names bad ones
+    return list(check_betas(given))
+
+
+def _names(text: str | None) -> list[str] | None:
+    return [n.strip() for n in text.split(",") if n.strip()] if text else None
+
+
+def _harvest_options(args: argparse.Namespace) -> dict[str, Any]:
+    providers = [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
+    return {"batch_size": args.batch_size, "providers": providers, "memory_budget": args.memory_budget}
 
 
 # --------------------------------------------------------------------------- parser
@@ -325,21 +277,43 @@ EXAMPLES = {
                "  mofn2logic extract model.onnx --data d.npz --key images -o rules.json --layers fc2 --mode paper "
                "--order best --beta 0,0.2,1",
     "optimality": "example:\n  mofn2logic optimality model.onnx --data images.npy",
-    "compile": "examples:\n  mofn2logic compile rules.json -o program.mofn                 # the full symbolic replica\n"
+    "compile": "examples:\n"
+               "  mofn2logic compile rules.json -o program.mofn                 # the full symbolic replica\n"
                "  mofn2logic compile rules.json --cut fc2 --beta 0.2 -o softmax.mofn  # explain the softmax layer",
     "export": "examples:\n  mofn2logic export program.mofn --to prolog -o program.pl\n"
-              "  mofn2logic export program.mofn --to svg -o rules.svg",
+              "  mofn2logic export program.mofn --to svg -o rules.svg --max-units 12",
     "verify": "examples:\n  mofn2logic verify program.mofn model.onnx --data x.npy --labels y.npy --engine all\n"
               "  mofn2logic verify program.pl model.onnx --data x.npy --engine prolog --json",
     "run": "example:\n  mofn2logic run model.onnx --data x.npy --labels y.npy -o out/   # then open out/report.html",
     "demo": "example:\n  mofn2logic demo -o demo-out    # what `make demo` runs; open demo-out/report.html",
     "harvest": "example:\n  mofn2logic harvest model.onnx --data images.npy -o acts.npz --batch-size 512",
 }
+# search.backends.make_backend and search.extract check these but keep no table of them (yet).
+DEVICES = ("auto", "cpu", "cuda", "torch", "numpy")
+CONV_POSITIONS = ("all", "best")
+DEVICE_HELP = ("search backend: cpu (compiled numba kernels), numpy, cuda or torch (torch on CPU); "
+               "auto: cuda if available, else cpu")
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale}{unit}"
+    return str(n)
+
+
+def _csv(values: Sequence[float]) -> str:
+    return ",".join(f"{v:g}" for v in values)
 
 
 def build_parser() -> argparse.ArgumentParser:
     from mofn2logic import __version__
+    from mofn2logic.engines import ENGINE_NAMES
+    from mofn2logic.exporters import formats
+    from mofn2logic.search import DEFAULT_BETAS, MODES, ORDERS, extract, optimality_report
 
+    search = _defaults(extract)
+    run = _defaults(api.run)
     p = argparse.ArgumentParser(
         prog="mofn2logic",
         description="Turn a trained ONNX classifier into M-of-N rules and a logic program you can run and check.",
@@ -360,50 +334,81 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", help="ONNX model file")
     _data_args(s)
     s.add_argument("-o", "--output", required=True, help="output rules.json")
-    _search_args(s)
+    s.add_argument("--layers", default=None, help="comma-separated layer names (default: all)")
+    s.add_argument("--mode", choices=MODES, default=search["mode"],
+                   help=f"chain: one threshold per unit, layers compose; paper: per (input, target) splits "
+                        f"(default {search['mode']})")
+    s.add_argument("--order", choices=ORDERS, default=search["order"],
+                   help="literal ordering: weight (the paper's), std, gain, or best of all + small-N search "
+                        f"(default {search['order']})")
+    s.add_argument("--beta", default=_csv(DEFAULT_BETAS), help="comma-separated complexity penalties")
+    s.add_argument("--device", choices=DEVICES, default=search["device"],
+                   help=f"{DEVICE_HELP} (default {search['device']})")
+    s.add_argument("--small-n", type=int, default=search["small_n"],
+                   help=f"exact search over subsets of up to K literals (order best; default {search['small_n']})")
+    s.add_argument("--pool", type=int, default=search["pool_size"],
+                   help=f"literal pool of the small-N search (default {search['pool_size']})")
+    s.add_argument("--conv-examples", type=int, default=search["conv_examples"],
+                   help="(sample, position) examples per conv layer, subsampled with --seed "
+                        f"(default {search['conv_examples']})")
+    s.add_argument("--conv-position", choices=CONV_POSITIONS, default=search["conv_position"],
+                   help="all positions (a shared rule) or the reference's single best-IG position "
+                        f"(default {search['conv_position']})")
+    s.add_argument("--seed", type=int, default=search["seed"], help="seed of the example subsampling")
 
-    s = add("optimality", "Compare each literal ordering with the true optimum on small layers (fan-in <= 12).")
+    opt = _defaults(optimality_report)
+    s = add("optimality", "Compare each literal ordering with the true optimum on small layers "
+                          f"(fan-in <= {opt['max_inputs']}).")
     s.add_argument("model", help="ONNX model file")
     _data_args(s)
-    s.add_argument("--mode", choices=("chain", "paper"), default="chain")
-    s.add_argument("--beta", default="0,0.1,0.2,1,5,1000", help="comma-separated complexity penalties")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--max-inputs", type=int, default=12, help="largest fan-in searched exhaustively (default 12)")
+    s.add_argument("--mode", choices=MODES, default=opt["mode"])
+    s.add_argument("--beta", default=_csv(DEFAULT_BETAS), help="comma-separated complexity penalties")
+    s.add_argument("--seed", type=int, default=opt["seed"])
+    s.add_argument("--max-inputs", type=int, default=opt["max_inputs"],
+                   help=f"largest fan-in searched exhaustively (default {opt['max_inputs']})")
     s.add_argument("--json", action="store_true")
 
-    s = add("compile", "Compile a chain-mode rule set into a layered logic program (.mofn).")
+    fmts = formats()
+    readable = ", ".join(s for f in fmts.values() if f.readable for s in f.suffixes)
+    s = add("compile", "Compile a chain-mode rule set into a layered logic program.")
     s.add_argument("rules", help="rules.json from 'mofn2logic extract --mode chain'")
     s.add_argument("--cut", default=None, help="the first layer whose rules the program contains (default: the first)")
     s.add_argument("--beta", default=None, help="which beta's rules (default: the smallest in the rule set)")
-    s.add_argument("-o", "--output", required=True, help="output .mofn file")
+    s.add_argument("-o", "--output", required=True,
+                   help="output program file, in the format of its suffix (.mofn when the suffix names none)")
 
-    s = add("export", "Export a program (.mofn, .json or an exported .pl) to Prolog, SymPy, DOT, SVG, JSON or .mofn.")
-    s.add_argument("program", help="program file (.mofn, .json or .pl)")
-    s.add_argument("--to", choices=("prolog", "sympy", "dot", "svg", "json", "mofn"), required=True)
+    s = add("export", f"Export a program ({readable}) to {', '.join(fmts)}.")
+    s.add_argument("program", help=f"program file ({readable})")
+    s.add_argument("--to", choices=tuple(fmts), required=True,
+                   help="; ".join(f"{f.name}: {f.description}" for f in fmts.values() if f.description))
     s.add_argument("-o", "--output", required=True, help="output file")
-    s.add_argument("--max-units", type=int, default=24, help="DOT: atoms shown per layer before summarising")
+    dot_units = fmts["dot"].options.get("max_units") if "dot" in fmts else None
+    s.add_argument("--max-units", type=int, default=None,
+                   help=f"DOT/SVG: atoms shown per layer before summarising (default {dot_units})")
+    s.add_argument("--option", action="append", metavar="NAME=VALUE",
+                   help="an option of the format's exporter (repeatable), e.g. max_inputs=20 for dot")
 
     s = add("verify", "Run a program and the network on the same data: fidelity, unit agreement, engines.")
-    s.add_argument("program", help="program file (.mofn or .pl)")
+    s.add_argument("program", help=f"program file ({readable})")
     s.add_argument("model", help="the ONNX model the rules came from")
     _data_args(s)
-    s.add_argument("--labels", default=None, help="true labels (.npy, .npz, .csv) for accuracy")
-    s.add_argument("--labels-key", default=None, help="array name inside a labels .npz")
-    s.add_argument("--engine", choices=("python", "sympy", "prolog", "all"), default="python")
+    _label_args(s)
+    s.add_argument("--engine", choices=(*ENGINE_NAMES, "all"), default=_defaults(api.verify)["engines"][0])
     s.add_argument("--json", action="store_true", help="print the report as JSON")
 
     s = add("run", "The whole pipeline: rules, programs, Prolog/SymPy/DOT exports, checks and an HTML report.")
     s.add_argument("model", help="ONNX model file")
     _data_args(s)
-    s.add_argument("--labels", default=None, help="true labels (.npy, .npz, .csv) for accuracy")
-    s.add_argument("--labels-key", default=None, help="array name inside a labels .npz")
+    _label_args(s)
     s.add_argument("-o", "--output", required=True, help="output folder")
-    s.add_argument("--holdout", type=float, default=0.2, help="share of samples held out for fidelity (default 0.2)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--order", choices=("weight", "std", "gain", "best"), default="best")
-    s.add_argument("--beta", default="0,0.1,0.2,1,5,1000", help="betas of the trade-off curves")
-    s.add_argument("--program-beta", default="0", help="beta whose rules the programs use (default 0)")
-    s.add_argument("--device", choices=("auto", "cpu", "cuda", "torch", "numpy"), default="auto")
+    s.add_argument("--holdout", type=float, default=run["holdout"],
+                   help=f"share of samples held out for fidelity (default {run['holdout']})")
+    s.add_argument("--seed", type=int, default=run["seed"])
+    s.add_argument("--order", choices=ORDERS, default=run["order"], help=f"(default {run['order']})")
+    s.add_argument("--beta", default=_csv(run["betas"]), help="betas of the trade-off curves")
+    s.add_argument("--program-beta", default=f"{run['beta']:g}",
+                   help=f"beta whose rules the programs use (default {run['beta']:g})")
+    s.add_argument("--device", choices=DEVICES, default=run["device"], help=f"{DEVICE_HELP} (default {run['device']})")
     s.add_argument("--no-paper", action="store_true", help="skip the paper-mode extraction")
 
     s = add("demo", "Run the main job on the embedded default model (what `make demo` does).")
@@ -417,33 +422,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _search_args(s: argparse.ArgumentParser) -> None:
-    s.add_argument("--layers", default=None, help="comma-separated layer names (default: all)")
-    s.add_argument("--mode", choices=("chain", "paper"), default="chain",
-                   help="chain: one threshold per unit, layers compose (default); paper: per (input, target) splits")
-    s.add_argument("--order", choices=("weight", "std", "gain", "best"), default="weight",
-                   help="literal ordering: weight (the paper's, default), std, gain, or best of all + small-N search")
-    s.add_argument("--beta", default="0,0.1,0.2,1,5,1000", help="comma-separated complexity penalties")
-    s.add_argument("--device", choices=("auto", "cpu", "cuda", "torch", "numpy"), default="auto",
-                   help="search backend: cpu (compiled numba kernels), numpy, cuda or torch (torch on CPU); "
-                        "auto: cuda if available, else cpu")
-    s.add_argument("--small-n", type=int, default=3, help="exact search over subsets of up to K literals (order best)")
-    s.add_argument("--pool", type=int, default=16, help="literal pool of the small-N search (default 16)")
-    s.add_argument("--conv-examples", type=int, default=20000,
-                   help="(sample, position) examples per conv layer, subsampled with --seed (default 20000)")
-    s.add_argument("--conv-position", choices=("all", "best"), default="all",
-                   help="all positions (a shared rule, default) or the reference's single best-IG position")
-    s.add_argument("--seed", type=int, default=0, help="seed of the example subsampling")
-
-
 def _data_args(s: argparse.ArgumentParser) -> None:
-    s.add_argument("--data", required=True, help="input samples: .npy, .npz (see --key) or .csv")
+    from mofn2logic.inputs import FORMATS
+
+    harvest = _defaults(api.activations)
+    s.add_argument("--data", required=True, help=f"input samples: {', '.join(FORMATS)} (an .npz: see --key)")
     s.add_argument("--key", default=None, help="array name inside an .npz file")
-    s.add_argument("--batch-size", type=int, default=256, help="samples per onnxruntime run (default 256)")
+    s.add_argument("--batch-size", type=int, default=harvest["batch_size"],
+                   help=f"samples per onnxruntime run (default {harvest['batch_size']})")
     s.add_argument("--providers", default=None,
                    help="comma-separated onnxruntime execution providers (default: CUDA if it works, else CPU)")
-    s.add_argument("--memory-budget", default="2G",
-                   help="activations beyond this size go to memory-mapped files on disk (default 2G)")
+    s.add_argument("--memory-budget", default=harvest["memory_budget"],
+                   help="activations beyond this size (e.g. 512M, 2G) go to memory-mapped files on disk "
+                        f"(default {_size(harvest['memory_budget'])})")
+
+
+def _label_args(s: argparse.ArgumentParser) -> None:
+    from mofn2logic.inputs import FORMATS
+
+    s.add_argument("--labels", default=None, help=f"true labels ({', '.join(FORMATS)}) for accuracy")
+    s.add_argument("--labels-key", default=None, help="array name inside a labels .npz")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

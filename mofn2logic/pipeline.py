@@ -1,27 +1,113 @@
 """The whole job: harvest -> extract (chain mode, and paper mode for the trade-off) -> compile at
-each cut -> export (Prolog, SymPy, DOT/SVG) -> verify with every engine -> summary files."""
+each cut -> export (Prolog, SymPy, DOT/SVG) -> verify with every engine -> summary and report.
+
+The model is loaded once (`LoadedModel`), the data read once (`Dataset`); the fitting and
+held-out samples are row views of one activation store; each cut is compiled once and its
+`Program` reused for the exports and the checks; the report gets the texts it shows from here.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from mofn2logic.program.compile import compile_program
+from mofn2logic.engines import ENGINE_NAMES, VerifyReport, verify
 from mofn2logic.errors import DataError, ToolMissingError
-from mofn2logic.search.network import DEFAULT_BETAS, extract, summarize
-from mofn2logic.onnx.harvest import harvest
+from mofn2logic.exporters import to_text
 from mofn2logic.files import write_text_atomic
-from mofn2logic.exporters.mofn import write_program
-from mofn2logic.onnx.importer import import_network
+from mofn2logic.inputs import Dataset, LoadedModel, provenance
+from mofn2logic.ir.network import Network
+from mofn2logic.ir.program import Program
+from mofn2logic.onnx.harvest import harvest
+from mofn2logic.program.compile import compile_program
+from mofn2logic.search.network import DEFAULT_BETAS, extract, predicted_class, summarize
 from mofn2logic.search.rules_file import write_rules
-from mofn2logic.engines import verify
+
+Log = Callable[[str], None] | None
+
+# The programs exported and checked with every engine: the softmax layer alone (the paper's
+# best case: the last cut) and the full symbolic replica (the first cut).
+SHOWCASE = (("softmax", -1), ("replica", 0))
+# Format -> file name of each export, per showcase program.
+EXPORTS = (("prolog", "{label}.pl"), ("sympy", "{label}_sympy.py"), ("dot", "{label}.dot"), ("svg", "{label}.svg"))
 
 
-def _say(log, msg: str) -> None:
+@dataclass(frozen=True, slots=True)
+class CutResult:
+    """The program cut at one layer, checked on the held-out samples with the reference engine."""
+
+    cut: str
+    program: str  # its .mofn file, in the output folder
+    report: VerifyReport
+    rules: int
+    literals: int
+    input_tests: int
+
+    @property
+    def fidelity(self) -> float:
+        return self.report.fidelity
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.report.accuracy
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cut": self.cut, "program": self.program, "fidelity": self.fidelity, "accuracy": self.accuracy,
+                "rules": self.rules, "literals": self.literals, "input_tests": self.input_tests,
+                "layers": [asdict(la) for la in self.report.layers]}
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """A showcase program run by every engine on the held-out samples."""
+
+    label: str
+    cut: str
+    report: VerifyReport
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.report.to_dict()
+        return {"cut": self.cut, "engines": d["engines"], "engines_agree": d["engines_agree"],
+                "fidelity": d["fidelity"], "accuracy": d["accuracy"]}
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """What a run found; `to_dict()` is OUTDIR/summary.json."""
+
+    model: str
+    n_samples: int
+    n_fit: int
+    n_held_out: int
+    network_accuracy_held_out: float | None
+    beta: float
+    tradeoff_chain: tuple[dict[str, Any], ...]  # rows of `search.summarize`
+    tradeoff_paper: tuple[dict[str, Any], ...]
+    cuts: tuple[CutResult, ...]
+    checks: tuple[CheckResult, ...]
+    timings: Mapping[str, float]  # seconds per stage, and "total"
+
+    def check(self, label: str) -> CheckResult:
+        return next(c for c in self.checks if c.label == label)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "n_samples": self.n_samples, "n_fit": self.n_fit, "n_held_out": self.n_held_out,
+            "network_accuracy_held_out": self.network_accuracy_held_out, "beta": self.beta,
+            "tradeoff": {"chain": list(self.tradeoff_chain), "paper": list(self.tradeoff_paper)},
+            "cuts": [c.to_dict() for c in self.cuts], "checks": {c.label: c.to_dict() for c in self.checks},
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+
+
+def _say(log: Log, msg: str) -> None:
     if log:
         log(msg)
 
@@ -30,103 +116,132 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60] or "layer"
 
 
-def run_pipeline(model: str | os.PathLike[str], x: np.ndarray, labels: np.ndarray | None, outdir: str | os.PathLike[str], *,
+def split(n: int, *, holdout: float = 0.2, seed: int = 0, fit: np.ndarray | None = None) -> np.ndarray:
+    """The fitting mask: `fit` as given, or a seeded (1 - holdout) share of `n` samples."""
+    if fit is None:
+        if not 0 <= holdout < 1:
+            raise DataError(f"the held-out share must be in [0, 1), got {holdout}")
+        fit = np.ones(n, bool)
+        if holdout > 0:
+            fit[np.random.default_rng(seed).permutation(n)[:int(round(n * holdout))]] = False
+    fit = np.asarray(fit)
+    if fit.dtype != bool or fit.shape != (n,):
+        raise DataError(f"the fitting mask has dtype {fit.dtype} and shape {fit.shape}; expected bool of shape ({n},)")
+    if fit.sum() < 2 or (~fit).sum() < 1:
+        raise DataError(f"{n} samples cannot be split into fitting and held-out parts "
+                        f"({int(fit.sum())} fitting, {int((~fit).sum())} held out); expected 2 or more and 1 or more")
+    return fit
+
+
+def run_pipeline(model: LoadedModel, data: Dataset, outdir: str | os.PathLike[str], *,
                  fit: np.ndarray | None = None, holdout: float = 0.2, seed: int = 0, order: str = "best",
-                 betas=DEFAULT_BETAS, beta: float = 0.0, device: str = "auto", paper_mode: bool = True,
-                 engines=("python", "sympy", "prolog"), provenance: dict | None = None, log=print) -> dict:
-    """Run everything; return the summary that is also written to OUTDIR/summary.json.
+                 betas: Sequence[float] = DEFAULT_BETAS, beta: float = 0.0, device: str = "auto",
+                 paper_mode: bool = True, engines: Sequence[str] = ENGINE_NAMES, log: Log = None) -> RunSummary:
+    """Run everything into `outdir`; return the summary that is also OUTDIR/summary.json.
 
     `fit` (a boolean mask) picks the samples the rules are fitted on; default: a seeded
     (1 - holdout) share. Fidelity is measured on the others (held out)."""
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    net = import_network(model)
-    n = len(x)
-    if fit is None:
-        fit = np.ones(n, bool)
-        if holdout > 0:
-            k = int(round(n * holdout))
-            fit[np.random.default_rng(seed).permutation(n)[:k]] = False
-    if fit.sum() < 2 or (~fit).sum() < 1:
-        raise DataError(f"{n} samples cannot be split into fitting and held-out parts (holdout {holdout})")
+    net = model.network
+    n = len(data)
+    fit = split(n, holdout=holdout, seed=seed, fit=fit)
+    fit_idx, held_idx = np.flatnonzero(fit), np.flatnonzero(~fit)
     _say(log, f"== harvest: {n} samples, {len(net.layers)} layers")
-    acts = harvest(net, model, x)
-    fit_acts = {k: np.asarray(v)[fit] for k, v in acts.items()}
-    held_acts = {k: np.asarray(v)[~fit] for k, v in acts.items()}
-    held_labels = None if labels is None else labels[~fit]
+    acts = harvest(net, model.proto, data.x)
+    pred = predicted_class(net, acts)
+    held_pred = pred[held_idx]
+    held_labels = None if data.labels is None else data.labels[held_idx]
+    held = acts.rows(held_idx)
     timings = {"harvest": time.perf_counter() - t_start}
 
+    prov = provenance(model, data)
+    fit_acts = acts.rows(fit_idx)
     t0 = time.perf_counter()
-    _say(log, f"== extract: chain mode, order {order}, {int(fit.sum())} samples")
-    chain = extract(net, fit_acts, mode="chain", order=order, betas=betas, device=device, provenance=provenance,
-                    log=log)
+    _say(log, f"== extract: chain mode, order {order}, {len(fit_idx)} samples")
+    chain = extract(net, fit_acts, mode="chain", order=order, betas=betas, device=device, provenance=prov, log=log)
     write_rules(chain, out / "rules.json")
     timings["extract_chain"] = time.perf_counter() - t0
     paper = None
     if paper_mode:
         t0 = time.perf_counter()
         _say(log, "== extract: paper mode (the reference's per-(input, target) splits), order weight")
-        paper = extract(net, fit_acts, mode="paper", order="weight", betas=betas, device=device,
-                        provenance=provenance, log=log)
+        paper = extract(net, fit_acts, mode="paper", order="weight", betas=betas, device=device, provenance=prov,
+                        log=log)
         write_rules(paper, out / "rules_paper.json")
         timings["extract_paper"] = time.perf_counter() - t0
+    del fit_acts  # the fitting rows gathered for the search
 
     t0 = time.perf_counter()
+    programs: dict[str, Program] = {}
     cuts = []
+    mofn_texts: dict[str, str] = {}
     for la in chain.layers:
-        program = compile_program(chain, cut=la.name, beta=beta)
-        path = out / f"program_{_safe(la.name)}.mofn"
-        write_program(program, path)
-        rep = verify(program, net, held_acts, labels=held_labels, engines=("python",)).to_dict()
-        literals = sum(r.n for b in program.rule_blocks() for r in b.rules)
-        cuts.append({"cut": la.name, "program": path.name, "fidelity": rep["fidelity"], "accuracy": rep["accuracy"],
-                     "rules": sum(len(b.rules) for b in program.rule_blocks()), "literals": literals,
-                     "input_tests": len(program.input.tests), "layers": rep["layers"]})
-        _say(log, f"   cut {la.name}: held-out fidelity {rep['fidelity']:.4f}, {literals} literals")
+        program = programs[la.name] = compile_program(chain, cut=la.name, beta=beta)
+        name = f"program_{_safe(la.name)}.mofn"
+        mofn_texts[la.name] = to_text(program, "mofn")
+        write_text_atomic(out / name, mofn_texts[la.name])
+        rep = verify(program, net, held.only(_read_by(program, net)), labels=held_labels, engines=("python",),
+                     predicted=held_pred)
+        cut = CutResult(la.name, name, rep, rules=sum(len(b.rules) for b in program.rule_blocks()),
+                        literals=sum(r.n for b in program.rule_blocks() for r in b.rules),
+                        input_tests=len(program.input.tests))
+        cuts.append(cut)
+        _say(log, f"   cut {la.name}: held-out fidelity {rep.fidelity:.4f}, {cut.literals} literals")
     timings["compile_verify_cuts"] = time.perf_counter() - t0
 
-    # Exports and the engine check: the softmax program (the paper's best case) and the full replica.
     t0 = time.perf_counter()
-    from mofn2logic.exporters.dot import render_svg, to_dot
-    from mofn2logic.exporters.prolog import to_prolog
-    from mofn2logic.exporters.sympy_expr import to_sympy
-
-    checks = {}
-    for label, cut in (("softmax", chain.layers[-1].name), ("replica", chain.layers[0].name)):
-        program = compile_program(chain, cut=cut, beta=beta)
-        write_text_atomic(out / f"{label}.pl", to_prolog(program))
-        write_text_atomic(out / f"{label}_sympy.py", to_sympy(program))
-        dot = to_dot(program)
-        write_text_atomic(out / f"{label}.dot", dot)
-        try:
-            write_text_atomic(out / f"{label}.svg", render_svg(dot))
-        except ToolMissingError as e:
-            _say(log, f"   (no SVG: {e})")
-        use = [e for e in engines if e != "prolog" or _has("swipl")]
-        rep = verify(program, net, held_acts, labels=held_labels, engines=tuple(use)).to_dict()
-        checks[label] = {"cut": cut, "engines": rep["engines"], "engines_agree": rep["engines_agree"],
-                         "fidelity": rep["fidelity"], "accuracy": rep["accuracy"]}
-        _say(log, f"   {label} program (cut {cut}): " + ", ".join(f"{k} {v['fidelity']:.4f} in {v['seconds']:.2f} s"
-                                                                 for k, v in rep["engines"].items())
-             + f"; engines agree: {'yes' if rep['engines_agree'] else 'NO'}")
+    use = tuple(e for e in engines if e != "prolog" or _has("swipl"))
+    checks = []
+    showcase: dict[str, dict[str, str]] = {}
+    for label, k in SHOWCASE:
+        cut_name = chain.layers[k].name
+        program = programs[cut_name]
+        texts = showcase[label] = {"mofn": mofn_texts[cut_name]}
+        for fmt, pattern in EXPORTS:
+            try:
+                texts[fmt] = to_text(program, fmt)
+            except ToolMissingError as e:
+                _say(log, f"   (no {fmt}: {e})")
+                continue
+            write_text_atomic(out / pattern.format(label=label), texts[fmt])
+        rep = verify(program, net, held.only(_read_by(program, net)), labels=held_labels, engines=use,
+                     predicted=held_pred)
+        checks.append(CheckResult(label, cut_name, rep))
+        _say(log, f"   {label} program (cut {cut_name}): "
+             + ", ".join(f"{e.name} {e.fidelity:.4f} in {e.seconds:.2f} s" for e in rep.engines)
+             + f"; engines agree: {'yes' if rep.engines_agree else 'NO'}")
     timings["exports_engines"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
-    pred = np.argmax(np.asarray(acts[net.output]), axis=1)
-    summary = {
-        "model": Path(model).name, "n_samples": n, "n_fit": int(fit.sum()), "n_held_out": int((~fit).sum()),
-        "network_accuracy_held_out": None if labels is None else float(np.mean(pred[~fit] == labels[~fit])),
-        "beta": beta, "tradeoff": {"chain": summarize(chain), "paper": summarize(paper) if paper else []},
-        "cuts": cuts, "checks": checks, "timings": {k: round(v, 3) for k, v in timings.items()},
-    }
-    write_text_atomic(out / "summary.json", json.dumps(summary, indent=1) + "\n")
-    from mofn2logic.report.html import write_report
 
-    write_report(out, summary, chain, paper)
+    summary = RunSummary(
+        model=model.name, n_samples=n, n_fit=len(fit_idx), n_held_out=len(held_idx),
+        network_accuracy_held_out=None if held_labels is None else float(np.mean(held_pred == held_labels)),
+        beta=beta, tradeoff_chain=tuple(summarize(chain)), tradeoff_paper=tuple(summarize(paper) if paper else ()),
+        cuts=tuple(cuts), checks=tuple(checks), timings=timings,
+    )
+    write_text_atomic(out / "summary.json", json.dumps(summary.to_dict(), indent=1) + "\n")
+    from mofn2logic.report.html import ReportTexts, write_report
+
+    soft = showcase["softmax"]
+    write_report(out, summary, chain, paper,
+                 ReportTexts(mofn=soft["mofn"], prolog=soft.get("prolog", ""), svg=soft.get("svg")))
     return summary
+
+
+def _read_by(program: Program, network: Network) -> set[str]:
+    """The tensors `verify` reads for `program`: its cut tensor, the network's output, and the
+    output of each layer a hidden rule block explains. (It walks every tensor it is handed.)"""
+    layers = {la.name for la in network.layers}
+    hidden = [b for b in program.rule_blocks() if b is not program.output and b.name in layers]
+    return {program.input.tensor, network.output, *(network.layer(b.name).output for b in hidden)}
 
 
 def _has(tool: str) -> bool:
     import shutil
 
     return shutil.which(tool) is not None
+
+
+__all__ = ["run_pipeline", "split", "RunSummary", "CutResult", "CheckResult"]

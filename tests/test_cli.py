@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import numpy as np
+import onnx_models
 import pytest
 
-import onnx_models
 from mofn2logic.cli import main
 
 
@@ -89,7 +89,8 @@ def _bad_inputs(tmp_path, default_model, digits):
         ("no layer", [nolayer, good], r"no dense or conv layer"),
         ("external outside", [outside, good], r"outside the model's folder"),
         ("missing data", [default_model, tmp_path / "none.npy"], r"data file .* does not exist"),
-        ("wrong shape", [default_model, tmp_path / "shape.npy"], r"samples of shape \(7,\); the model expects \(1, 8, 8\)"),
+        ("wrong shape", [default_model, tmp_path / "shape.npy"],
+         r"samples of shape \(7,\); the model expects \(1, 8, 8\)"),
         ("wrong dtype", [default_model, tmp_path / "dtype.npy"], r"dtype <U1; expected numbers"),
         ("empty", [default_model, tmp_path / "empty.npy"], r"is empty"),
         ("nan", [default_model, tmp_path / "nan.npy"], r"non-finite values \(first: NaN"),
@@ -119,3 +120,48 @@ def test_console_script_errors_without_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "mofn2logic", "harvest", "x.onnx", "--data", "x.npy", "-o",
                            str(out_dir)], capture_output=True, text=True)
     assert proc.returncode == 2 and "folder" in proc.stderr and "does not exist" in proc.stderr
+
+
+def test_one_version(capsys):
+    """`mofn2logic.__version__` is the one version source; pyproject.toml must say the same."""
+    from pathlib import Path
+
+    import tomllib
+
+    import mofn2logic
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert pyproject["project"]["version"] == mofn2logic.__version__
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"mofn2logic {mofn2logic.__version__}"
+
+
+def test_choices_and_defaults_come_from_the_library(capsys):
+    from mofn2logic.engines import ENGINE_NAMES
+    from mofn2logic.exporters import formats
+    from mofn2logic.search import ORDERS
+
+    parser_help = {}
+    for cmd in ("export", "verify", "run"):
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        parser_help[cmd] = " ".join(capsys.readouterr().out.split())
+    assert "{" + ",".join(formats()) + "}" in parser_help["export"]
+    assert "{" + ",".join((*ENGINE_NAMES, "all")) + "}" in parser_help["verify"]
+    assert "{" + ",".join(ORDERS) + "}" in parser_help["run"]
+    assert "--beta BETA betas of the trade-off curves" in parser_help["run"]
+    assert "(default 0.2)" in parser_help["run"] and "(default best)" in parser_help["run"]
+
+
+def test_bad_labels_one_line(capsys, tmp_path, default_model, digits):
+    np.save(tmp_path / "x.npy", digits["images"][:20])
+    np.save(tmp_path / "y.npy", np.where(np.arange(20) == 3, 0.5, 1.0))
+    code, _, err = run_cli(capsys, "run", default_model, "--data", tmp_path / "x.npy", "--labels", tmp_path / "y.npy",
+                           "-o", tmp_path / "out")
+    assert code == 2 and err.count("\n") == 1
+    assert "labels '" in err and "contain 1 non-integer values (first: 0.5 at sample 3)" in err
+    code, _, err = run_cli(capsys, "run", default_model, "--data", tmp_path / "x.npy", "--holdout", "1", "-o",
+                           tmp_path / "out")
+    assert code == 2 and "the held-out share must be in [0, 1), got 1.0" in err
+    assert not (tmp_path / "out").exists()

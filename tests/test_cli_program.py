@@ -10,8 +10,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import require_tool
+
 from mofn2logic.cli import main
 from mofn2logic.search.rules_file import write_rules
 
@@ -79,7 +79,8 @@ def test_bad_input(capsys, tmp_path, rules_file, data_file, default_model):
     _one_line_error(capsys, ["export", bad, "--to", "prolog", "-o", out], r"bad\.mofn:\d+:\d+: syntax error", out)
     undefined = tmp_path / "undef.mofn"
     undefined.write_text(re.sub(r"of \[(~?)\d+", r"of [\g<1>999", text, count=1))
-    _one_line_error(capsys, ["export", undefined, "--to", "prolog", "-o", out], r"uses atom 999 of 'input', which is not defined", out)
+    _one_line_error(capsys, ["export", undefined, "--to", "prolog", "-o", out],
+                    r"uses atom 999 of 'input', which is not defined", out)
     cycle = tmp_path / "cycle.mofn"
     cycle.write_text(text.replace("from input", "from 'node_linear_1'"))
     _one_line_error(capsys, ["export", cycle, "--to", "dot", "-o", out], r"cycle", out)
@@ -88,7 +89,8 @@ def test_bad_input(capsys, tmp_path, rules_file, data_file, default_model):
     _one_line_error(capsys, ["compile", rules_file, "-o", tmp_path / "missing" / "x.mofn"],
                     r"folder .*missing' does not exist")
     _one_line_error(capsys, ["export", prog, "--to", "prolog", "-o", tmp_path / "nope" / "p.pl"], r"does not exist")
-    _one_line_error(capsys, ["export", tmp_path / "none.mofn", "--to", "prolog", "-o", out], r"program file .* does not exist")
+    _one_line_error(capsys, ["export", tmp_path / "none.mofn", "--to", "prolog", "-o", out],
+                    r"program file .* does not exist")
     assert not list(tmp_path.glob(".*.part"))
 
 
@@ -106,3 +108,31 @@ def test_missing_programs_say_how_to_install(tmp_path, rules_file, data_file, de
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
         assert re.search(pattern, proc.stderr), proc.stderr
     assert not (tmp_path / "g.svg").exists()
+
+
+def test_compile_writes_the_format_of_the_suffix(capsys, tmp_path, rules_file):
+    from mofn2logic.exporters import load_program
+
+    for name in ("p.json", "p.mofn", "p.txt"):
+        code, _, err = cli(capsys, "compile", rules_file, "--cut", "node_linear", "-o", tmp_path / name)
+        assert code == 0, err
+    assert load_program(tmp_path / "p.json") == load_program(tmp_path / "p.mofn")
+    assert (tmp_path / "p.txt").read_text() == (tmp_path / "p.mofn").read_text()  # no format's suffix: .mofn
+
+
+def test_export_options(capsys, tmp_path, rules_file):
+    prog = tmp_path / "p.mofn"
+    cli(capsys, "compile", rules_file, "--cut", "node_linear", "-o", prog)
+    code, _, err = cli(capsys, "export", prog, "--to", "dot", "--max-units", "2", "--option", "rankdir=LR",
+                       "-o", tmp_path / "g.dot")
+    assert code == 0, err
+    text = (tmp_path / "g.dot").read_text()
+    assert "rankdir=LR;" in text and re.search(r"\.\.\. \d+ more rules of node_linear", text)
+    _one_line_error(capsys, ["export", prog, "--to", "prolog", "--max-units", "2", "-o", tmp_path / "p.pl"],
+                    r"the prolog format has no option 'max_units'", tmp_path / "p.pl")
+    _one_line_error(capsys, ["export", prog, "--to", "dot", "--option", "max_units=many", "-o", tmp_path / "h.dot"],
+                    r"option max_units of the dot format takes an int \(default 24\); got 'many'", tmp_path / "h.dot")
+    _one_line_error(capsys, ["export", prog, "--to", "dot", "--option", "rankdir", "-o", tmp_path / "h.dot"],
+                    r"option 'rankdir' is not NAME=VALUE", tmp_path / "h.dot")
+    _one_line_error(capsys, ["export", tmp_path / "g.dot", "--to", "mofn", "-o", tmp_path / "q.mofn"],
+                    r"is a dot file, which mofn2logic only writes", tmp_path / "q.mofn")

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from mofn2logic.program.compile import compile_program
 from mofn2logic.errors import ProgramError, RuleSyntaxError
-from mofn2logic.exporters.mofn import format_program, parse_program
+from mofn2logic.exporters.mofn import parse_mofn as parse_program, to_mofn as format_program
 from mofn2logic.ir.program import IndexBlock, InputTests, AtomLiteral, MofNRule, Program, RuleBlock
 from program_gen import HOSTILE, conv_program, dense_program
 
@@ -129,7 +129,7 @@ def test_compile_refuses_paper_mode(default_model, digits):
 @settings(max_examples=60, deadline=None)
 @given(programs())
 def test_json_roundtrip(p):
-    from mofn2logic.exporters.json_program import dumps, from_dict
+    from mofn2logic.exporters.json_program import from_dict, to_json as dumps
 
     import json
 
@@ -138,7 +138,7 @@ def test_json_roundtrip(p):
 
 def test_json_roundtrip_conv_and_cli(tmp_path, capsys):
     from mofn2logic.cli import main
-    from mofn2logic.exporters.mofn import read_program, write_program
+    from mofn2logic.exporters.mofn import read_mofn as read_program, write_mofn as write_program
 
     p = conv_program(3, names=HOSTILE[:4])
     write_program(p, tmp_path / "p.mofn")

@@ -15,4 +15,13 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     for code in blocks:
         namespace: dict = {}
         exec(compile(code, str(README), "exec"), namespace)
-    assert (tmp_path / "softmax.pl").is_file()
+    assert (tmp_path / "softmax.pl").is_file() and (tmp_path / "softmax.json").is_file()
+
+
+def test_readme_names_exist():
+    """Every `mofn2logic.NAME` the README mentions is part of the public API."""
+    import mofn2logic
+
+    names = set(re.findall(r"\bmofn2logic\.([a-z_][a-z_0-9]*)\b", README.read_text()))
+    modules = {"exporters", "grammars", "ir", "search", "engines", "onnx", "program", "report"}
+    assert names - modules <= set(mofn2logic.__all__), sorted(names - modules - set(mofn2logic.__all__))

@@ -1,15 +1,21 @@
-"""`run` end to end on the embedded model, and its report opened in a real headless Chromium."""
+"""`run` end to end on the embedded model (the pipeline: one model load, row views of the
+activations, typed summary), and its report opened in a real headless Chromium."""
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
-
 from conftest import require_tool
+
+import mofn2logic
 from mofn2logic.cli import main
+from mofn2logic.pipeline import RunSummary
+from mofn2logic.report import ReportTexts, write_report
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
@@ -68,3 +74,87 @@ def test_run_is_deterministic(run_dir, default_model, tmp_path):
                  "--no-paper"]) == 0
     for name in ("rules.json", "softmax.pl", "program_node_linear_1.mofn", "softmax.svg", "softmax_sympy.py"):
         assert (tmp_path / "again" / name).read_bytes() == (run_dir / name).read_bytes(), name
+
+
+SUMMARY_KEYS = ["model", "n_samples", "n_fit", "n_held_out", "network_accuracy_held_out", "beta", "tradeoff", "cuts",
+                "checks", "timings"]
+
+
+def test_summary_json_keeps_its_keys(run_dir):
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert list(summary) == SUMMARY_KEYS
+    assert list(summary["cuts"][0]) == ["cut", "program", "fidelity", "accuracy", "rules", "literals", "input_tests",
+                                        "layers"]
+    assert list(summary["cuts"][0]["layers"][0]) == ["name", "units", "agreement", "min_agreement"]
+    assert list(summary["checks"]) == ["softmax", "replica"]
+    assert list(summary["checks"]["softmax"]) == ["cut", "engines", "engines_agree", "fidelity", "accuracy"]
+    assert list(summary["checks"]["softmax"]["engines"]["python"]) == ["fidelity", "accuracy", "seconds"]
+    assert list(summary["timings"]) == ["harvest", "extract_chain", "extract_paper", "compile_verify_cuts",
+                                        "exports_engines", "total"]
+    assert summary["network_accuracy_held_out"] is not None and summary["cuts"][-1]["accuracy"] is not None
+
+
+def _small_run(tmp_path, default_model, digits) -> list[str]:
+    np.save(tmp_path / "x.npy", digits["images"][:300])
+    return ["run", str(default_model), "--data", str(tmp_path / "x.npy"), "--no-paper", "--order", "weight",
+            "--beta", "0", "--device", "cpu"]
+
+
+def test_run_loads_the_model_once(tmp_path, default_model, digits, monkeypatch):
+    loads = []
+    real = onnx.load
+    monkeypatch.setattr(onnx, "load", lambda *a, **k: loads.append(a[0]) or real(*a, **k))
+    monkeypatch.setattr(onnx, "load_model", onnx.load)
+    assert main([*_small_run(tmp_path, default_model, digits), "-o", str(tmp_path / "out")]) == 0
+    assert loads == [str(default_model)]
+
+
+def test_run_gathers_only_the_rows_and_tensors_it_reads(tmp_path, default_model, digits, monkeypatch):
+    """The fitting and held-out samples are row views of one store; the predicted class is computed once."""
+    from mofn2logic.onnx.harvest import Activations
+    from mofn2logic.search.network import predicted_class
+
+    views, preds = [], []
+    real_rows, real_pred = Activations.rows, predicted_class
+
+    def rows(self, index):
+        views.append(real_rows(self, index))
+        return views[-1]
+
+    monkeypatch.setattr(Activations, "rows", rows)
+    monkeypatch.setattr("mofn2logic.pipeline.predicted_class", lambda *a: preds.append(1) or real_pred(*a))
+    summary = mofn2logic.run(default_model, digits["images"][:300], tmp_path / "out", holdout=0.25, order="weight",
+                             betas=[0], device="cpu", paper_mode=False, engines=["python"])
+    held, fit = views
+    assert (held.n_samples, fit.n_samples) == (75, 225) and np.intersect1d(held.index, fit.index).size == 0
+    assert preds == [1]
+    net = mofn2logic.load_model(default_model).network
+    unused = {la.preact for la in net.layers if la.preact != la.output}
+    assert unused and not unused & set(held.gathered) and not unused & set(fit.gathered)
+    assert isinstance(summary, RunSummary) and summary.n_fit == 225 and summary.n_held_out == 75
+    assert [c.cut for c in summary.cuts] == [la.name for la in net.layers]
+    assert summary.check("softmax").report.fidelity == summary.cuts[-1].fidelity
+
+
+def test_the_report_shows_what_the_pipeline_hands_it(tmp_path, run_dir):
+    """write_report reads no file back: in an empty folder it shows the texts it is given."""
+    from mofn2logic.search.rules_file import read_rules
+
+    summary = mofn2logic.run(mofn2logic.default_model_path(), run_dir.parent / "x.npy", tmp_path / "run",
+                             order="weight", betas=[0], device="cpu", paper_mode=False, engines=["python"])
+    prolog = "".join(f"line_{i}.\n" for i in range(100))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    write_report(empty, summary, read_rules(tmp_path / "run" / "rules.json"), None,
+                 ReportTexts(mofn="MOFN <TEXT>", prolog=prolog, svg=None))
+    page = (empty / "report.html").read_text()
+    assert "MOFN &lt;TEXT&gt;" in page and "line_59." in page and "line_60." not in page
+    assert "In Prolog (the first 60 lines of softmax.pl)" in page
+    assert "(Graphviz not installed: no graph)" in page
+    assert {p.name for p in empty.iterdir()} == {"figures", "report.html", "report.md"}
+
+
+def test_the_report_shows_the_softmax_prolog(run_dir):
+    page = (run_dir / "report.html").read_text()
+    head = (run_dir / "softmax.pl").read_text().splitlines()[:60]
+    assert html.escape("\n".join(head)) in page

@@ -12,7 +12,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -75,14 +75,68 @@ class Activations(Mapping[str, np.ndarray]):
     def n_samples(self) -> int:
         return int(next(iter(self._arrays.values())).shape[0])
 
+    def rows(self, index: np.ndarray) -> Rows:
+        """The samples `index` (integer positions or a boolean mask) of every tensor, gathered lazily."""
+        return Rows(self, index)
 
-def _session(model: onnx.ModelProto, providers: list[str]):
+
+class Rows(Mapping[str, np.ndarray]):
+    """Some samples of every tensor of an activation store, without copying the store.
+
+    A tensor's rows are gathered (from RAM or from its memory-mapped file, reading only those
+    rows) the first time it is read, and kept: the search reads each tensor several times.
+    Tensors nobody reads are never gathered.
+
+    >>> fit = acts.rows(np.flatnonzero(mask))   # doctest: +SKIP
+    """
+
+    def __init__(self, arrays: Mapping[str, np.ndarray], index: np.ndarray, *, keys: Iterable[str] | None = None,
+                 _gathered: dict[str, np.ndarray] | None = None) -> None:
+        index = np.asarray(index)
+        self._arrays = arrays
+        self._keys = tuple(arrays) if keys is None else tuple(k for k in arrays if k in set(keys))
+        self.index = np.flatnonzero(index) if index.dtype == bool else index.astype(np.intp, copy=False)
+        self._gathered: dict[str, np.ndarray] = {} if _gathered is None else _gathered
+
+    def only(self, keys: Iterable[str]) -> Rows:
+        """The same rows of just the tensors `keys` (sharing what was gathered), for a reader that
+        walks every tensor of the mapping it is given."""
+        return Rows(self._arrays, self.index, keys=keys, _gathered=self._gathered)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self._keys:
+            raise KeyError(key)
+        got = self._gathered.get(key)
+        if got is None:
+            got = self._gathered[key] = self._arrays[key][self.index]
+        return got
+
+    def __contains__(self, key: object) -> bool:  # Mapping's default would gather the tensor
+        return key in self._keys
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.index)
+
+    @property
+    def gathered(self) -> tuple[str, ...]:
+        """The tensors read so far."""
+        return tuple(self._gathered)
+
+
+def _session(model: bytes, providers: list[str]):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     try:
-        sess = ort.InferenceSession(model.SerializeToString(), sess_options=opts, providers=providers)
+        sess = ort.InferenceSession(model, sess_options=opts, providers=providers)
     except Exception as e:  # onnxruntime raises its own Fail/NotImplemented types
         raise UnsupportedModelError(f"onnxruntime cannot run this model: {' '.join(str(e).split())[:300]}") from e
     if any(p in providers for p in GPU_PROVIDERS) and not any(p in sess.get_providers() for p in GPU_PROVIDERS):
@@ -91,23 +145,34 @@ def _session(model: onnx.ModelProto, providers: list[str]):
     return sess
 
 
-def augmented_model(network: Network, model_path: str | os.PathLike[str]) -> tuple[onnx.ModelProto, list[str]]:
-    """The model with every boundary tensor added as a graph output, and the fetch list."""
-    model = load_onnx(model_path)
-    existing = {o.name for o in model.graph.output}
+def fetch_list(network: Network) -> list[str]:
+    """The tensors a harvest keeps: every layer boundary and the network's output."""
     fetch = [*network.boundary_tensors()]
     if network.output not in fetch:
         fetch.append(network.output)
+    return fetch
+
+
+def augmented_bytes(network: Network, model: onnx.ModelProto) -> bytes:
+    """The serialized model with every tensor of `fetch_list` added as a graph output.
+
+    The outputs are added to `model` and removed again once it is serialized, rather than added
+    to a copy: a copy would duplicate every weight of a large model for a moment."""
+    existing = {o.name for o in model.graph.output}
     elem = onnx.TensorProto.DOUBLE if network.dtype == np.float64 else onnx.TensorProto.FLOAT
-    for name in fetch:
-        if name not in existing and name != network.input:
-            model.graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None))
-    return model, fetch
+    n_outputs = len(model.graph.output)
+    try:
+        for name in fetch_list(network):
+            if name not in existing and name != network.input:
+                model.graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None))
+        return model.SerializeToString()
+    finally:
+        del model.graph.output[n_outputs:]
 
 
 def harvest(
     network: Network,
-    model_path: str | os.PathLike[str],
+    model: onnx.ModelProto | str | os.PathLike[str],
     x: np.ndarray,
     *,
     batch_size: int = DEFAULT_BATCH,
@@ -116,14 +181,16 @@ def harvest(
     store_dir: str | os.PathLike[str] | None = None,
     progress: bool | None = None,
 ) -> Activations:
-    """Run the model on `x` (already checked by `mofn2logic.inputs.check_data`) and keep every boundary tensor."""
+    """Run `model` (the proto `network` was imported from, or its file) on `x` (already checked
+    by `mofn2logic.inputs.check_data`) and keep every boundary tensor."""
     from tqdm.auto import tqdm
 
     if batch_size < 1:
         raise DataError(f"batch size must be a positive integer, got {batch_size}")
-    model, fetch = augmented_model(network, model_path)
+    proto = model if isinstance(model, onnx.ModelProto) else load_onnx(model)
+    fetch = fetch_list(network)
     chosen = select_providers(providers)
-    sess = _session(model, chosen)
+    sess = _session(augmented_bytes(network, proto), chosen)
     inp = sess.get_inputs()[0]
     fixed = inp.shape[0] if inp.shape and isinstance(inp.shape[0], int) and inp.shape[0] > 0 else None
     bs = fixed or batch_size

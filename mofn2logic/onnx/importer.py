@@ -95,10 +95,15 @@ def _one_line(e: BaseException) -> str:
 
 # --------------------------------------------------------------------------- import
 
-def import_network(path: str | os.PathLike[str]) -> Network:
-    """Read the ONNX file at `path` into a `Network`."""
-    model = load_onnx(path)
-    return _Importer(model, source=str(path)).run()
+def import_network(model: str | os.PathLike[str] | onnx.ModelProto, *, source: str | None = None) -> Network:
+    """Read an ONNX model into a `Network`: a file path (loaded with `load_onnx`) or a model
+    already loaded, so a caller that needs the proto too (to run it) loads the file once.
+
+    >>> net = import_network(load_onnx("model.onnx"), source="model.onnx")   # doctest: +SKIP
+    """
+    if isinstance(model, onnx.ModelProto):
+        return _Importer(model, source=source or "<model>").run()
+    return _Importer(load_onnx(model), source=source or str(model)).run()
 
 
 class _Importer:

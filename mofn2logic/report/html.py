@@ -6,10 +6,17 @@ from __future__ import annotations
 import html
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mofn2logic.files import write_text_atomic
 from mofn2logic.ir.rules import RuleSet
+
+if TYPE_CHECKING:
+    from mofn2logic.pipeline import RunSummary
+
+PROLOG_LINES = 60  # of the softmax program's Prolog shown in the report
 
 CSS = """
 body { font: 14px/1.45 -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
@@ -93,8 +100,8 @@ def layer_table(rs: RuleSet, rows: list[dict]) -> list[list[str]]:
 def _html_table(rows: list[list[str]]) -> str:
     out = ["<table>", "<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in rows[0]) + "</tr>"]
     for r in rows[1:]:
-        out.append("<tr>" + "".join(f'<td class="n">{html.escape(c)}</td>' if _numeric(c) else f"<td>{html.escape(c)}</td>"
-                                    for c in r) + "</tr>")
+        out.append("<tr>" + "".join(f'<td class="n">{html.escape(c)}</td>' if _numeric(c)
+                                    else f"<td>{html.escape(c)}</td>" for c in r) + "</tr>")
     out.append("</table>")
     return "\n".join(out)
 
@@ -114,12 +121,24 @@ def _numeric(c: str) -> bool:
     return True
 
 
-def write_report(outdir: str | Path, summary: dict, chain: RuleSet, paper: RuleSet | None) -> None:
+@dataclass(frozen=True, slots=True)
+class ReportTexts:
+    """What the report shows of the softmax program, as the pipeline made it (never read back):
+    its .mofn text, its Prolog text, and its rule graph as SVG (None without Graphviz)."""
+
+    mofn: str
+    prolog: str
+    svg: str | None
+
+
+def write_report(outdir: str | Path, summary: RunSummary, chain: RuleSet, paper: RuleSet | None,
+                 texts: ReportTexts) -> None:
+    """OUTDIR/report.html, OUTDIR/report.md and OUTDIR/figures/*.svg."""
     out = Path(outdir)
     figs = out / "figures"
     figs.mkdir(exist_ok=True)
-    rows_chain = summary["tradeoff"]["chain"]
-    rows_paper = summary["tradeoff"]["paper"]
+    rows_chain = list(summary.tradeoff_chain)
+    rows_paper = list(summary.tradeoff_paper)
     sections_html, sections_md = [], []
     for la in chain.layers:
         t = tradeoff_figure(la.name, rows_chain, rows_paper)
@@ -136,28 +155,29 @@ def write_report(outdir: str | Path, summary: dict, chain: RuleSet, paper: RuleS
                            f"![trade-off](figures/tradeoff_{safe}.svg) ![units](figures/units_{safe}.svg)\n\n"
                            + _md_table(table))
     cut_rows = [["cut layer", "held-out fidelity", "accuracy", "rules", "literals", "input tests"]]
-    for c in summary["cuts"]:
-        cut_rows.append([c["cut"], f"{c['fidelity']:.4f}", "" if c["accuracy"] is None else f"{c['accuracy']:.4f}",
-                         str(c["rules"]), str(c["literals"]), str(c["input_tests"])])
+    for c in summary.cuts:
+        cut_rows.append([c.cut, f"{c.fidelity:.4f}", "" if c.accuracy is None else f"{c.accuracy:.4f}",
+                         str(c.rules), str(c.literals), str(c.input_tests)])
     check_rows = [["program", "cut", "engine", "fidelity", "seconds", "engines agree"]]
-    for label, chk in summary["checks"].items():
-        for eng, r in chk["engines"].items():
-            check_rows.append([label, chk["cut"], eng, f"{r['fidelity']:.4f}", f"{r['seconds']:.2f}",
-                               "yes" if chk["engines_agree"] else "NO"])
-    svg_path = out / "softmax.svg"
-    graph = svg_path.read_text(encoding="utf-8") if svg_path.is_file() else "<p>(Graphviz not installed: no graph)</p>"
+    for chk in summary.checks:
+        for eng in chk.report.engines:
+            check_rows.append([chk.label, chk.cut, eng.name, f"{eng.fidelity:.4f}", f"{eng.seconds:.2f}",
+                               "yes" if chk.report.engines_agree else "NO"])
+    graph = texts.svg if texts.svg else "<p>(Graphviz not installed: no graph)</p>"
     graph = graph[graph.find("<svg"):] if "<svg" in graph else graph
-    mofn = (out / summary["cuts"][-1]["program"]).read_text(encoding="utf-8")
-    prolog = (out / "softmax.pl").read_text(encoding="utf-8") if (out / "softmax.pl").is_file() else ""
-    prolog_facts = prolog.split("% ---- end of program facts ----")[0]
-    acc = summary.get("network_accuracy_held_out")
-    intro = (f"Model <b>{html.escape(summary['model'])}</b>: {summary['n_samples']} samples, rules fitted on "
-             f"{summary['n_fit']}, checked on {summary['n_held_out']} held out"
-             + (f" (network accuracy there {acc:.4f})" if acc is not None else "") + f". Programs use β = {summary['beta']:g}.")
+    mofn = texts.mofn
+    prolog_head = "\n".join(texts.prolog.splitlines()[:PROLOG_LINES])
+    acc = summary.network_accuracy_held_out
+    model = summary.model
+    intro = (f"Model <b>{html.escape(model)}</b>: {summary.n_samples} samples, rules fitted on "
+             f"{summary.n_fit}, checked on {summary.n_held_out} held out"
+             + (f" (network accuracy there {acc:.4f})" if acc is not None else "")
+             + f". Programs use β = {summary.beta:g}.")
+    timings = json.dumps({k: round(v, 3) for k, v in summary.timings.items()})
     page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>mofn2logic report: {html.escape(summary['model'])}</title>
+<html lang="en"><head><meta charset="utf-8"><title>mofn2logic report: {html.escape(model)}</title>
 <style>{CSS}</style></head><body>
-<h1>mofn2logic report: {html.escape(summary['model'])}</h1>
+<h1>mofn2logic report: {html.escape(model)}</h1>
 <p>{intro}</p>
 <h2>Which layers are explainable?</h2>
 <p class="note">Per layer, the mean error and mean complexity of the units' best M-of-N rules for each β
@@ -175,13 +195,13 @@ end-to-end class fidelity to the network on held-out data.</p>
 <h2>Example rules</h2>
 <h3>In the .mofn language</h3>
 <pre>{html.escape(mofn[:6000])}</pre>
-<h3>In Prolog (the program's facts; the interpreter follows them in softmax.pl)</h3>
-<pre>{html.escape(prolog_facts[:6000])}</pre>
-<p class="note">Timings (s): {html.escape(json.dumps(summary['timings']))}</p>
+<h3>In Prolog (the first {PROLOG_LINES} lines of softmax.pl)</h3>
+<pre>{html.escape(prolog_head)}</pre>
+<p class="note">Timings (s): {html.escape(timings)}</p>
 </body></html>
 """
     write_text_atomic(out / "report.html", page)
-    md = [f"# mofn2logic report: {summary['model']}", "",
+    md = [f"# mofn2logic report: {model}", "",
           intro.replace("<b>", "**").replace("</b>", "**"), "", "## Layers", "", "\n\n".join(sections_md), "",
           "## Cut table", "", _md_table(cut_rows), "", "## Engines", "", _md_table(check_rows), "",
           "## Rule graph of the softmax layer", "", "![softmax rule graph](softmax.svg)", "",
