@@ -23,7 +23,7 @@ import mofn2logic as M  # noqa: E402
 from mnist import load_mnist  # noqa: E402
 from mofn2logic.program.compile import compile_program  # noqa: E402
 from mofn2logic.search.network import extract  # noqa: E402
-from mofn2logic.engines.verify import run_engine  # noqa: E402
+from mofn2logic.engines import get_engine  # noqa: E402
 
 
 def main() -> None:
@@ -44,7 +44,7 @@ def main() -> None:
     classes = {}
     for engine, target in (("python", 0.5), ("sympy", 2.0), ("prolog", 10.0)):
         t0 = time.perf_counter()
-        _, classes[engine] = run_engine(engine, program, cut)
+        classes[engine] = get_engine(engine).run(program, cut).classes
         secs = time.perf_counter() - t0
         print(f"  {engine:<7} {secs:7.2f} s  (target <= {target} s: {'met' if secs <= target else 'NOT met'})  "
               f"fidelity {np.mean(classes[engine] == pred):.4f}, accuracy {np.mean(classes[engine] == y):.4f}")

@@ -288,9 +288,6 @@ EXAMPLES = {
     "demo": "example:\n  mofn2logic demo -o demo-out    # what `make demo` runs; open demo-out/report.html",
     "harvest": "example:\n  mofn2logic harvest model.onnx --data images.npy -o acts.npz --batch-size 512",
 }
-# search.backends.make_backend and search.extract check these but keep no table of them (yet).
-DEVICES = ("auto", "cpu", "cuda", "torch", "numpy")
-CONV_POSITIONS = ("all", "best")
 DEVICE_HELP = ("search backend: cpu (compiled numba kernels), numpy, cuda or torch (torch on CPU); "
                "auto: cuda if available, else cpu")
 
@@ -310,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mofn2logic import __version__
     from mofn2logic.engines import ENGINE_NAMES
     from mofn2logic.exporters import formats
-    from mofn2logic.search import DEFAULT_BETAS, MODES, ORDERS, extract, optimality_report
+    from mofn2logic.search import CONV_POSITIONS, DEFAULT_BETAS, DEVICES, MODES, ORDERS, extract, optimality_report
 
     search = _defaults(extract)
     run = _defaults(api.run)

@@ -160,7 +160,9 @@ def run_pipeline(model: LoadedModel, data: Dataset, outdir: str | os.PathLike[st
     fit_acts = acts.rows(fit_idx)
     t0 = time.perf_counter()
     _say(log, f"== extract: chain mode, order {order}, {len(fit_idx)} samples")
-    chain = extract(net, fit_acts, mode="chain", order=order, betas=betas, device=device, provenance=prov, log=log)
+    fit_pred = pred[fit_idx]
+    chain = extract(net, fit_acts, mode="chain", order=order, betas=betas, device=device, provenance=prov, log=log,
+                    predicted=fit_pred)
     write_rules(chain, out / "rules.json")
     timings["extract_chain"] = time.perf_counter() - t0
     paper = None
@@ -168,7 +170,7 @@ def run_pipeline(model: LoadedModel, data: Dataset, outdir: str | os.PathLike[st
         t0 = time.perf_counter()
         _say(log, "== extract: paper mode (the reference's per-(input, target) splits), order weight")
         paper = extract(net, fit_acts, mode="paper", order="weight", betas=betas, device=device, provenance=prov,
-                        log=log)
+                        log=log, predicted=fit_pred)
         write_rules(paper, out / "rules_paper.json")
         timings["extract_paper"] = time.perf_counter() - t0
     del fit_acts  # the fitting rows gathered for the search

@@ -67,7 +67,8 @@ def verify(program: Program, network: Network, acts: Mapping[str, np.ndarray], *
     if not engines:
         raise ProgramError("no engine to verify with; expected one or more of python, sympy, prolog")
     out = acts[network.output]
-    check_program_for(program, {k: tuple(v.shape[1:]) for k, v in acts.items()}, int(out.shape[1]))
+    tensor = program.input.tensor
+    check_program_for(program, {tensor: tuple(acts[tensor].shape[1:])} if tensor in acts else {}, int(out.shape[1]))
     missing = [b.name for b in program.rule_blocks()[:-1] if b.name not in {la.name for la in network.layers}]
     if missing:
         raise ProgramError(f"the program's block {missing[0]!r} is not a layer of this model")

@@ -9,9 +9,10 @@
 - `rules_file`: the rule set as ``rules.json``.
 """
 
-from mofn2logic.search.backends import Backend, make_backend
+from mofn2logic.search.backends import DEVICES, Backend, make_backend
 from mofn2logic.search.layer import ORDERS, LayerProblem, search_layer, search_unit
 from mofn2logic.search.network import (
+    CONV_POSITIONS,
     DEFAULT_BETAS,
     MODES,
     check_betas,
@@ -26,7 +27,7 @@ from mofn2logic.search.rules_file import read_rules, write_rules
 
 __all__ = [
     "extract", "optimality_report", "summarize", "predicted_class", "propagate_thresholds", "check_betas",
-    "DEFAULT_BETAS", "MODES", "ORDERS",
+    "DEFAULT_BETAS", "MODES", "ORDERS", "DEVICES", "CONV_POSITIONS",
     "LayerProblem", "search_layer", "search_unit", "Backend", "make_backend",
     "read_rules", "write_rules", "dumps_rules",
 ]

@@ -28,6 +28,7 @@ from mofn2logic.search.splits import best_splits, binary_splits_per_target
 
 DEFAULT_BETAS = (0.0, 0.1, 0.2, 1.0, 5.0, 1000.0)  # the reference's betas (docs/method.md, section 3)
 MODES = ("paper", "chain")
+CONV_POSITIONS = ("all", "best")  # one rule shared by every position, or the reference's best-IG position
 
 
 def predicted_class(network: Network, acts: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -68,15 +69,17 @@ def extract(
     provenance: Mapping[str, object] | None = None,
     progress: bool | None = None,
     log=None,
+    predicted: np.ndarray | None = None,
 ) -> RuleSet:
-    """Search M-of-N rules for the chosen layers (default: all) of `network`."""
+    """Search M-of-N rules for the chosen layers (default: all) of `network`. `predicted` is the
+    network's class per sample (default: the argmax of the output in `acts`)."""
     betas = check_betas(betas)
     if mode not in MODES:
         raise SearchError(f"mode {mode!r} is unknown; expected one of {', '.join(MODES)}")
     if order not in ORDERS:
         raise SearchError(f"order {order!r} is unknown; expected one of {', '.join(ORDERS)}")
-    if conv_position not in ("all", "best"):
-        raise SearchError(f"conv position {conv_position!r} is unknown; expected all or best")
+    if conv_position not in CONV_POSITIONS:
+        raise SearchError(f"conv position {conv_position!r} is unknown; expected one of {', '.join(CONV_POSITIONS)}")
     if small_n < 0 or pool_size < 1 or conv_examples < 1:
         raise SearchError(f"small-n must be >= 0, pool size and conv examples >= 1; got {small_n}, {pool_size}, "
                           f"{conv_examples}")
@@ -90,8 +93,8 @@ def extract(
     if unknown:
         raise SearchError(f"unknown layer{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
                           f"the model has {', '.join(map(repr, names))}")
-    pred = predicted_class(network, acts)
-    n_classes = int(np.asarray(acts[network.output]).shape[1])
+    pred = predicted_class(network, acts) if predicted is None else np.asarray(predicted)
+    n_classes = int(acts[network.output].shape[1])
     classes = np.unique(pred)
     if len(classes) < 2:
         raise SearchError(f"all {len(pred)} samples are predicted as class {int(classes[0])}: splits against the "
