@@ -101,7 +101,7 @@ def from_dict(d: dict[str, Any], source: str = "program") -> Program:
                     for r in b["rules"])
             blocks.append(kind(**fields))
         program = Program(d["name"], inp, tuple(blocks), d["decision"])
-    except (KeyError, TypeError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ProgramError(f"{source} is a malformed program: {type(e).__name__} {e}") from e
     from mofn2logic.program.check import check_program
 
@@ -110,11 +110,9 @@ def from_dict(d: dict[str, Any], source: str = "program") -> Program:
 
 
 def parse_json(text: str, source: str = "<text>") -> Program:
-    try:
-        d = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ProgramError(f"{source} is not JSON: {e}") from e
-    return from_dict(d, source)
+    from mofn2logic.files import parse_json_text
+
+    return from_dict(parse_json_text(text, source, ProgramError), source)
 
 
 def read_json(path: str | os.PathLike[str]) -> Program:

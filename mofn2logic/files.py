@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from typing import Any
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,13 +22,27 @@ def read_text(path: str | os.PathLike[str], what: str) -> str:
         raise InputFileError(f"{what} file {str(path)!r} is not UTF-8 text") from e
 
 
-def read_json(path: str | os.PathLike[str], what: str, error: type[Exception]):
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json_text(text: str, source: str, error: type[Exception]) -> Any:
+    """JSON data from `text`, or one `error` line: strict JSON (no NaN or Infinity), and nesting
+    too deep for the parser is refused rather than crashing it."""
     import json
 
     try:
-        return json.loads(read_text(path, what))
+        return json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as e:
-        raise error(f"{str(path)!r} is not JSON: {e}") from e
+        raise error(f"{source} is not JSON: {e}") from e
+    except ValueError as e:
+        raise error(f"{source} is not strict JSON: {e}") from e
+    except RecursionError as e:
+        raise error(f"{source} nests its JSON too deeply to read") from e
+
+
+def read_json(path: str | os.PathLike[str], what: str, error: type[Exception]) -> Any:
+    return parse_json_text(read_text(path, what), repr(str(path)), error)
 
 
 def check_output_path(path: str | os.PathLike[str]) -> Path:
