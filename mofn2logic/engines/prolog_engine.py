@@ -1,5 +1,6 @@
-"""The Prolog engine: the exported program run by SWI-Prolog (`swipl`) in a subprocess, on the
-whole batch of samples at once (no Python-Prolog bridge)."""
+"""The Prolog engine: the exported program (`exporters/prolog.py`) run by SWI-Prolog (`swipl`)
+in one subprocess on the whole batch of samples (no Python-Prolog bridge): the samples go in
+as x/N facts, and `classify_file(Data, atoms)` prints each sample's class and atoms."""
 
 from __future__ import annotations
 
@@ -35,27 +36,49 @@ class PrologEngine:
         return EngineResult(atoms, None, classes)
 
 
+def _one_line(text: str, limit: int = 300) -> str:
+    return " ".join(text.split())[:limit]
+
+
 def run(program: Program, x: np.ndarray, with_atoms: bool = True) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """(atoms of every rule layer, flat (E, k) bool; classes (E,)) as computed by SWI-Prolog."""
+    """(atoms of every rule block, flat (E, k) bool -- empty without `with_atoms`; classes (E,))
+    as computed by SWI-Prolog."""
     exe = swipl()
+    x = np.asarray(x)
+    e = len(x)
     with tempfile.TemporaryDirectory(prefix="mofn2logic-prolog-") as tmp:
         prog, data = Path(tmp) / "program.pl", Path(tmp) / "data.pl"
         prog.write_text(to_prolog(program), encoding="utf-8")
         data.write_text(data_facts(x, program), encoding="utf-8")
         goal = f"classify_file({quote_atom(str(data))}, {'atoms' if with_atoms else 'class'})"
-        proc = subprocess.run([exe, "-q", "-O", "-g", goal, "-t", "halt", str(prog)], capture_output=True, text=True)
+        try:
+            proc = subprocess.run([exe, "-q", "-O", "-g", goal, "-t", "halt", str(prog)], capture_output=True,
+                                  text=True, encoding="utf-8")
+        except OSError as err:
+            raise ExportError(f"SWI-Prolog ({exe}) could not be started: {err}") from err
     if proc.returncode or proc.stderr.strip():
         raise ExportError(f"SWI-Prolog could not run the exported program (exit {proc.returncode}): "
-                          f"{' '.join(proc.stderr.split())[:300]}")
-    e = len(x)
+                          f"{_one_line(proc.stderr) or 'no message'}")
+    blocks = program.rule_blocks() if with_atoms else ()
+    sizes = [int(np.prod(b.shape)) for b in blocks]
     classes = np.full(e, -1, np.int64)
-    layers = [b for b in program.rule_blocks()]
-    atoms = {b.name: np.zeros((e, int(np.prod(b.shape))), bool) for b in layers}
-    for line in proc.stdout.splitlines():
+    atoms = {b.name: np.zeros((e, k), bool) for b, k in zip(blocks, sizes)}
+    lines = proc.stdout.splitlines()
+    if len(lines) != e:
+        raise ExportError(f"SWI-Prolog answered {len(lines)} lines for {e} samples: {_one_line(proc.stdout[:200])!r}")
+    for line in lines:
         parts = line.split()
-        s = int(parts[0])
-        classes[s] = int(parts[1])
-        for b, token in zip(layers, parts[2:]):
-            bits = token.split(":", 1)[1]
-            atoms[b.name][s] = np.frombuffer(bits.encode(), np.uint8) == ord("1")
+        try:
+            s, c = int(parts[0]), int(parts[1])
+        except (IndexError, ValueError):
+            raise ExportError(f"SWI-Prolog answered {_one_line(line, 80)!r}; expected 'sample class ...'") from None
+        bits = parts[2:]
+        if not 0 <= s < e or len(bits) != len(blocks) or any(len(t) != k for t, k in zip(bits, sizes)):
+            raise ExportError(f"SWI-Prolog answered {_one_line(line, 80)!r} for sample {s}; expected the class and "
+                              f"{len(blocks)} strings of atoms of lengths {sizes}")
+        classes[s] = c
+        for b, token in zip(blocks, bits):
+            atoms[b.name][s] = np.frombuffer(token.encode(), np.uint8) == ord("1")
+    if (classes < 0).any():
+        raise ExportError(f"SWI-Prolog gave no class for sample {int(np.argmin(classes))}")
     return atoms, classes
