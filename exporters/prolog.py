@@ -155,6 +155,10 @@ def _offset(var: str, stride: int, d: int) -> str:
     return base if d == 0 else f"{base} + {d}" if d > 0 else f"{base} - {-d}"
 
 
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
+
+
 def _wrap_list(prefix: str, items: list[str], suffix: str) -> str:
     """`prefix[items]suffix` on one line, or broken after commas with the items aligned."""
     one = prefix + "[" + ", ".join(items) + "]" + suffix
@@ -238,9 +242,8 @@ class PrologPrinter(Printer):
         if not channels:
             return []
         _, h, w = source_shape(self.program, name)
-        lines = self._comment(f"padding: outside its {h} x {w} grid, {'channel' if len(channels) == 1 else 'channels'} "
-                              f"{', '.join(map(str, channels))} of {self.q[name]} read the network's zero padding, "
-                              "which passes the threshold")
+        lines = self._comment(f"padding outside the {h} x {w} grid: 0 passes the threshold of "
+                              f"{_count(len(channels), 'channel')[2:]} {', '.join(map(str, channels))}")
         return lines + [f"{self.q[name]}(_, {c}, Y, X) :- outside(Y, X, {h}, {w})." for c in channels]
 
     @staticmethod
@@ -282,10 +285,11 @@ class PrologPrinter(Printer):
         pred, src = self.q[b.name], self.q[b.source]
         last = b is self.program.blocks[-1]
         if b.kind == "dense":
-            about = f"dense {quote_atom(b.name)}, {b.shape[0]} units{' (the classes)' if last else ''}, reads {src}"
+            about = f"dense {quote_atom(b.name)}, {_count(b.shape[0], 'unit')}{' (the classes)' if last else ''}, " \
+                    f"reads {src}"
         else:
-            about = (f"conv {quote_atom(b.name)}, {b.shape[0]} channels on a {b.shape[1]} x {b.shape[2]} grid, "
-                     f"stride {b.stride[0]} x {b.stride[1]}, reads {src}")
+            about = (f"conv {quote_atom(b.name)}, {_count(b.shape[0], 'channel')} on a {b.shape[1]} x {b.shape[2]} "
+                     f"grid, stride {b.stride[0]} x {b.stride[1]}, reads {src}")
         lines = self._comment(about)
         if not b.rules and not self.padding.get(b.name):
             lines.append(self._no_clauses(pred, len(b.shape) + 1, "no rules"))
