@@ -131,17 +131,13 @@ def _readable() -> str:
 
 # --------------------------------------------------------------------------- built-in formats
 
-def _lazy(module: str, *names: str) -> Callable[..., Any]:
-    """The first of `names` that module `module` defines, imported on the first call."""
+def _lazy(module: str, name: str) -> Callable[..., Any]:
+    """Function `name` of exporter module `module`, imported on the first call (SymPy, Lark)."""
     def call(*args: Any, **kwargs: Any) -> Any:
-        mod = importlib.import_module(f"mofn2logic.exporters.{module}")
-        fn = next((getattr(mod, n) for n in names if hasattr(mod, n)), None)
-        if fn is None:
-            raise ExportError(f"mofn2logic.exporters.{module} has none of {', '.join(names)}")
-        return fn(*args, **kwargs)
+        return getattr(importlib.import_module(f"mofn2logic.exporters.{module}"), name)(*args, **kwargs)
 
-    call.__name__ = names[0]
-    call.__qualname__ = names[0]
+    call.__name__ = name
+    call.__qualname__ = name
     return call
 
 
@@ -178,8 +174,7 @@ for _fmt in (
            _PrinterOptions("mofn", "MofnPrinter"), "the .mofn text (grammars/mofn.lark)"),
     Format("json", (".json",), _lazy("json_program", "to_json"), _lazy("json_program", "parse_json"),
            _PrinterOptions("json_program", "JsonPrinter"), "JSON, format mofn2logic-program"),
-    # Until the readable-clauses Prolog reader lands, its parser is called read_prolog_text.
-    Format("prolog", (".pl",), _lazy("prolog", "to_prolog"), _lazy("prolog_read", "parse_prolog", "read_prolog_text"),
+    Format("prolog", (".pl",), _lazy("prolog", "to_prolog"), _lazy("prolog_read", "parse_prolog"),
            _PrinterOptions("prolog", "PrologPrinter"), "SWI-Prolog clauses with predict/2 and explain/3"),
     Format("sympy", (".py",), _lazy("sympy_expr", "to_sympy"), None,
            _PrinterOptions("sympy_expr", "SympyPrinter"), "a Python file of SymPy expressions (write-only)"),
