@@ -14,7 +14,11 @@ from mofn2logic.cli import main
 
 
 def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
+    """Exit status, stdout, stderr; the parser's errors exit through SystemExit(2) as argparse's do."""
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:
+        code = e.code
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -163,5 +167,5 @@ def test_bad_labels_one_line(capsys, tmp_path, default_model, digits):
     assert "labels '" in err and "contain 1 non-integer values (first: 0.5 at sample 3)" in err
     code, _, err = run_cli(capsys, "run", default_model, "--data", tmp_path / "x.npy", "--holdout", "1", "-o",
                            tmp_path / "out")
-    assert code == 2 and "the held-out share must be in [0, 1), got 1.0" in err
+    assert code == 2 and "error: argument --holdout: expected a share in [0, 1), got '1'" in err
     assert not (tmp_path / "out").exists()
