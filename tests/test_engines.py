@@ -1,4 +1,4 @@
-"""Exporters as printers, run on the real engines: SymPy, Graphviz (SWI-Prolog: test_prolog.py)."""
+"""Exporters as printers, run on the real engines: SymPy, Graphviz (SWI-Prolog: test_exporters_prolog.py)."""
 
 from __future__ import annotations
 

@@ -299,7 +299,7 @@ def write_results(results: dict, args, total_s: float, backend: str = "numpy") -
          *_findings(results),
          "## The paper's claims, and what we measure", "",
          "1. *A layerwise search finds rules close to the optimal trade-off*: see `mofn2logic optimality` and",
-         "   `tests/test_search.py` (exhaustive optimum on small layers); on the 8x8-digits demo CNN's first layer",
+         "   `tests/test_search_layer.py` (exhaustive optimum on small layers); on the 8x8-digits demo CNN's first layer",
          "   (fan-in 9) the weight ordering reaches the optimum for 79 % of (unit, beta) pairs, `best` for 96 %.",
          "2. *Internal layers are often not explainable with satisfactory complexity and accuracy*: the per-layer",
          "   tables below (error at low complexity) and the cut tables (fidelity of programs cut at inner layers).",
