@@ -13,7 +13,8 @@ from mofn2logic.program.fold import activation_range, fold_constants
 from mofn2logic.program.prune import prune
 
 
-def compile_program(rs: RuleSet, cut: str | None = None, beta: float | None = None, name: str = "") -> Program:
+def compile_program(rs: RuleSet, cut: str | None = None, beta: float | None = None, name: str = "",
+                    fold: bool = True) -> Program:
     """The program from layer `cut` (default: the first) to the output, with each unit's rule for `beta`
     (default: the smallest beta, i.e. the most faithful rules). Literals that are constant on every
     value their layer's activation can produce are folded into M and N, and rules no class depends
@@ -60,7 +61,7 @@ def compile_program(rs: RuleSet, cut: str | None = None, beta: float | None = No
     k = names.index(cut)
     ranges = {la.name: activation_range(la.activation) for la in layers}
     ranges[""] = activation_range(rs.layers[k - 1].activation) if k > 0 else None
-    return prune(fold_constants(program, ranges))
+    return prune(fold_constants(program, ranges) if fold else program)
 
 
 def rule_block(la: LayerRules, beta: float, source: str) -> RuleBlock:
