@@ -23,8 +23,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
 import mofn2logic as M  # noqa: E402
-from mofn2logic.search.network import (  # noqa: E402
-    _chain_input_thresholds, _examples, _heads, _problems, predicted_class)
+from mofn2logic.search.network import _chain_input_thresholds, _examples, _heads, _problems, predicted_class  # noqa: E402
 
 RUNNER = """
 import resource, sys, time
@@ -47,7 +46,7 @@ def run_cli(model: Path, data: Path, key: str | None, device: str, out: Path) ->
     proc = subprocess.run(args, capture_output=True, text=True)
     if proc.returncode:
         raise SystemExit(proc.stderr)
-    line = next(l for l in proc.stderr.splitlines() if l.startswith("BENCH"))
+    line = next(s for s in proc.stderr.splitlines() if s.startswith("BENCH"))
     vals = dict(kv.split("=") for kv in line.split()[1:])
     return {"wall": float(vals["wall"]), "rss_main_gb": int(vals["rss_main_kb"]) / 1024**2,
             "rss_worker_gb": int(vals["rss_worker_kb"]) / 1024**2}

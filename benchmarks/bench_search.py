@@ -20,11 +20,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from plain_method import plain_order, plain_search  # noqa: E402
+from plain_method import plain_order, plain_search
 
-from mofn2logic.search.backends import NumbaBackend, NumpyBackend, TorchBackend  # noqa: E402
-from mofn2logic.search.layer import LayerProblem, search_layer  # noqa: E402
-from mofn2logic.search.splits import best_splits  # noqa: E402
+from mofn2logic.search.backends import NumbaBackend, NumpyBackend, TorchBackend
+from mofn2logic.search.layer import LayerProblem, search_layer
+from mofn2logic.search.splits import best_splits
 
 BETAS = (0.0, 0.1, 0.2, 1.0, 5.0, 1000.0)
 
@@ -107,7 +107,8 @@ def bench(e: int, n: int, u: int, full: bool) -> None:
     runs = {}
     for name, make, workers in (("numba (cpu), 1 process", NumbaBackend, 1), ("numba (cpu), 2 processes", NumbaBackend, 2),
                                 ("numpy, 1 process", NumpyBackend, 1), ("torch CPU", lambda: TorchBackend("cpu"), 1)):
-        runs[name] = time_it(lambda: search_layer(p, betas=BETAS, order="weight", backend=make(), workers=workers), 5)
+        runs[name] = time_it(lambda make=make, workers=workers: search_layer(p, betas=BETAS, order="weight", backend=make(),
+                                                                            workers=workers), 5)
     a = runs["numba (cpu), 1 process"][1]
     assert all(r[1] == a for r in runs.values()), "backends disagree"
     sample = None if (full or n <= 128) else 12

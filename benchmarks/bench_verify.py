@@ -19,11 +19,12 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import mofn2logic as M  # noqa: E402
 from mnist import load_mnist  # noqa: E402
+
+import mofn2logic as M  # noqa: E402
+from mofn2logic.engines import get_engine  # noqa: E402
 from mofn2logic.program.compile import compile_program  # noqa: E402
 from mofn2logic.search.network import extract  # noqa: E402
-from mofn2logic.engines import get_engine  # noqa: E402
 
 
 def main() -> None:

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
-
 from mnist import load_mnist
+from torch import nn
 
 HERE = Path(__file__).resolve().parent
 

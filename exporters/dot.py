@@ -38,7 +38,7 @@ class DotPrinter(Printer):
         edges: dict[tuple[str, str], list[bool]] = defaultdict(list)
         shown: dict[str, set[int]] = {}
         rule_blocks = p.rule_blocks()
-        for depth, b in enumerate(rule_blocks):
+        for b in rule_blocks:
             rules = sorted(b.rules, key=lambda r: (-r.n, r.unit))
             keep = {r.unit for r in rules[: self.settings["max_units"]]} if b is not p.output else {r.unit for r in rules}
             shown[b.name] = keep
@@ -75,14 +75,14 @@ class DotPrinter(Printer):
         dropped = set(inputs[limit:])
         # only edges between shown nodes
         visible = {self._node(name, u) for name, units in shown.items() for u in units}
-        for (a, b), signs in sorted(edges.items()):
+        for (a, head), signs in sorted(edges.items()):
             if a in dropped or (not a.startswith('"input') and a not in visible):
                 continue
             for positive in sorted(set(signs), reverse=True):
                 n = signs.count(positive)
                 style = 'color="#2b7a3b"' if positive else 'color="#b03030", style=dashed'
                 label = f', label="{n}"' if n > 1 else ""
-                lines.append(f"  {a} -> {b} [{style}{label}];")
+                lines.append(f"  {a} -> {head} [{style}{label}];")
         lines.append("}")
         return "\n".join(lines) + "\n"
 

@@ -64,7 +64,7 @@ def _upgrade_v1(d: dict[str, Any]) -> dict[str, Any]:
     blocks = []
     for b in d.get("blocks", []):
         b = dict(b)
-        b["type"] = V1_KINDS.get(b.get("type"), b.get("type"))
+        b["type"] = V1_KINDS.get(str(b.get("type")), b.get("type"))
         if b["type"] == "PoolBlock":
             b["pool"] = {"kernel": b.pop("kernel", None), "strides": b.pop("stride", None),
                          "pads": b.pop("pads", None), "dilations": b.pop("dilation", None)}
@@ -91,8 +91,8 @@ def from_dict(d: dict[str, Any], source: str = "program") -> Program:
             kind = KINDS[b["type"]]
             fields = {k: _tuple(v) for k, v in b.items() if k not in ("type", "rules")}
             if kind is PoolBlock:
-                fields["pool"] = MaxPool(**{k: bool(v) if k == "ceil_mode" else _tuple(v)
-                                            for k, v in b["pool"].items()})
+                pool: dict[str, Any] = {k: bool(v) if k == "ceil_mode" else _tuple(v) for k, v in b["pool"].items()}
+                fields["pool"] = MaxPool(**pool)
             if kind is RuleBlock:
                 fields["rules"] = tuple(
                     MofNRule(r["unit"], r["m"],

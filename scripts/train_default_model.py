@@ -76,7 +76,7 @@ def main() -> None:
     net = DigitsCNN()
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     gen = torch.Generator().manual_seed(SEED)
-    for epoch in range(args.epochs):
+    for _ in range(args.epochs):
         net.train()
         for idx in torch.randperm(len(yt), generator=gen).split(64):
             opt.zero_grad()

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from mofn2logic.program.compile import compile_program
-from mofn2logic.errors import ProgramError, RuleSyntaxError
-from mofn2logic.exporters.mofn import parse_mofn as parse_program, to_mofn as format_program
-from mofn2logic.ir.program import IndexBlock, InputTests, AtomLiteral, MofNRule, Program, RuleBlock
 from program_gen import HOSTILE, conv_program, dense_program
+
+from mofn2logic.errors import ProgramError, RuleSyntaxError
+from mofn2logic.exporters.mofn import parse_mofn as parse_program
+from mofn2logic.exporters.mofn import to_mofn as format_program
+from mofn2logic.ir.program import AtomLiteral, IndexBlock, InputTests, MofNRule, Program, RuleBlock
+from mofn2logic.program.compile import compile_program
 
 names = st.text(min_size=1, max_size=12)
 floats = st.floats(allow_nan=False, allow_infinity=False, width=64)
@@ -59,7 +60,8 @@ def test_roundtrip_generated_and_hostile(make):
 
 def test_exact_text():
     p = Program("demo", InputTests("x", (3,), False, ((0, 0.5), (2, -1.25))),
-                (RuleBlock("out", "dense", "", (2,), (MofNRule(0, 1, (AtomLiteral(0), AtomLiteral(2, False))), MofNRule(1, 2, ()))),))
+                (RuleBlock("out", "dense", "", (2,), (MofNRule(0, 1, (AtomLiteral(0), AtomLiteral(2, False))),
+                                                      MofNRule(1, 2, ()))),))
     assert format_program(p) == (
         "mofn2logic program 1\n"
         "name 'demo'\n"
@@ -129,16 +131,18 @@ def test_compile_refuses_paper_mode(default_model, digits):
 @settings(max_examples=60, deadline=None)
 @given(programs())
 def test_json_roundtrip(p):
-    from mofn2logic.exporters.json_program import from_dict, to_json as dumps
-
     import json
+
+    from mofn2logic.exporters.json_program import from_dict
+    from mofn2logic.exporters.json_program import to_json as dumps
 
     assert from_dict(json.loads(dumps(p))) == p
 
 
 def test_json_roundtrip_conv_and_cli(tmp_path, capsys):
     from mofn2logic.cli import main
-    from mofn2logic.exporters.mofn import read_mofn as read_program, write_mofn as write_program
+    from mofn2logic.exporters.mofn import read_mofn as read_program
+    from mofn2logic.exporters.mofn import write_mofn as write_program
 
     p = conv_program(3, names=HOSTILE[:4])
     write_program(p, tmp_path / "p.mofn")

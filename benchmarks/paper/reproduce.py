@@ -25,15 +25,16 @@ from torch import nn
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-import mofn2logic as M  # noqa: E402
 from mnist import load_mnist  # noqa: E402
 from train_mnist_cnn import accuracy, export, keras_cnn, train  # noqa: E402
-from mofn2logic.program.compile import compile_program  # noqa: E402
+
+import mofn2logic as M  # noqa: E402
 from mofn2logic.engines.numpy_engine import run as run_program  # noqa: E402
-from mofn2logic.search.network import extract, predicted_class, summarize  # noqa: E402
+from mofn2logic.program.compile import compile_program  # noqa: E402
 from mofn2logic.search.layer import small_candidates  # noqa: E402
-from mofn2logic.search.unit import weight_order  # noqa: E402
+from mofn2logic.search.network import extract, predicted_class, summarize  # noqa: E402
 from mofn2logic.search.splits import binary_splits_per_target, literal_gain  # noqa: E402
+from mofn2logic.search.unit import weight_order  # noqa: E402
 
 BETAS = (0.0, 0.1, 0.2, 1.0, 5.0, 1000.0)
 
@@ -174,9 +175,9 @@ def tradeoff_md(rows: list[dict]) -> list[str]:
 
 def heldout_tradeoff(net, rs, acts_he) -> list[dict]:
     """The trade-off table with each rule's error measured on held-out data (chain mode rules)."""
-    from mofn2logic.program.compile import rule_block  # the same rules, evaluated like a one-layer program
     from mofn2logic.engines.numpy_engine import conv_atoms, dense_atoms
     from mofn2logic.ir.program import InputTests, Program
+    from mofn2logic.program.compile import rule_block  # the same rules, evaluated like a one-layer program
 
     pred = predicted_class(net, acts_he)
     rows = []
@@ -258,7 +259,8 @@ def main() -> None:
 
 def _findings(results: dict) -> list[str]:
     L = ["## Findings at a glance", "",
-         "| model | accuracy | softmax-layer program: fidelity (literals) | with `--order best` | full replica: fidelity (literals) "
+         "| model | accuracy | softmax-layer program: fidelity (literals) | with `--order best` "
+         "| full replica: fidelity (literals) "
          "| inner layers, mean held-out error at β=0.2 | softmax layer, same | classes with a ≤3-literal rule at ≥99 % "
          "(weight / gain / exact) |", "|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():

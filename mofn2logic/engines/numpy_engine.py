@@ -86,6 +86,7 @@ def conv_atoms(program: Program, src: np.ndarray, b: RuleBlock) -> np.ndarray:
     for r in b.rules:
         count = np.zeros((e, oh, ow), np.int32)
         for li in r.lits:
+            assert li.offset is not None  # check_program: conv literals have offsets
             dy, dx = li.offset
             rows = np.arange(oh) * sy + dy
             cols = np.arange(ow) * sx + dx

@@ -62,6 +62,7 @@ def evaluate(program: Program, x: np.ndarray) -> tuple[dict[str, np.ndarray], np
             atoms[b.name] = out
         else:
             atoms[b.name] = _conv(program, src, b, sp, num[b.source])
+    assert margins is not None  # check_program: the last block is the dense class layer
     return atoms, margins, np.argmax(margins, axis=1)
 
 
@@ -74,8 +75,9 @@ def _conv(program: Program, src: np.ndarray, b: RuleBlock, sp, source: int) -> n
         syms = list(dict.fromkeys(atom_symbol(source, li.src, li.offset) for li in r.lits))
         f = sympy.lambdify(syms, sp.atoms[(b.name, r.unit)], "numpy")
         args = []
-        for li in dict.fromkeys((li.src, li.offset) for li in r.lits):
-            c, (dy, dx) = li
+        for c, offset in dict.fromkeys((li.src, li.offset) for li in r.lits):
+            assert offset is not None
+            dy, dx = offset
             rows, cols = np.arange(oh) * sy + dy, np.arange(ow) * sx + dx
             inside = ((rows >= 0) & (rows < h))[:, None] & ((cols >= 0) & (cols < w))[None, :]
             vals = src[:, c][:, np.clip(rows, 0, h - 1)][:, :, np.clip(cols, 0, w - 1)]

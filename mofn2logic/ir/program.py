@@ -21,7 +21,6 @@ margin (count - M) / max(N, 1), ties to the lowest class index -- the same in ev
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 from mofn2logic.ir.steps import MaxPool
 
@@ -85,7 +84,7 @@ class IndexBlock:
     index: tuple[int, ...]  # flat output index -> flat source index
 
 
-Block = Union[RuleBlock, PoolBlock, IndexBlock]
+Block = RuleBlock | PoolBlock | IndexBlock
 
 
 @dataclass(frozen=True, slots=True)

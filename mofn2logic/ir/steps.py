@@ -13,7 +13,6 @@ inside a rule set they are kept for messages only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 import numpy as np
 
@@ -217,7 +216,7 @@ class GlobalAvgPool:
         return batch.mean(axis=tuple(range(2, batch.ndim)), keepdims=True)
 
 
-Step = Union[Identity, Flatten, Reshape, Transpose, MaxPool, AvgPool, GlobalAvgPool]
+Step = Identity | Flatten | Reshape | Transpose | MaxPool | AvgPool | GlobalAvgPool
 STEP_TYPES: dict[str, type] = {t.op: t for t in (Identity, Flatten, Reshape, Transpose, MaxPool, AvgPool,
                                                   GlobalAvgPool)}
 INDEX_STEPS = (Identity, Flatten, Reshape, Transpose)

@@ -62,9 +62,9 @@ class NumpyBackend:
         cols = max(1, self.budget // max(1, 10 * (n + 1)))
         lo = np.full(n, np.iinfo(ctype).max, np.int64)
         hi = np.zeros(n, np.int64)
-        cached: list[list[np.ndarray]] = []
+        cached: list[list[np.ndarray | None]] = []
         for part in parts:
-            chunks = []
+            chunks: list[np.ndarray | None] = []
             for s0 in range(0, part.shape[1], cols):
                 c = np.cumsum(part[:, s0:s0 + cols], axis=0, dtype=ctype)
                 if c.shape[1]:
@@ -81,7 +81,8 @@ class NumpyBackend:
             hist = np.zeros(size, np.int64)
             hist[0] = part.shape[1]  # N = 0: every count is 0
             for k, s0 in enumerate(range(0, part.shape[1], cols)):
-                c = chunks[k] if chunks[k] is not None else np.cumsum(part[:, s0:s0 + cols], axis=0, dtype=ctype)
+                ck = chunks[k]
+                c = ck if ck is not None else np.cumsum(part[:, s0:s0 + cols], axis=0, dtype=ctype)
                 idx = c.astype(np.intp)
                 idx += shift
                 hist += np.bincount(idx.ravel(), minlength=size)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mofn2logic.ir.network import Layer
+from mofn2logic.errors import SearchError
+from mofn2logic.ir.network import ConvAttrs, Layer
 from mofn2logic.search.splits import best_splits
 
 
@@ -27,9 +28,15 @@ class ConvExamples:
     per_channel: np.ndarray | None = None  # best-position mode: (C_out,) row block of each channel
 
 
+def _conv(layer: Layer) -> ConvAttrs:
+    if layer.conv is None:
+        raise SearchError(f"layer {layer.name!r} is not a convolution")
+    return layer.conv
+
+
 def literal_offsets(layer: Layer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(channel, dy, dx) of each flat literal index of a conv layer (all C_in channels)."""
-    c = layer.conv
+    c = _conv(layer)
     cin = layer.input_channels
     kh, kw = c.kernel
     ch, ky, kx = np.meshgrid(np.arange(cin), np.arange(kh), np.arange(kw), indexing="ij")
@@ -38,7 +45,7 @@ def literal_offsets(layer: Layer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def full_weight(layer: Layer) -> np.ndarray:
     """(C_out, C_in * kh * kw) weights; zeros outside a channel's group (never literals)."""
-    c = layer.conv
+    c = _conv(layer)
     cout, cin_g, kh, kw = layer.weight.shape
     if c.groups == 1:
         return layer.weight.reshape(cout, -1)
@@ -51,7 +58,7 @@ def full_weight(layer: Layer) -> np.ndarray:
 
 
 def gather_patches(x: np.ndarray, layer: Layer, sample: np.ndarray, oy: np.ndarray, ox: np.ndarray) -> np.ndarray:
-    c = layer.conv
+    c = _conv(layer)
     ch, dy, dx = literal_offsets(layer)
     rows = oy[:, None] * c.strides[0] + dy[None, :]
     cols = ox[:, None] * c.strides[1] + dx[None, :]

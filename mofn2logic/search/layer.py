@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mofn2logic.ir.rules import FrontPoint, ScoredRule, ThresholdLiteral, UnitRules
 from mofn2logic.search.backends import Backend
 from mofn2logic.search.complexity import complexity
-from mofn2logic.ir.rules import FrontPoint, ThresholdLiteral, ScoredRule, UnitRules
-from mofn2logic.search.unit import Candidates, candidates_from_histogram, choose, pareto_front, weight_order
 from mofn2logic.search.splits import literal_gain
+from mofn2logic.search.unit import Candidates, candidates_from_histogram, choose, pareto_front, weight_order
 
 ORDERS = ("weight", "std", "gain", "best")
 # The small-N exact search scores every subset of the pool: bounded up front (time) and in chunks (memory).
@@ -118,17 +118,18 @@ def search_unit(problem: LayerProblem, j: int, data: _LayerData | None = None, *
     found: list[_Found] = []
     for method in methods:
         if method == "small":
+            assert gains is not None
             nz = np.flatnonzero(w != 0)
             pool = nz[np.argsort(-gains[nz], kind="stable")][:pool_size]
             lits = (base_t[pool] ^ neg[pool][:, None]).T
             cands, subsets = small_candidates(lits, y, np.arange(len(pool)), small_n, problem.fan_in, where)
-            found.append(_Found(method, cands, lambda i, s=subsets, p=pool: p[s[i]]))
+            found.append(_Found(method, cands, lambda i, s=subsets, p=pool: p[s[i]]))  # type: ignore[misc]
             continue
         key = {"weight": None, "std": None if data.std is None else np.abs(w) * data.std, "gain": gains}[method]
         ordered = weight_order(w, key)
         h = backend.prefix_histogram(base_t[ordered] ^ neg[ordered][:, None], y)
         cands = candidates_from_histogram(h, n_pos, n_neg, problem.fan_in, where)
-        found.append(_Found(method, cands, lambda i, o=ordered, c=cands: o[: c.n[i]]))
+        found.append(_Found(method, cands, lambda i, o=ordered, c=cands: o[: c.n[i]]))  # type: ignore[misc]
     allc = found[0].cands if len(found) == 1 else Candidates(*(np.concatenate([getattr(f.cands, a) for f in found])
                                                                 for a in ("n", "m", "errors", "error", "complexity")))
     starts = np.cumsum([0] + [len(f.cands.n) for f in found])

@@ -17,13 +17,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from mofn2logic import __version__
-from mofn2logic.search.backends import DEFAULT_BUDGET, make_backend
-from mofn2logic.search.conv_examples import best_positions, full_weight, gather_patches, literal_offsets, sample_examples
 from mofn2logic.errors import SearchError
-from mofn2logic.search.layer import MAX_SMALL_SUBSETS, ORDERS, LayerProblem, search_layer, small_subsets
 from mofn2logic.ir.network import Layer, Network
 from mofn2logic.ir.rules import LayerRules, RuleSet, UnitRules
 from mofn2logic.ir.steps import AvgPool, GlobalAvgPool, Step
+from mofn2logic.search.backends import DEFAULT_BUDGET, make_backend
+from mofn2logic.search.conv_examples import (
+    best_positions,
+    full_weight,
+    gather_patches,
+    literal_offsets,
+    sample_examples,
+)
+from mofn2logic.search.layer import MAX_SMALL_SUBSETS, ORDERS, LayerProblem, search_layer, small_subsets
 from mofn2logic.search.splits import best_splits, binary_splits_per_target
 
 DEFAULT_BETAS = (0.0, 0.1, 0.2, 1.0, 5.0, 1000.0)  # the reference's betas (docs/method.md, section 3)
@@ -211,8 +217,11 @@ def _steps_between(network: Network, i: int) -> list[Step]:
     pos = next(k for k, s in enumerate(seq) if s is layer)
     steps: list[Step] = []
     k = pos - 1
-    while k >= 0 and not isinstance(seq[k], Layer):
-        steps.insert(0, seq[k])
+    while k >= 0:
+        s = seq[k]
+        if isinstance(s, Layer):
+            break
+        steps.insert(0, s)
         k -= 1
     return steps
 
@@ -253,7 +262,7 @@ def _chain_input_thresholds(network, i, prev_heads, acts, pred, n_classes, budge
         return best_splits(np.asarray(x).reshape(len(pred), -1), pred, n_classes)[0], False
     ch, _, _ = literal_offsets(layer)
     chained = per_elem is not None and per_elem.ndim == 3 and bool(np.all(per_elem == per_elem[:, :1, :1]))
-    if chained:
+    if chained and per_elem is not None:
         per_channel = per_elem[:, 0, 0].astype(x.dtype)
     else:  # a new split per input channel, over (sample, position) values
         e, c = x.shape[0], x.shape[1]
@@ -289,7 +298,7 @@ def _problems(layer, ex, heads, chain_inputs, n_classes, *, mode, is_output) -> 
 def _search(layer, ex, heads, chain_inputs, n_classes, *, mode, order, betas, backend, small_n, pool_size,
             progress, is_output) -> tuple[UnitRules, ...]:
     problems = _problems(layer, ex, heads, chain_inputs, n_classes, mode=mode, is_output=is_output)
-    units = []
+    units: list[UnitRules] = []
     for ch, problem in enumerate(problems):
         found = search_layer(problem, betas=betas, order=order, backend=backend, small_n=small_n,
                              pool_size=pool_size, where=f"layer {layer.name!r}",

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mofn2logic.errors import SearchError
 from mofn2logic.search.backends import NumpyBackend
 from mofn2logic.search.complexity import complexity
-from mofn2logic.errors import SearchError
 from mofn2logic.search.layer import LayerProblem, search_unit
 
 MAX_INPUTS = 12

@@ -98,12 +98,12 @@ class _Reader:
             raise ProgramError(f"{self.source}: {where} lacks {k!r}")
         return d[k]
 
-    def list(self, v: Any, where: str) -> list[Any]:
+    def items(self, v: Any, where: str) -> list[Any]:
         if not isinstance(v, list):
             raise self.fail(where, "a list", v)
         return v
 
-    def int(self, v: Any, where: str, low: int | None = None, high: int | None = None) -> int:
+    def integer(self, v: Any, where: str, low: int | None = None, high: int | None = None) -> int:
         if not isinstance(v, int) or isinstance(v, bool) or (low is not None and v < low) or (
                 high is not None and v > high):
             rng = f" from {low}" if low is not None else ""
@@ -111,28 +111,28 @@ class _Reader:
             raise self.fail(where, f"an integer{rng}", v)
         return v
 
-    def float(self, v: Any, where: str, low: float | None = None) -> float:
+    def number(self, v: Any, where: str, low: float | None = None) -> float:
         if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or (
                 low is not None and v < low):
             raise self.fail(where, "a finite number" + (f" >= {low:g}" if low is not None else ""), v)
         return float(v)
 
-    def str(self, v: Any, where: str, choices: tuple[str, ...] | None = None) -> str:
+    def text(self, v: Any, where: str, choices: tuple[str, ...] | None = None) -> str:
         if not isinstance(v, str) or (choices is not None and v not in choices):
             raise self.fail(where, "one of " + ", ".join(choices) if choices else "text", v)
         return v
 
-    def bool(self, v: Any, where: str) -> bool:
+    def flag(self, v: Any, where: str) -> bool:
         if not isinstance(v, bool):
             raise self.fail(where, "true or false", v)
         return v
 
     def ints(self, v: Any, where: str, n: int | None = None, low: int | None = None,
              high: int | None = None) -> tuple[int, ...]:
-        items = self.list(v, where)
+        items = self.items(v, where)
         if n is not None and len(items) != n:
             raise self.fail(where, f"{n} integers", v)
-        return tuple(self.int(x, f"{where}[{i}]", low, high) for i, x in enumerate(items))
+        return tuple(self.integer(x, f"{where}[{i}]", low, high) for i, x in enumerate(items))
 
     def shape(self, v: Any, where: str) -> tuple[int, ...]:
         shape = self.ints(v, where, low=1)
@@ -145,17 +145,17 @@ def step_from_dict(d: dict[str, Any], where: str = "step", source: str = "rules"
     """A typed step from its JSON form ``{"op": ..., attributes}`` (unknown attributes are refused)."""
     r = _Reader(source)
     d = r.obj(d, where)
-    kind = STEP_TYPES.get(r.str(d.get("op"), f"{where} op", tuple(STEP_TYPES)))
+    kind = STEP_TYPES.get(r.text(d.get("op"), f"{where} op", tuple(STEP_TYPES)))
     fields: dict[str, Any] = {}
     for k, v in d.items():
         if k == "op":
             continue
         if k in ("input", "output", "node"):
-            fields[k] = r.str(v, f"{where} {k}")
+            fields[k] = r.text(v, f"{where} {k}")
         elif k in ("ceil_mode", "count_include_pad"):
-            fields[k] = bool(r.int(v, f"{where} {k}", 0, 1)) if not isinstance(v, bool) else v
+            fields[k] = bool(r.integer(v, f"{where} {k}", 0, 1)) if not isinstance(v, bool) else v
         elif k == "axis":
-            fields[k] = r.int(v, f"{where} axis", -8, 8)
+            fields[k] = r.integer(v, f"{where} axis", -8, 8)
         elif k == "shape":
             fields[k] = r.ints(v, f"{where} shape", low=-1, high=MAX_ATOMS)
         elif k == "perm":
@@ -177,31 +177,31 @@ def _literal(r: _Reader, li: Any, where: str, conv: bool, limit: int) -> Thresho
         offset = r.ints(r.key(li, "offset", where), f"{where} offset", 2, -MAX_GEOMETRY, MAX_GEOMETRY)
     elif "offset" in li:
         raise ProgramError(f"{r.source}: {where} has an offset; dense literals take none")
-    return ThresholdLiteral(r.int(r.key(li, "input", where), f"{where} input", 0, limit - 1),
-                            r.float(r.key(li, "threshold", where), f"{where} threshold"),
-                            r.bool(r.key(li, "positive", where), f"{where} positive"),
+    return ThresholdLiteral(r.integer(r.key(li, "input", where), f"{where} input", 0, limit - 1),
+                            r.number(r.key(li, "threshold", where), f"{where} threshold"),
+                            r.flag(r.key(li, "positive", where), f"{where} positive"),
                             offset)  # type: ignore[arg-type]
 
 
 def _layer(r: _Reader, la: Any, where: str, betas: tuple[float, ...]) -> LayerRules:
     la = r.obj(la, where)
-    k = lambda name: r.key(la, name, where)  # noqa: E731
-    name = r.str(k("name"), f"{where} name")
+    k = lambda name: r.key(la, name, where)
+    name = r.text(k("name"), f"{where} name")
     where = f"layer {name!r}"
-    kind = r.str(k("kind"), f"{where} kind", ("dense", "conv"))
-    mode = r.str(k("mode"), f"{where} mode", ("chain", "paper"))
+    kind = r.text(k("kind"), f"{where} kind", ("dense", "conv"))
+    mode = r.text(k("mode"), f"{where} mode", ("chain", "paper"))
     input_shape = r.shape(k("input_shape"), f"{where} input_shape")
     output_shape = r.shape(k("output_shape"), f"{where} output_shape")
     conv, position = None, "all"
     if kind == "conv":
         c = r.obj(k("conv"), f"{where} conv")
-        ck = lambda name: r.key(c, name, f"{where} conv")  # noqa: E731
+        ck = lambda name: r.key(c, name, f"{where} conv")
         conv = ConvAttrs(r.ints(ck("kernel"), f"{where} kernel", 2, 1, MAX_GEOMETRY),  # type: ignore[arg-type]
                          r.ints(ck("strides"), f"{where} strides", 2, 1, MAX_GEOMETRY),  # type: ignore[arg-type]
                          r.ints(ck("pads"), f"{where} pads", 4, 0, MAX_GEOMETRY),  # type: ignore[arg-type]
                          r.ints(ck("dilations"), f"{where} dilations", 2, 1, MAX_GEOMETRY),  # type: ignore[arg-type]
-                         r.int(ck("groups"), f"{where} groups", 1, MAX_GEOMETRY))
-        position = r.str(ck("position"), f"{where} conv position", ("all", "best"))
+                         r.integer(ck("groups"), f"{where} groups", 1, MAX_GEOMETRY))
+        position = r.text(ck("position"), f"{where} conv position", ("all", "best"))
         if len(input_shape) != 3 or len(output_shape) != 3:
             raise ProgramError(f"{r.source}: conv {where} has shapes {list(input_shape)} -> {list(output_shape)}; "
                                "expected (channels, height, width) both")
@@ -210,53 +210,53 @@ def _layer(r: _Reader, la: Any, where: str, betas: tuple[float, ...]) -> LayerRu
     units_limit = output_shape[0] if kind == "conv" else math.prod(output_shape)
     lit_limit = input_shape[0] if kind == "conv" else math.prod(input_shape)
     units, seen = [], set()
-    for i, u in enumerate(r.list(k("units"), f"{where} units")):
+    for i, u in enumerate(r.items(k("units"), f"{where} units")):
         uw = f"{where} unit #{i}"
         u = r.obj(u, uw)
-        unit = r.int(r.key(u, "unit", uw), f"{uw} unit", 0, units_limit - 1)
+        unit = r.integer(r.key(u, "unit", uw), f"{uw} unit", 0, units_limit - 1)
         if unit in seen:
             raise ProgramError(f"{r.source}: {where} has two entries for unit {unit}")
         seen.add(unit)
         uw = f"{where} unit {unit}"
         thr = r.key(u, "threshold", uw)
         rules = []
-        for j, rr in enumerate(r.list(r.key(u, "rules", uw), f"{uw} rules")):
+        for j, rr in enumerate(r.items(r.key(u, "rules", uw), f"{uw} rules")):
             rw = f"{uw} rule #{j}"
             rr = r.obj(rr, rw)
             lits = tuple(_literal(r, li, f"{rw} literal #{q}", kind == "conv", lit_limit)
-                         for q, li in enumerate(r.list(r.key(rr, "literals", rw), f"{rw} literals")))
-            n = r.int(r.key(rr, "n", rw), f"{rw} n", 0)
+                         for q, li in enumerate(r.items(r.key(rr, "literals", rw), f"{rw} literals")))
+            n = r.integer(r.key(rr, "n", rw), f"{rw} n", 0)
             if n != len(lits):
                 raise ProgramError(f"{r.source}: {rw} says n = {n} but lists {len(lits)} literals")
-            rules.append(ScoredRule(beta=r.float(r.key(rr, "beta", rw), f"{rw} beta", 0.0), n=n,
-                                    m=r.int(r.key(rr, "m", rw), f"{rw} m", 0, n + 1),
-                                    error=r.float(r.key(rr, "error", rw), f"{rw} error", 0.0),
-                                    complexity=r.float(r.key(rr, "complexity", rw), f"{rw} complexity", 0.0),
-                                    method=r.str(rr.get("method", "weight"), f"{rw} method"), literals=lits))
+            rules.append(ScoredRule(beta=r.number(r.key(rr, "beta", rw), f"{rw} beta", 0.0), n=n,
+                                    m=r.integer(r.key(rr, "m", rw), f"{rw} m", 0, n + 1),
+                                    error=r.number(r.key(rr, "error", rw), f"{rw} error", 0.0),
+                                    complexity=r.number(r.key(rr, "complexity", rw), f"{rw} complexity", 0.0),
+                                    method=r.text(rr.get("method", "weight"), f"{rw} method"), literals=lits))
         missing = [b for b in betas if b not in {x.beta for x in rules}]
         if missing:
             raise ProgramError(f"{r.source}: {uw} has no rule for beta {missing[0]:g}")
         front = []
-        for j, f in enumerate(r.list(u.get("front", []), f"{uw} front")):
+        for j, f in enumerate(r.items(u.get("front", []), f"{uw} front")):
             f = r.obj(f, f"{uw} front #{j}")
-            front.append(FrontPoint(r.int(r.key(f, "n", uw), f"{uw} front n", 0),
-                                    r.int(r.key(f, "m", uw), f"{uw} front m", 0),
-                                    r.float(r.key(f, "error", uw), f"{uw} front error", 0.0),
-                                    r.float(r.key(f, "complexity", uw), f"{uw} front complexity", 0.0)))
-        units.append(UnitRules(unit=unit, threshold=None if thr is None else r.float(thr, f"{uw} threshold"),
+            front.append(FrontPoint(r.integer(r.key(f, "n", uw), f"{uw} front n", 0),
+                                    r.integer(r.key(f, "m", uw), f"{uw} front m", 0),
+                                    r.number(r.key(f, "error", uw), f"{uw} front error", 0.0),
+                                    r.number(r.key(f, "complexity", uw), f"{uw} front complexity", 0.0)))
+        units.append(UnitRules(unit=unit, threshold=None if thr is None else r.number(thr, f"{uw} threshold"),
                                rules=tuple(rules), front=tuple(front)))
     if not units:
         raise ProgramError(f"{r.source}: {where} has no units")
     steps = tuple(step_from_dict(st, f"{where} step #{q}", r.source)
-                  for q, st in enumerate(r.list(la.get("steps", []), f"{where} steps")))
+                  for q, st in enumerate(r.items(la.get("steps", []), f"{where} steps")))
     return LayerRules(
-        name=name, kind=kind, mode=mode, order=r.str(k("order"), f"{where} order"),
-        activation=r.str(k("activation"), f"{where} activation"),
-        fan_in=r.int(k("fan_in"), f"{where} fan_in", 1), input_tensor=r.str(k("input_tensor"), f"{where} input_tensor"),
-        output_tensor=r.str(k("output_tensor"), f"{where} output_tensor"), input_shape=input_shape,
-        output_shape=output_shape, n_examples=r.int(k("n_examples"), f"{where} n_examples", 0),
+        name=name, kind=kind, mode=mode, order=r.text(k("order"), f"{where} order"),
+        activation=r.text(k("activation"), f"{where} activation"),
+        fan_in=r.integer(k("fan_in"), f"{where} fan_in", 1), input_tensor=r.text(k("input_tensor"), f"{where} input_tensor"),
+        output_tensor=r.text(k("output_tensor"), f"{where} output_tensor"), input_shape=input_shape,
+        output_shape=output_shape, n_examples=r.integer(k("n_examples"), f"{where} n_examples", 0),
         units=tuple(sorted(units, key=lambda u: u.unit)), conv=conv, conv_position=position, steps=steps,
-        chained=r.bool(la.get("chained", mode == "chain"), f"{where} chained"))
+        chained=r.flag(la.get("chained", mode == "chain"), f"{where} chained"))
 
 
 def from_dict(d: Any, source: str = "rules") -> RuleSet:
@@ -267,11 +267,11 @@ def from_dict(d: Any, source: str = "rules") -> RuleSet:
     if d.get("version") != VERSION:
         raise ProgramError(f"{source} has rules format version {d.get('version')!r}; this mofn2logic reads {VERSION}")
     r = _Reader(source)
-    betas = tuple(r.float(b, f"beta #{i}", 0.0) for i, b in enumerate(r.list(r.key(d, "betas", "the rule set"), "betas")))
+    betas = tuple(r.number(b, f"beta #{i}", 0.0) for i, b in enumerate(r.items(r.key(d, "betas", "the rule set"), "betas")))
     if not betas:
         raise ProgramError(f"{source}: the rule set has no betas")
     layers = tuple(_layer(r, la, f"layer #{i}", betas)
-                   for i, la in enumerate(r.list(r.key(d, "layers", "the rule set"), "layers")))
+                   for i, la in enumerate(r.items(r.key(d, "layers", "the rule set"), "layers")))
     names = [la.name for la in layers]
     if len(set(names)) != len(names):
         raise ProgramError(f"{source}: layer names repeat: {names}")
