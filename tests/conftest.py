@@ -5,9 +5,8 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
-
 import onnx_models
+import pytest
 
 
 def require_tool(name: str) -> str:

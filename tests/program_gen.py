@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mofn2logic.ir.program import IndexBlock, InputTests, AtomLiteral, MofNRule, PoolBlock, Program, RuleBlock
+from mofn2logic.ir.program import AtomLiteral, IndexBlock, InputTests, MofNRule, PoolBlock, Program, RuleBlock
 from mofn2logic.ir.steps import MaxPool
 
 HOSTILE = ["it's", 'say "hi"', "Capital Name", "ünïcødé ✓", "a :- halt.", "x\\y", "tab\there", "new\nline",

@@ -142,8 +142,8 @@ def test_json_documents_that_are_not_programs(text):
     with pytest.raises(Mofn2LogicError):
         exporters.parse(text, "json")
     with pytest.raises(Mofn2LogicError):
-        from mofn2logic.files import parse_json_text
         from mofn2logic.errors import ProgramError
+        from mofn2logic.files import parse_json_text
 
         rules_file.from_dict(parse_json_text(text, "rules", ProgramError), "rules")
 

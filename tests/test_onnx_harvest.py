@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 import onnx
+import onnx_models
 import pytest
 from onnx.reference import ReferenceEvaluator
 
-import onnx_models
 from mofn2logic import check_data, harvest, import_network
 from mofn2logic.onnx.harvest import parse_size, select_providers
 

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import onnx_models
 import pytest
 import torch
 from onnx.reference import ReferenceEvaluator
 
-import onnx_models
 from mofn2logic import import_network
 from mofn2logic.errors import InputFileError, ModelFormatError, UnsupportedModelError
 from mofn2logic.ir.steps import Step, Transpose

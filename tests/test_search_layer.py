@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from plain_method import plain_complexity, plain_front, plain_search, plain_split
 
+from mofn2logic.errors import SearchError
 from mofn2logic.search.backends import NumbaBackend, NumpyBackend, TorchBackend, make_backend
 from mofn2logic.search.complexity import complexity, denominator
-from mofn2logic.errors import SearchError
 from mofn2logic.search.layer import LayerProblem, search_layer
-from mofn2logic.search.unit import candidates_from_histogram, choose, literal_matrix, pareto_front, weight_order
 from mofn2logic.search.splits import best_splits
-from plain_method import plain_complexity, plain_front, plain_search, plain_split
+from mofn2logic.search.unit import candidates_from_histogram, choose, literal_matrix, pareto_front, weight_order
 
 BETAS = (0.0, 0.1, 0.2, 1.0, 5.0, 1000.0)
 
@@ -180,8 +180,9 @@ def test_best_order_never_worse_and_small_search_is_exact():
 def test_optimality_report_against_brute_force():
     from itertools import combinations
 
-    from mofn2logic.search.optimality import optimal_losses, optimality
     from plain_method import plain_complexity
+
+    from mofn2logic.search.optimality import optimal_losses, optimality
 
     rng = np.random.default_rng(41)
     p = _problem(rng, e=120, n=6, u=2)

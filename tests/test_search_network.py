@@ -6,15 +6,15 @@ import json
 
 import numpy as np
 import onnx
-import pytest
-
 import onnx_models
+import pytest
+from plain_method import plain_search, plain_split
+
 from mofn2logic import check_data, harvest, import_network
 from mofn2logic.cli import main
 from mofn2logic.errors import SearchError
 from mofn2logic.search.network import extract, predicted_class, propagate_thresholds
 from mofn2logic.search.rules_file import dumps, from_dict, read_rules
-from plain_method import plain_search, plain_split
 
 BETAS = (0.0, 0.2, 1.0)
 
