@@ -236,3 +236,72 @@ def save_external_outside(model: onnx.ModelProto, folder: Path) -> Path:
                 entry.value = "../weights.bin"
     (folder / "model.onnx").write_bytes(m.SerializeToString())
     return folder / "model.onnx"
+
+
+# --------------------------------------------------------------------------- hostile-input builders
+# For tests/test_hostile_onnx.py. Nothing here runs the checker: these models are meant to be wrong.
+# IR version and opset are pinned, so the suite means the same with any onnx/onnxruntime pair.
+
+HOSTILE_IR = 8
+
+
+def vinfo(name, shape, dtype=TensorProto.FLOAT):
+    return helper.make_tensor_value_info(name, dtype, shape)
+
+
+def raw_model(nodes, inits=(), inputs=None, outputs=None, *, opset=17, ir_version=HOSTILE_IR, value_info=(),
+              sparse=(), name="hostile") -> onnx.ModelProto:
+    """A model as given, unchecked. Inputs/outputs default to x (N, 4) and y (N, 3), float32."""
+    graph = helper.make_graph(
+        list(nodes), name,
+        [vinfo("x", ["N", 4])] if inputs is None else list(inputs),
+        [vinfo("y", ["N", 3])] if outputs is None else list(outputs),
+        initializer=list(inits), value_info=list(value_info), sparse_initializer=list(sparse),
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="tests")
+    model.ir_version = ir_version
+    return model
+
+
+def mlp_parts(names=("fc1", "relu1", "fc2", "softmax"), tensors=("h", "a", "g"), seed: int = 9):
+    """Nodes and initializers of x (N, 4) -> Gemm 5 -> Relu -> Gemm 3 -> Softmax -> y (N, 3),
+    with the given node names and hidden tensor names, to be changed by a test."""
+    r = _rng(seed)
+    h, a, g = tensors
+    nodes = [
+        helper.make_node("Gemm", ["x", "w1", "b1"], [h], transB=1, name=names[0]),
+        helper.make_node("Relu", [h], [a], name=names[1]),
+        helper.make_node("Gemm", [a, "w2", "b2"], [g], transB=1, name=names[2]),
+        helper.make_node("Softmax", [g], ["y"], axis=1, name=names[3]),
+    ]
+    inits = [_t("w1", r.normal(0, 1, (5, 4))), _t("b1", r.normal(0, 0.1, 5)),
+             _t("w2", r.normal(0, 1, (3, 5))), _t("b2", r.normal(0, 0.1, 3))]
+    return nodes, inits
+
+
+def mlp(**kw) -> onnx.ModelProto:
+    """The `mlp_parts` model, valid (checked)."""
+    nodes, inits = mlp_parts(**{k: v for k, v in kw.items() if k in ("names", "tensors", "seed")})
+    model = raw_model(nodes, inits, **{k: v for k, v in kw.items() if k in ("opset", "ir_version")})
+    onnx.checker.check_model(model)
+    return model
+
+
+def external(tensor: onnx.TensorProto, location: str, offset: int | None = None, length: int | None = None):
+    """Point `tensor` at external data (its own bytes dropped)."""
+    tensor.ClearField("raw_data")
+    tensor.ClearField("float_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    del tensor.external_data[:]
+    for key, value in (("location", location), ("offset", offset), ("length", length)):
+        if value is not None:
+            entry = tensor.external_data.add()
+            entry.key, entry.value = key, str(value)
+    return tensor
+
+
+def write_raw(model: onnx.ModelProto, path: Path) -> Path:
+    """Serialize as is (onnx.save would check or rewrite external data)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(model.SerializeToString())
+    return path

@@ -7,6 +7,7 @@ on-disk store of memory-mapped ``.npy`` files, one per tensor.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -20,7 +21,9 @@ import onnx
 
 from mofn2logic.errors import DataError, Mofn2LogicError, UnsupportedModelError
 from mofn2logic.ir.network import Network
-from mofn2logic.onnx.importer import layer_table, load_onnx
+from mofn2logic.onnx.constants import subgraph_inputs
+from mofn2logic.onnx.importer import layer_table, load_onnx, shown
+from mofn2logic.onnx.load import check_no_external_data, one_line, quiet
 
 DEFAULT_BATCH = 256
 DEFAULT_BUDGET = 2 * 1024**3
@@ -134,11 +137,11 @@ def _session(model: bytes, providers: list[str]):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.log_severity_level = 3
+    opts.log_severity_level = 4  # its failures come back as exceptions, told in one line
     try:
         sess = ort.InferenceSession(model, sess_options=opts, providers=providers)
     except Exception as e:  # onnxruntime raises its own Fail/NotImplemented types
-        raise UnsupportedModelError(f"onnxruntime cannot run this model: {' '.join(str(e).split())[:300]}") from e
+        raise UnsupportedModelError(f"onnxruntime cannot run this model: {one_line(e)}") from e
     if any(p in providers for p in GPU_PROVIDERS) and not any(p in sess.get_providers() for p in GPU_PROVIDERS):
         print("mofn2logic: CUDA was requested but onnxruntime runs on CPU "
               f"(session providers: {sess.get_providers()})", file=sys.stderr)
@@ -153,21 +156,51 @@ def fetch_list(network: Network) -> list[str]:
     return fetch
 
 
+def needed_nodes(graph: onnx.GraphProto, outputs: list[str]) -> list[bool]:
+    """Which nodes of `graph` compute `outputs` (directly, or through subgraphs' outer names)."""
+    producer = {o: k for k, node in enumerate(graph.node) for o in node.output if o}
+    keep = [False] * len(graph.node)
+    stack = [producer[o] for o in outputs if o in producer]
+    while stack:
+        k = stack.pop()
+        if keep[k]:
+            continue
+        keep[k] = True
+        node = graph.node[k]
+        stack.extend(producer[i] for i in (*node.input, *subgraph_inputs(node)) if i in producer)
+    return keep
+
+
 def augmented_bytes(network: Network, model: onnx.ModelProto) -> bytes:
-    """The serialized model with every tensor of `fetch_list` added as a graph output.
+    """The serialized model with every tensor of `fetch_list` added as a graph output, and only
+    the nodes those outputs need: onnxruntime runs every node it is given, so an unused node (a
+    Loop of 10^12 iterations, a ConstantOfShape of 4 GiB) would otherwise run at each batch.
 
     The outputs are added to `model` and removed again once it is serialized, rather than added
-    to a copy: a copy would duplicate every weight of a large model for a moment."""
-    existing = {o.name for o in model.graph.output}
+    to a copy: a copy would duplicate every weight of a large model for a moment. The nodes
+    (small next to the weights) are copied aside while unused ones are left out."""
+    graph = model.graph
+    existing = {o.name for o in graph.output}
     elem = onnx.TensorProto.DOUBLE if network.dtype == np.float64 else onnx.TensorProto.FLOAT
-    n_outputs = len(model.graph.output)
+    n_outputs = len(graph.output)
+    saved: list[onnx.NodeProto] | None = None
     try:
         for name in fetch_list(network):
             if name not in existing and name != network.input:
-                model.graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None))
+                graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None))
+        keep = needed_nodes(graph, [o.name for o in graph.output])
+        if not all(keep):
+            saved = [onnx.NodeProto() for _ in graph.node]
+            for copy, node in zip(saved, graph.node):
+                copy.CopyFrom(node)
+            del graph.node[:]
+            graph.node.extend(n for n, k in zip(saved, keep) if k)
         return model.SerializeToString()
     finally:
-        del model.graph.output[n_outputs:]
+        del graph.output[n_outputs:]
+        if saved is not None:
+            del graph.node[:]
+            graph.node.extend(saved)
 
 
 def harvest(
@@ -182,11 +215,25 @@ def harvest(
     progress: bool | None = None,
 ) -> Activations:
     """Run `model` (the proto `network` was imported from, or its file) on `x` (already checked
-    by `mofn2logic.inputs.check_data`) and keep every boundary tensor."""
+    by `mofn2logic.inputs.check_data`) and keep every boundary tensor.
+
+    Every tensor onnxruntime returns must hold one row per sample of the batch, keep its
+    per-sample shape from batch to batch (and the one the network IR states, where it states
+    one), and be finite; the output must be (batch, classes >= 2)."""
+    with quiet():
+        return _harvest(network, model, x, batch_size=batch_size, providers=providers,
+                        memory_budget=memory_budget, store_dir=store_dir, progress=progress)
+
+
+def _harvest(network: Network, model: onnx.ModelProto | str | os.PathLike[str], x: np.ndarray, *,
+             batch_size: int, providers: list[str] | None, memory_budget: int,
+             store_dir: str | os.PathLike[str] | None, progress: bool | None) -> Activations:
     from tqdm.auto import tqdm
 
     if batch_size < 1:
         raise DataError(f"batch size must be a positive integer, got {batch_size}")
+    if isinstance(model, onnx.ModelProto):
+        check_no_external_data(model)
     proto = model if isinstance(model, onnx.ModelProto) else load_onnx(model)
     fetch = fetch_list(network)
     chosen = select_providers(providers)
@@ -199,6 +246,7 @@ def harvest(
     arrays: dict[str, np.ndarray] = {}
     cleanup = None
     directory: Path | None = None
+    created: list[Path] = []  # files (and a folder) made in `store_dir`, removed again on failure
     n_batches = -(-n // bs)
     bar = tqdm(total=n, desc="harvest", unit="sample", leave=False, file=sys.stderr,
                disable=(not progress) if progress is not None else (n_batches < 4 or None))
@@ -211,8 +259,8 @@ def harvest(
             try:
                 outs = sess.run(run_fetch, {inp.name: batch})
             except Exception as e:
-                raise DataError(f"onnxruntime failed on samples {start}..{start + real - 1}: "
-                                f"{' '.join(str(e).split())[:300]}") from e
+                raise DataError(f"onnxruntime failed on samples {start}..{start + real - 1}: {one_line(e)}") from e
+            _check_outputs(network, run_fetch, outs, len(batch), start, real, arrays)
             if not arrays:
                 per_sample = sum(int(np.prod(o.shape[1:])) * o.dtype.itemsize for o in outs)
                 per_sample += int(np.prod(x.shape[1:])) * x.dtype.itemsize
@@ -222,29 +270,37 @@ def harvest(
                         directory = Path(cleanup.name)
                     else:
                         directory = Path(store_dir)
+                        if not directory.exists():
+                            created.append(directory)
                         directory.mkdir(parents=True, exist_ok=True)
                 alloc = dict(zip(run_fetch, outs))
                 alloc[network.input] = x
                 for name in fetch:
-                    proto = alloc[name]
-                    shape, dtype = (n, *proto.shape[1:]), proto.dtype
+                    first = alloc[name]
+                    shape, dtype = (n, *first.shape[1:]), first.dtype
                     if name == network.input and directory is None:
                         arrays[name] = x
                     elif directory is not None:
-                        arrays[name] = np.lib.format.open_memmap(
-                            directory / f"{len(arrays):04d}.npy", mode="w+", dtype=dtype, shape=shape)
+                        created.append(directory / f"{len(arrays):04d}.npy")
+                        arrays[name] = np.lib.format.open_memmap(created[-1], mode="w+", dtype=dtype, shape=shape)
                     else:
                         arrays[name] = np.empty(shape, dtype)
                 if directory is not None:
-                    (directory / "index.json").write_text(json.dumps(list(arrays)), encoding="utf-8")
+                    created.append(directory / "index.json")
+                    created[-1].write_text(json.dumps(list(arrays)), encoding="utf-8")
                     if network.input in arrays and arrays[network.input] is not x:
                         arrays[network.input][:] = x
             for name, out in zip(run_fetch, outs):
                 arrays[name][start:start + real] = out[:real]
             bar.update(real)
     except Mofn2LogicError:
+        arrays.clear()  # let go of the memory maps before their files go
         if cleanup is not None:
             cleanup.cleanup()
+        elif created:
+            for path in reversed(created):
+                with contextlib.suppress(OSError):
+                    path.rmdir() if path.is_dir() else path.unlink()
         raise
     finally:
         bar.close()
@@ -252,6 +308,48 @@ def harvest(
         if isinstance(a, np.memmap):
             a.flush()
     return Activations(arrays, sess.get_providers(), directory, cleanup)
+
+
+def _check_outputs(network: Network, names: list[str], outs: list[np.ndarray], rows: int, start: int, real: int,
+                   arrays: Mapping[str, np.ndarray]) -> None:
+    """What onnxruntime returned for one batch is one row per sample, shaped as before and as the
+    IR says, and finite (see `harvest`)."""
+    expected = _stated_shapes(network)
+    samples = f"samples {start}..{start + real - 1}"
+    for name, out in zip(names, outs):
+        out = np.asarray(out)
+        if out.ndim == 0 or out.shape[0] != rows:
+            raise UnsupportedModelError(
+                f"tensor {shown(name)} has shape {tuple(out.shape)} on a batch of {rows} samples; every layer's "
+                "tensors must keep the batch as their first dimension, one row per sample")
+        if name == network.output and (out.ndim != 2 or out.shape[1] < 2):
+            raise UnsupportedModelError(
+                f"output {shown(name)} has shape {tuple(out.shape)} on a batch of {rows} samples; the classifier's "
+                "output must be (batch, classes) with classes >= 2, its batch dimension following the input's")
+        if out.dtype != network.dtype:
+            raise UnsupportedModelError(f"tensor {shown(name)} has dtype {out.dtype}; the network computes in "
+                                        f"{network.dtype}")
+        want = tuple(arrays[name].shape[1:]) if name in arrays else expected.get(name)
+        if want is not None and tuple(out.shape[1:]) != want:
+            raise UnsupportedModelError(
+                f"tensor {shown(name)} has per-sample shape {tuple(out.shape[1:])} on {samples}; expected {want}")
+        bad = ~np.isfinite(out[:real])
+        if bad.any():
+            row = int(np.argwhere(bad)[0][0]) + start
+            raise DataError(f"onnxruntime computed {int(bad.sum())} non-finite values (NaN or Inf) in tensor "
+                            f"{shown(name)} on {samples} (first in sample {row}); expected finite activations")
+
+
+def _stated_shapes(network: Network) -> dict[str, tuple[int, ...]]:
+    """Per-sample shapes the IR states in full, by tensor."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for layer in network.layers:
+        for name, shape in ((layer.input, layer.input_shape), (layer.preact, layer.output_shape),
+                            (layer.output, layer.output_shape)):
+            dims = [d for d in shape if d is not None]
+            if shape and len(dims) == len(shape):
+                shapes.setdefault(name, tuple(int(d) for d in dims))
+    return shapes
 
 
 def save_npz(acts: Mapping[str, np.ndarray], network: Network, path: str | os.PathLike[str]) -> None:
