@@ -12,7 +12,9 @@ The guards (each an error that says what was expected and what arrived):
   regular file whose real path (symlinks resolved) lies inside the model's folder, with an
   offset and length inside that file. The data is read here, not by onnx, so the guard does
   not depend on the installed onnx's own checks (onnx < 1.21 follows symlinks in folder
-  components and never loads sparse tensors, which onnxruntime would then read itself).
+  components and never loads sparse tensors, which onnxruntime would then read itself). Hard
+  links are not refused: making one takes read access to the target already, and package
+  managers that install by hard-linking (uv) would otherwise make legitimate models unreadable.
 
 Warnings raised by onnx or numpy on the way are silenced (`quiet`): the caller reports one line.
 
