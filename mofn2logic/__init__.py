@@ -8,10 +8,6 @@
 
 from __future__ import annotations
 
-# The one version source (pyproject.toml's `version` is checked equal by tests/test_cli.py).
-# Defined before the imports below: the search stamps it into every rules.json.
-__version__ = "0.1.0"
-
 from mofn2logic.api import activations, compile, demo, extract, run, verify  # noqa: A004
 from mofn2logic.engines import VerifyReport
 from mofn2logic.errors import (
@@ -41,6 +37,7 @@ from mofn2logic.onnx.harvest import Activations, harvest
 from mofn2logic.onnx.importer import import_network
 from mofn2logic.pipeline import CheckResult, CutResult, RunSummary
 from mofn2logic.resources import default_data_path, default_model_path
+from mofn2logic.version import __version__  # the one version source (mofn2logic/version.py)
 
 __all__ = [
     "__version__",

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mofn2logic import __version__
 from mofn2logic.errors import SearchError
 from mofn2logic.ir.network import Layer, Network
 from mofn2logic.ir.rules import LayerRules, RuleSet, UnitRules
@@ -31,6 +30,7 @@ from mofn2logic.search.conv_examples import (
 )
 from mofn2logic.search.layer import MAX_SMALL_SUBSETS, ORDERS, LayerProblem, search_layer, small_subsets
 from mofn2logic.search.splits import best_splits, binary_splits_per_target
+from mofn2logic.version import __version__
 
 DEFAULT_BETAS = (0.0, 0.1, 0.2, 1.0, 5.0, 1000.0)  # the reference's betas (docs/method.md, section 3)
 MODES = ("paper", "chain")
