@@ -116,10 +116,11 @@ def test_program_json_reader(programs, case, data):
     _loads_or_refuses(lambda t: exporters.parse(t, "json"), _mutate_json(data, doc))
 
 
+@pytest.mark.parametrize("version", [1, 2])
 @FUZZ
 @given(data=st.data())
-def test_rules_json_reader(default_rules, data):
-    doc = json.loads(rules_file.dumps(default_rules))
+def test_rules_json_reader(default_rules, version, data):
+    doc = json.loads(rules_file.dumps(default_rules) if version == 2 else rules_file.dumps_v1(default_rules))
     doc["layers"] = doc["layers"][-2:]  # the two dense layers keep each example fast
     text = _mutate_json(data, doc)
     try:
