@@ -1,132 +1,164 @@
-"""Graphviz DOT export: the rule graph. Layers are ranks, atoms are nodes (a convolution's atom
-is its channel: the rule is shared by positions), edges run from a literal's atom to the rule
-that reads it, solid for positive literals and dashed for negated ones, and each rule node
-says "M of N". Pool and index blocks are followed through to the atoms they carry. Layers
-with more than `max_units` atoms with rules show the `max_units` with the most literals and
-one summary node for the rest.
+"""Graphviz DOT export: the rule graph as small multiples that stay readable as programs grow.
+
+Every rule is drawn as its own star: the rule node ("class 3: at least 7 of 9") with one node per
+literal beside it, so no two edges cross inside a rule. A literal node names the atom it tests
+(an input test with its threshold, a hidden unit, a channel at an offset), green and solid when
+it must hold, red and dashed when it must not. Atoms shared by several rules are repeated rather
+than wired across the page. Each rule sits in a cluster of its own (a class of the output layer,
+a unit of a hidden layer), and each layer in a cluster; the output layer comes first. Rules with
+more than `max_literals` literals show the first ones (the search's order: the strongest weights
+first) and one node counting the rest; hidden layers show the `max_units` rules with the most
+literals and say how many are left out. Every node and edge has an SVG tooltip with the full
+test. A legend explains the marks.
 """
 
 from __future__ import annotations
 
+import math
 import os
-from collections import defaultdict
+
+import numpy as np
 
 from mofn2logic.exporters.base import Printer
-from mofn2logic.ir.program import IndexBlock, PoolBlock, Program, RuleBlock
+from mofn2logic.ir.program import AtomLiteral, IndexBlock, MofNRule, PoolBlock, Program, RuleBlock
+
+POSITIVE, NEGATIVE = "#2b7a3b", "#b03030"
 
 
 def quote_id(text: str) -> str:
-    """A DOT double-quoted ID for any string."""
+    """A DOT double-quoted ID (or label) for any string: user text stays literal."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r") + '"'
 
 
-def _label(text: str) -> str:
-    # inside a label, \\n etc. are escapes; keep user text literal
-    return quote_id(text)
+def shortest(value: float) -> str:
+    """A threshold in the shortest form that reads back to the same number in the tensor's dtype:
+    float32 when the value is a float32 (what networks compute), else float64."""
+    f32 = np.float32(value)
+    if math.isfinite(value) and float(f32) == value:
+        return str(f32)
+    return repr(float(value))
 
 
 class DotPrinter(Printer):
     target = "DOT"
-    options = {"max_units": 24, "max_inputs": 48, "rankdir": "BT"}
+    options = {"max_units": 24, "max_literals": 12, "rankdir": "LR", "legend": True}
 
     def _print_Program(self, p: Program) -> str:
         self.p = p
+        self.tests = dict(p.input.tests)
         lines = [f"digraph {quote_id(p.name or 'program')} {{",
-                 f"  rankdir={self.settings['rankdir']};",
-                 '  node [shape=box, style="rounded,filled", fillcolor="#f4f4f4", fontname="Helvetica", fontsize=10];',
-                 '  edge [arrowsize=0.5];']
-        edges: dict[tuple[str, str], list[bool]] = defaultdict(list)
-        shown: dict[str, set[int]] = {}
-        rule_blocks = p.rule_blocks()
-        for b in rule_blocks:
-            rules = sorted(b.rules, key=lambda r: (-r.n, r.unit))
-            keep = {r.unit for r in rules[: self.settings["max_units"]]} if b is not p.output else {r.unit for r in rules}
-            shown[b.name] = keep
-            rank = []
-            for r in b.rules:
-                if r.unit not in keep:
-                    continue
-                nid = self._node(b.name, r.unit)
-                what = "class" if b is p.output else ("channel" if b.kind == "conv" else "unit")
-                thr = "" if r.threshold is None else f" (>= {r.threshold:.4g})"
-                lines.append(f"  {nid} [label={_label(f'{b.name} {what} {r.unit}{thr}')}, xlabel={_label(f'{r.m} of {r.n}')}"
-                             + (', fillcolor="#dbe9f6"' if b is p.output else "") + "];")
-                rank.append(nid)
-                for li in r.lits:
-                    for src_layer, src_unit in self._atoms(b, li.src):
-                        edges[(self._node(src_layer, src_unit), nid)].append(li.positive)
-            hidden = len(b.rules) - len(keep)
-            if hidden > 0:
-                nid = quote_id(f"{b.name}/more")
-                lines.append(f"  {nid} [label={_label(f'... {hidden} more rules of {b.name}')}, shape=plaintext];")
-                rank.append(nid)
-            if rank:
-                lines.append(f"  {{ rank=same; {' '.join(rank)} }}")
-        inputs = sorted({s for s, _ in edges if s.startswith('"input')}, key=_natural)
-        limit = self.settings["max_inputs"]
-        tests = dict(p.input.tests)
-        for nid in inputs[:limit]:
-            unit = int(nid.rsplit("[", 1)[1].split("]")[0])
-            what = "channel " if p.input.per_channel else ""
-            text = f"{p.input.tensor} {what}{unit} >= {tests[unit]:.4g}" if unit in tests else f"{p.input.tensor} {unit}"
-            lines.append(f'  {nid} [label={_label(text)}, shape=ellipse, fillcolor="#fff3d6"];')
-        if len(inputs) > limit:
-            lines.append(f'  "input/more" [label="... {len(inputs) - limit} more inputs", shape=plaintext];')
-        dropped = set(inputs[limit:])
-        # only edges between shown nodes
-        visible = {self._node(name, u) for name, units in shown.items() for u in units}
-        for (a, head), signs in sorted(edges.items()):
-            if a in dropped or (not a.startswith('"input') and a not in visible):
-                continue
-            for positive in sorted(set(signs), reverse=True):
-                n = signs.count(positive)
-                style = 'color="#2b7a3b"' if positive else 'color="#b03030", style=dashed'
-                label = f', label="{n}"' if n > 1 else ""
-                lines.append(f"  {a} -> {head} [{style}{label}];")
+                 f"  graph [rankdir={self.settings['rankdir']}, fontname=\"Helvetica\", fontsize=11, nodesep=0.06, "
+                 f"ranksep=0.35, newrank=true, tooltip={quote_id('rules of ' + (p.name or 'the program'))}];",
+                 '  node [shape=box, style="rounded,filled", fillcolor="#f4f4f4", fontname="Helvetica", fontsize=9, '
+                 'height=0.2, margin="0.06,0.02"];',
+                 '  edge [arrowsize=0.4];']
+        if self.settings["legend"]:
+            lines += self._legend()
+        for b in reversed(p.rule_blocks()):
+            lines += self._layer(b)
         lines.append("}")
         return "\n".join(lines) + "\n"
 
-    def _node(self, layer: str, unit: int) -> str:
-        return quote_id(f"{layer or 'input'}[{unit}]")
+    def _legend(self) -> list[str]:
+        return [
+            '  subgraph "cluster_legend" {',
+            '    graph [label="legend", fontsize=9, style="rounded,dashed", color="#bbbbbb"];',
+            '    "legend/rule" [label="rule: at least M of its N literals hold", fillcolor="#dbe9f6"];',
+            f'    "legend/pos" [label="literal that must hold", color="{POSITIVE}"];',
+            f'    "legend/neg" [label="literal that must not hold", color="{NEGATIVE}", style="rounded,filled,dashed"];',
+            f'    "legend/pos" -> "legend/rule" [color="{POSITIVE}"];',
+            f'    "legend/neg" -> "legend/rule" [color="{NEGATIVE}", style=dashed];',
+            "  }",
+        ]
 
-    def _atoms(self, b: RuleBlock, src: int) -> list[tuple[str, int]]:
-        """The rule-layer (or input) atoms behind literal `src` of block `b`, through pool/index blocks."""
-        source = b.source
+    def _layer(self, b: RuleBlock) -> list[str]:
+        is_output = b is self.p.output
+        rules = list(b.rules)
+        if not is_output:
+            keep = {r.unit for r in sorted(rules, key=lambda r: (-r.n, r.unit))[: self.settings["max_units"]]}
+            rules = [r for r in rules if r.unit in keep]
+        what = "classes" if is_output else f"{b.kind} layer"
+        lines = [f"  subgraph {quote_id('cluster_' + b.name)} {{",
+                 f"    graph [label={quote_id(f'{b.name} ({what})')}, style=rounded, color=\"#999999\"];"]
+        for r in rules:
+            lines += self._rule(b, r, is_output)
+        left = len(b.rules) - len(rules)
+        if left:
+            lines.append(f"    {quote_id(b.name + '|more')} [label={quote_id(f'... {left} more rules of {b.name}')}, "
+                         "shape=plaintext, style=\"\"];")
+        lines.append("  }")
+        return lines
+
+    def _rule(self, b: RuleBlock, r: MofNRule, is_output: bool) -> list[str]:
+        head = f"class {r.unit}" if is_output else f"{b.name} {'channel' if b.kind == 'conv' else 'unit'} {r.unit}"
+        if r.threshold is not None:
+            head += f" (>= {shortest(r.threshold)})"
+        rid = quote_id(f"{b.name}|{r.unit}")
+        text = f"{head}: at least {r.m} of {r.n}"
+        fill = "#dbe9f6" if is_output else "#eeeeee"
+        label = quote_id(f"{head}\nat least {r.m} of {r.n}")
+        lines = [f"    subgraph {quote_id(f'cluster_{b.name}|{r.unit}')} {{",
+                 '      graph [label="", style="rounded,filled", color="#e3e3e3", fillcolor="#fbfbfb"];',
+                 f'      {rid} [label={label}, tooltip={quote_id(text)}, fillcolor="{fill}"];']
+        shown = r.lits[: self.settings["max_literals"]]
+        for k, li in enumerate(shown):
+            label, full = self._describe(b, li)
+            lid = quote_id(f"{b.name}|{r.unit}|{k}")
+            mark = "" if li.positive else "NOT "
+            style = f'color="{POSITIVE}"' if li.positive else f'color="{NEGATIVE}", style="rounded,filled,dashed"'
+            tip = f"{head} {'needs' if li.positive else 'needs NOT'}: {full}"
+            lines.append(f"      {lid} [label={quote_id(mark + label)}, tooltip={quote_id(tip)}, {style}];")
+            estyle = f'color="{POSITIVE}"' if li.positive else f'color="{NEGATIVE}", style=dashed'
+            lines.append(f"      {lid} -> {rid} [{estyle}, tooltip={quote_id(tip)}];")
+        rest = r.lits[len(shown):]
+        if rest:
+            pos = sum(li.positive for li in rest)
+            summary = f"+ {len(rest)} more: {pos} that must hold, {len(rest) - pos} that must not"
+            mid = quote_id(f"{b.name}|{r.unit}|more")
+            lines.append(f"      {mid} [label={quote_id(summary)}, tooltip={quote_id(summary)}, shape=plaintext, style=\"\"];")
+            lines.append(f"      {mid} -> {rid} [style=dotted, color=\"#888888\"];")
+        lines.append("    }")
+        return lines
+
+    def _describe(self, b: RuleBlock, li: AtomLiteral) -> tuple[str, str]:
+        """(short label, full text) of the atom a literal of block `b` reads."""
+        p = self.p
         if b.kind == "conv":
-            return [self._channel(source, src)]
-        idx = src
-        while True:
-            if source == "":
-                shape = self.p.input.shape
-                unit = idx // _plane(shape) if self.p.input.per_channel else idx
-                return [("", unit)]
-            blk = self.p.block(source)
-            if isinstance(blk, IndexBlock):
-                idx, source = blk.index[idx], blk.source
-            elif isinstance(blk, PoolBlock):
-                return [self._channel(blk.source, idx // _plane(blk.shape))]
-            elif blk.kind == "conv":
-                return [(blk.name, idx // _plane(blk.shape))]
-            else:
-                return [(blk.name, idx)]
+            dy, dx = li.offset or (0, 0)
+            name, thr = self._channel(b.source, li.src)
+            where = f"ch {li.src} at ({dy:+d}, {dx:+d})"
+            full = f"{name} channel {li.src} at offset ({dy}, {dx})" + (f" >= {shortest(thr)}" if thr is not None else "")
+            return f"{name} {where}" + (f" >= {shortest(thr)}" if thr is not None else ""), full
+        source, idx = b.source, li.src
+        while source != "" and isinstance(p.block(source), IndexBlock):
+            blk = p.block(source)
+            idx, source = blk.index[idx], blk.source  # type: ignore[union-attr]
+        shape = p.input.shape if source == "" else p.block(source).shape
+        pos = np.unravel_index(idx, shape) if len(shape) > 1 else (idx,)
+        at = "[" + ", ".join(str(int(v)) for v in pos) + "]"
+        if source == "":
+            key = int(pos[0]) if p.input.per_channel else idx
+            thr = self.tests.get(key)
+            text = f"{p.input.tensor}{at}" + (f" >= {shortest(thr)}" if thr is not None else "")
+            return text, text
+        name, thr = self._channel(source, int(pos[0])) if len(shape) > 1 else (source, self._threshold(source, idx))
+        pooled = " pooled" if isinstance(p.block(source), PoolBlock) else ""
+        text = f"{name}{pooled}{at}" + (f" >= {shortest(thr)}" if thr is not None else "")
+        return text, text + (" (max pooling of its window)" if pooled else "")
 
-    def _channel(self, source: str, channel: int) -> tuple[str, int]:
+    def _channel(self, source: str, channel: int) -> tuple[str, float | None]:
+        """The rule layer (or input) behind `source`'s channel, through pools, and its threshold."""
         while source != "" and isinstance(self.p.block(source), PoolBlock):
             source = self.p.block(source).source
-        return (source, channel)
+        if source == "":
+            return self.p.input.tensor, self.tests.get(channel) if self.p.input.per_channel else None
+        return source, self._threshold(source, channel)
 
-
-def _plane(shape) -> int:
-    n = 1
-    for d in shape[1:]:
-        n *= int(d)
-    return n
-
-
-def _natural(s: str):
-    import re
-
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
+    def _threshold(self, source: str, unit: int) -> float | None:
+        b = self.p.block(source)
+        if isinstance(b, RuleBlock):
+            return next((r.threshold for r in b.rules if r.unit == unit), None)
+        return None
 
 
 def to_dot(program: Program, **options) -> str:

@@ -123,11 +123,11 @@ def test_compile_writes_the_format_of_the_suffix(capsys, tmp_path, rules_file):
 def test_export_options(capsys, tmp_path, rules_file):
     prog = tmp_path / "p.mofn"
     cli(capsys, "compile", rules_file, "--cut", "node_linear", "-o", prog)
-    code, _, err = cli(capsys, "export", prog, "--to", "dot", "--max-units", "2", "--option", "rankdir=LR",
+    code, _, err = cli(capsys, "export", prog, "--to", "dot", "--max-units", "2", "--option", "rankdir=TB",
                        "-o", tmp_path / "g.dot")
     assert code == 0, err
     text = (tmp_path / "g.dot").read_text()
-    assert "rankdir=LR;" in text and re.search(r"\.\.\. \d+ more rules of node_linear", text)
+    assert "rankdir=TB," in text and re.search(r"\.\.\. \d+ more rules of node_linear", text)
     _one_line_error(capsys, ["export", prog, "--to", "prolog", "--max-units", "2", "-o", tmp_path / "p.pl"],
                     r"the prolog format has no option 'max_units'", tmp_path / "p.pl")
     _one_line_error(capsys, ["export", prog, "--to", "dot", "--option", "max_units=many", "-o", tmp_path / "h.dot"],
