@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mofn2logic.engines import ENGINE_NAMES, VerifyReport
-from mofn2logic.inputs import Dataset, LoadedModel, load_dataset, load_model, provenance
+from mofn2logic.errors import DataError, SearchError
+from mofn2logic.inputs import Dataset, LoadedModel, load_dataset, load_model, n_classes, provenance
+from mofn2logic.inputs import memory_budget as budget_bytes
 from mofn2logic.ir.program import Program
 from mofn2logic.ir.rules import RuleSet
 from mofn2logic.onnx.harvest import DEFAULT_BATCH, DEFAULT_BUDGET, Activations
@@ -34,27 +37,59 @@ def _model(model: ModelLike) -> LoadedModel:
 
 
 def _dataset(data: DataLike, model: LoadedModel, key: str | None, labels: LabelsLike = None,
-             labels_key: str | None = None) -> Dataset:
+             labels_key: str | None = None, budget: int | str | None = None) -> Dataset:
+    """The data and labels, checked: a `Dataset` given as it is gets its labels checked here, by
+    the same `check_labels` as files and arrays."""
     if isinstance(data, Dataset):
         if labels is None:
+            if labels_key is not None:
+                raise DataError(f"a labels key ({labels_key!r}) was given without labels")
             return data
-        from mofn2logic.inputs import check_labels, read_array
+        from mofn2logic.inputs import read_labels
 
-        y = read_array(labels, labels_key) if isinstance(labels, (str, os.PathLike)) else np.asarray(labels)
-        return Dataset(data.x, check_labels(y, len(data)), data.source, data.sha256, data.key)
-    return load_dataset(data, model, key=key, labels=labels, labels_key=labels_key)
+        y = read_labels(labels, len(data), key=labels_key, n_classes=n_classes(model.network), max_bytes=budget)
+        paths = data.paths + ((Path(labels),) if isinstance(labels, (str, os.PathLike)) else ())
+        return Dataset(data.x, y, data.source, data.sha256, data.key, paths)
+    return load_dataset(data, model, key=key, labels=labels, labels_key=labels_key, max_bytes=budget)
+
+
+def _files(*given: Any) -> list[PathLike]:
+    """The files among inputs given as paths, loaded models or datasets (no output may be one)."""
+    out: list[PathLike] = []
+    for g in given:
+        if isinstance(g, (str, os.PathLike)):
+            out.append(g)
+        elif isinstance(g, LoadedModel):
+            out.append(g.path)
+        elif isinstance(g, Dataset):
+            out.extend(g.paths)
+    return out
+
+
+def _check_layers(model: LoadedModel, layers: Sequence[str] | None) -> None:
+    """Layer names checked against the model before any activation is computed."""
+    if layers is None:
+        return
+    names = [la.name for la in model.network.layers]
+    if not layers:
+        raise SearchError(f"the list of layers is empty; the model has {', '.join(map(repr, names))}")
+    unknown = [n for n in layers if n not in names]
+    if unknown:
+        raise SearchError(f"unknown layer{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                          f"the model has {', '.join(map(repr, names))}")
 
 
 def activations(model: ModelLike, data: DataLike, *, key: str | None = None, batch_size: int = DEFAULT_BATCH,
                 providers: Sequence[str] | None = None, memory_budget: int | str = DEFAULT_BUDGET,
                 store_dir: PathLike | None = None) -> Activations:
     """Every layer boundary's activations on `data` (onnxruntime; past `memory_budget` bytes, or
-    a size like "2G", they go to memory-mapped files in `store_dir` or a temporary folder)."""
-    from mofn2logic.onnx.harvest import harvest, parse_size
+    a size like "2G", they go to memory-mapped files in `store_dir` or a temporary folder). The
+    data read into memory is bounded by the same budget."""
+    from mofn2logic.onnx.harvest import harvest
 
+    budget = budget_bytes(memory_budget)
     m = _model(model)
-    d = _dataset(data, m, key)
-    budget = parse_size(memory_budget) if isinstance(memory_budget, str) else memory_budget
+    d = _dataset(data, m, key, budget=budget)
     return harvest(m.network, m.proto, d.x, batch_size=batch_size, providers=list(providers) if providers else None,
                    memory_budget=budget, store_dir=store_dir)
 
@@ -70,9 +105,11 @@ def extract(model: ModelLike, data: DataLike, *, key: str | None = None, layers:
     """
     from mofn2logic.search.network import extract as search
 
+    budget = budget_bytes(memory_budget)
     m = _model(model)
-    d = _dataset(data, m, key)
-    acts = activations(m, d, batch_size=batch_size, providers=providers, memory_budget=memory_budget)
+    _check_layers(m, layers)
+    d = _dataset(data, m, key, budget=budget)
+    acts = activations(m, d, batch_size=batch_size, providers=providers, memory_budget=budget)
     return search(m.network, acts, layers=layers, mode=mode, order=order, betas=betas, device=device,
                   provenance=provenance(m, d), log=log, **options)
 
@@ -101,26 +138,38 @@ def verify(program: Program | PathLike, model: ModelLike, data: DataLike, *, key
         from mofn2logic.engines.prolog_engine import swipl
 
         swipl()  # fail before the work when SWI-Prolog is missing
+    budget = budget_bytes(memory_budget)
     m = _model(model)
-    d = _dataset(data, m, key, labels, labels_key)
-    acts = activations(m, d, batch_size=batch_size, providers=providers, memory_budget=memory_budget)
+    d = _dataset(data, m, key, labels, labels_key, budget=budget)
+    acts = activations(m, d, batch_size=batch_size, providers=providers, memory_budget=budget)
     return run_checks(prog, m.network, acts, labels=d.labels, engines=tuple(engines))
 
 
 def run(model: ModelLike, data: DataLike, outdir: PathLike, *, key: str | None = None, labels: LabelsLike = None,
         labels_key: str | None = None, holdout: float = 0.2, seed: int = 0, fit: np.ndarray | None = None,
         order: str = "best", betas: Sequence[float] = DEFAULT_BETAS, beta: float = 0.0, device: str = "auto",
-        paper_mode: bool = True, engines: Sequence[str] = ENGINE_NAMES, log=None) -> RunSummary:
+        paper_mode: bool = True, engines: Sequence[str] = ENGINE_NAMES, batch_size: int = DEFAULT_BATCH,
+        providers: Sequence[str] | None = None, memory_budget: int | str = DEFAULT_BUDGET,
+        log=None) -> RunSummary:
     """The whole pipeline into `outdir`: rules, programs, exports, checks, report.html and
     report.md. Rules are fitted on a seeded (1 - holdout) share of the samples (or the `fit`
-    mask) and checked on the rest."""
-    from mofn2logic.pipeline import run_pipeline, split
+    mask) and checked on the rest.
 
+    Options, the output folder, the model, the data and the labels are all checked before any
+    work; `outdir` appears whole at the end (replacing an earlier run's folder) or not at all."""
+    from mofn2logic.files import check_output_folder
+    from mofn2logic.pipeline import MARKER, check_options, run_pipeline, split
+
+    check_options(holdout=holdout, seed=seed, order=order, betas=betas, beta=beta, device=device, engines=engines,
+                  batch_size=batch_size, providers=providers, memory_budget=memory_budget)
+    check_output_folder(outdir, inputs=_files(model, data, labels), marker=MARKER)
+    budget = budget_bytes(memory_budget)
     m = _model(model)
-    d = _dataset(data, m, key, labels, labels_key)
+    d = _dataset(data, m, key, labels, labels_key, budget=budget)
     split(len(d), holdout=holdout, seed=seed, fit=fit)  # a bad split fails before any work
     return run_pipeline(m, d, outdir, fit=fit, holdout=holdout, seed=seed, order=order, betas=betas, beta=beta,
-                        device=device, paper_mode=paper_mode, engines=engines, log=log)
+                        device=device, paper_mode=paper_mode, engines=engines, batch_size=batch_size,
+                        providers=providers, memory_budget=memory_budget, log=log)
 
 
 def demo(outdir: PathLike, *, device: str = "auto", log=None) -> RunSummary:

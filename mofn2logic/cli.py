@@ -1,15 +1,23 @@
 """The `mofn2logic` command line: it parses and prints; the work is `mofn2logic.api`'s.
-Choices and defaults come from the library's tables. User errors: one line on stderr, exit
-status 2."""
+Choices and defaults come from the library's tables.
+
+User errors, the parser's included: one line on stderr, `mofn2logic COMMAND: error: ...`, exit
+status 2, no traceback and no partial output. SIGINT and SIGTERM: `mofn2logic: interrupted`,
+exit status 130 or 143, temporary files removed. Library warnings stay off stderr."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
+import math
+import signal
 import sys
+import threading
+import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from mofn2logic import api
 from mofn2logic.errors import Mofn2LogicError
@@ -64,7 +72,9 @@ def cmd_harvest(args: argparse.Namespace) -> int:
     from mofn2logic.inputs import load_model
     from mofn2logic.onnx.harvest import save_npz
 
-    check_output_path(args.output)
+    check_output_path(args.output, inputs=(args.model, args.data))
+    if args.store is not None:
+        _check_store(args.store)
     model = load_model(args.model)
     acts = api.activations(model, args.data, key=args.key, store_dir=args.store, **_harvest_options(args))
     save_npz(acts, model.network, args.output)
@@ -72,17 +82,32 @@ def cmd_harvest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_store(path: str) -> None:
+    """The activation store is a folder (made when needed): nothing else may be in the way."""
+    import os
+    from pathlib import Path
+
+    from mofn2logic.errors import InputFileError
+    from mofn2logic.files import shown
+
+    p = Path(path)
+    blocker = next((q for q in (p, *p.parents) if os.path.lexists(q)), None)
+    if blocker is not None and not os.path.isdir(blocker):
+        raise InputFileError(f"cannot use {shown(p)} as the activation store: {shown(blocker)} is a file; "
+                             "expected a folder")
+
+
 @command
 def cmd_extract(args: argparse.Namespace) -> int:
     from mofn2logic.files import check_output_path
     from mofn2logic.search.rules_file import write_rules
 
-    check_output_path(args.output)
+    check_output_path(args.output, inputs=(args.model, args.data))
     rs = api.extract(
-        args.model, args.data, key=args.key, layers=_names(args.layers), mode=args.mode, order=args.order,
-        betas=_betas(args.beta), device=args.device, small_n=args.small_n, pool_size=args.pool,
+        args.model, args.data, key=args.key, layers=args.layers, mode=args.mode, order=args.order,
+        betas=args.beta, device=args.device, small_n=args.small_n, pool_size=args.pool,
         conv_examples=args.conv_examples, conv_position=args.conv_position, seed=args.seed,
-        log=lambda msg: print(msg, file=sys.stderr), **_harvest_options(args),
+        log=print, **_harvest_options(args),
     )
     write_rules(rs, args.output)
     print_summary(rs)
@@ -97,7 +122,7 @@ def cmd_optimality(args: argparse.Namespace) -> int:
 
     model = load_model(args.model)
     acts = api.activations(model, args.data, key=args.key, **_harvest_options(args))
-    report = optimality_report(model.network, acts, mode=args.mode, betas=_betas(args.beta), seed=args.seed,
+    report = optimality_report(model.network, acts, mode=args.mode, betas=args.beta, seed=args.seed,
                                max_inputs=args.max_inputs)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -118,12 +143,12 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from mofn2logic.exporters import format_for_suffix, write
     from mofn2logic.files import check_output_path
 
-    check_output_path(args.output)
+    check_output_path(args.output, inputs=(args.rules,))
     try:
         fmt = format_for_suffix(args.output)
     except ExportError:
         fmt = None
-    program = api.compile(args.rules, cut=args.cut, beta=None if args.beta is None else _betas(args.beta)[0])
+    program = api.compile(args.rules, cut=args.cut, beta=args.beta)
     write(program, args.output, fmt or "mofn")
     sizes = ", ".join(f"{b.name}: {len(b.rules)}" for b in program.rule_blocks())
     print(f"program from {program.blocks[0].name!r} to the output: {len(program.input.tests)} input tests; "
@@ -136,7 +161,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from mofn2logic.exporters import get_format, load_program, write
     from mofn2logic.files import check_output_path
 
-    check_output_path(args.output)
+    check_output_path(args.output, inputs=(args.program,))
     fmt = get_format(args.to)
     options = _format_options(fmt, args)
     program = load_program(args.program)
@@ -207,8 +232,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     summary = api.run(args.model, args.data, args.output, key=args.key, labels=args.labels,
                       labels_key=args.labels_key, holdout=args.holdout, seed=args.seed, order=args.order,
-                      betas=_betas(args.beta), beta=_betas(args.program_beta)[0], device=args.device,
-                      paper_mode=not args.no_paper, log=print)
+                      betas=args.beta, beta=args.program_beta, device=args.device,
+                      paper_mode=not args.no_paper, log=print, **_harvest_options(args))
     _print_run_summary(summary, args.output)
     return 0
 
@@ -253,20 +278,98 @@ def print_summary(rs, file=None) -> None:
                       f"{r['mean_n']:>7.2f}  {r['share_error_le_1pct']:>9.0%}", file=file)
 
 
-def _betas(text: str) -> list[float]:
+def _harvest_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"batch_size": args.batch_size, "providers": args.providers, "memory_budget": args.memory_budget}
+
+
+# --------------------------------------------------------------------------- option values
+# Each turns one option's text into its value, or says what it expected and what it got (an
+# OptionError, one line and exit status 2 like every user error). argparse checks the syntax
+# (flags, choices, arity); these check the values, after parsing. Bounds keep the work finite.
+
+
+class OptionError(Mofn2LogicError, ValueError):
+    """An option's value is out of range or malformed."""
+
+MAX_BETAS = 64
+MAX_BATCH = 1 << 16
+MAX_SEED = 2**63 - 1
+
+
+def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            span = f"from {low} to {high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"expected an integer {span}, got {text!r}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a share in [0, 1), got {text!r}")
+    return value
+
+
+def _budget(text: str) -> int:
+    from mofn2logic.inputs import memory_budget
+
+    try:
+        return memory_budget(text)
+    except Mofn2LogicError:
+        raise argparse.ArgumentTypeError(f"expected a positive size such as 512M, 2G or a number of bytes, "
+                                         f"got {text!r}") from None
+
+
+def _beta_list(text: str) -> tuple[float, ...]:
     from mofn2logic.search.network import check_betas
 
-    given: list[Any] = [b.strip() for b in text.split(",") if b.strip()] or [text]  # check_betas names bad ones
-    return list(check_betas(given))
+    given: list[Any] = [b.strip() for b in text.split(",")]  # check_betas names a bad one as given
+    try:
+        betas = check_betas(given)
+    except Mofn2LogicError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if len(betas) > MAX_BETAS:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_BETAS} betas, got {len(betas)}")
+    twice = sorted({f"{b:g}" for b in betas if betas.count(b) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f"expected distinct betas, got {', '.join(twice)} more than once in {text!r}")
+    return betas
 
 
-def _names(text: str | None) -> list[str] | None:
-    return [n.strip() for n in text.split(",") if n.strip()] if text else None
+def _one_beta(text: str) -> float:
+    if "," in text:
+        raise argparse.ArgumentTypeError(f"expected one beta, got {text!r}")
+    return _beta_list(text)[0]
 
 
-def _harvest_options(args: argparse.Namespace) -> dict[str, Any]:
-    providers = [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
-    return {"batch_size": args.batch_size, "providers": providers, "memory_budget": args.memory_budget}
+def _names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected comma-separated layer names, got {text!r}")
+    return names
+
+
+def _providers(text: str) -> list[str]:
+    from mofn2logic.onnx.harvest import select_providers
+
+    names = [n.strip() for n in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected comma-separated onnxruntime execution providers, got {text!r}")
+    try:
+        return select_providers(names)
+    except Mofn2LogicError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 # --------------------------------------------------------------------------- parser
@@ -303,15 +406,16 @@ def _csv(values: Sequence[float]) -> str:
     return ",".join(f"{v:g}" for v in values)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> Parser:
     from mofn2logic import __version__
     from mofn2logic.engines import ENGINE_NAMES
     from mofn2logic.exporters import formats
     from mofn2logic.search import CONV_POSITIONS, DEFAULT_BETAS, DEVICES, MODES, ORDERS, extract, optimality_report
+    from mofn2logic.search.optimality import MAX_INPUTS
 
     search = _defaults(extract)
     run = _defaults(api.run)
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="mofn2logic",
         description="Turn a trained ONNX classifier into M-of-N rules and a logic program you can run and check.",
         epilog="Run 'mofn2logic COMMAND --help' for a command's options and an example.",
@@ -320,8 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name: str, help_: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_, description=help_, epilog=EXAMPLES.get(name),
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.commands[name] = sub.add_parser(name, help=help_, description=help_, epilog=EXAMPLES.get(name),
+                                          formatter_class=argparse.RawDescriptionHelpFormatter)
+        return p.commands[name]
 
     s = add("inspect", "Print the layer table of an ONNX model.")
     s.add_argument("model", help="ONNX model file")
@@ -331,27 +436,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", help="ONNX model file")
     _data_args(s)
     s.add_argument("-o", "--output", required=True, help="output rules.json")
-    s.add_argument("--layers", default=None, help="comma-separated layer names (default: all)")
+    s.add_argument("--layers", check=_names, default=None, help="comma-separated layer names (default: all)")
     s.add_argument("--mode", choices=MODES, default=search["mode"],
                    help=f"chain: one threshold per unit, layers compose; paper: per (input, target) splits "
                         f"(default {search['mode']})")
     s.add_argument("--order", choices=ORDERS, default=search["order"],
                    help="literal ordering: weight (the paper's), std, gain, or best of all + small-N search "
                         f"(default {search['order']})")
-    s.add_argument("--beta", default=_csv(DEFAULT_BETAS), help="comma-separated complexity penalties")
+    s.add_argument("--beta", check=_beta_list, default=_csv(DEFAULT_BETAS), help="comma-separated complexity penalties")
     s.add_argument("--device", choices=DEVICES, default=search["device"],
                    help=f"{DEVICE_HELP} (default {search['device']})")
-    s.add_argument("--small-n", type=int, default=search["small_n"],
+    s.add_argument("--small-n", check=_int_in(0), default=search["small_n"],
                    help=f"exact search over subsets of up to K literals (order best; default {search['small_n']})")
-    s.add_argument("--pool", type=int, default=search["pool_size"],
+    s.add_argument("--pool", check=_int_in(1), default=search["pool_size"],
                    help=f"literal pool of the small-N search (default {search['pool_size']})")
-    s.add_argument("--conv-examples", type=int, default=search["conv_examples"],
+    s.add_argument("--conv-examples", check=_int_in(1), default=search["conv_examples"],
                    help="(sample, position) examples per conv layer, subsampled with --seed "
                         f"(default {search['conv_examples']})")
     s.add_argument("--conv-position", choices=CONV_POSITIONS, default=search["conv_position"],
                    help="all positions (a shared rule) or the reference's single best-IG position "
                         f"(default {search['conv_position']})")
-    s.add_argument("--seed", type=int, default=search["seed"], help="seed of the example subsampling")
+    s.add_argument("--seed", check=_int_in(0, MAX_SEED), default=search["seed"], help="seed of the example subsampling")
 
     opt = _defaults(optimality_report)
     s = add("optimality", "Compare each literal ordering with the true optimum on small layers "
@@ -359,9 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", help="ONNX model file")
     _data_args(s)
     s.add_argument("--mode", choices=MODES, default=opt["mode"])
-    s.add_argument("--beta", default=_csv(DEFAULT_BETAS), help="comma-separated complexity penalties")
-    s.add_argument("--seed", type=int, default=opt["seed"])
-    s.add_argument("--max-inputs", type=int, default=opt["max_inputs"],
+    s.add_argument("--beta", check=_beta_list, default=_csv(DEFAULT_BETAS), help="comma-separated complexity penalties")
+    s.add_argument("--seed", check=_int_in(0, MAX_SEED), default=opt["seed"])
+    s.add_argument("--max-inputs", check=_int_in(1, MAX_INPUTS), default=opt["max_inputs"],
                    help=f"largest fan-in searched exhaustively (default {opt['max_inputs']})")
     s.add_argument("--json", action="store_true")
 
@@ -370,7 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = add("compile", "Compile a chain-mode rule set into a layered logic program.")
     s.add_argument("rules", help="rules.json from 'mofn2logic extract --mode chain'")
     s.add_argument("--cut", default=None, help="the first layer whose rules the program contains (default: the first)")
-    s.add_argument("--beta", default=None, help="which beta's rules (default: the smallest in the rule set)")
+    s.add_argument("--beta", check=_one_beta, default=None,
+                   help="which beta's rules (default: the smallest in the rule set)")
     s.add_argument("-o", "--output", required=True,
                    help="output program file, in the format of its suffix (.mofn when the suffix names none)")
 
@@ -380,7 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="; ".join(f"{f.name}: {f.description}" for f in fmts.values() if f.description))
     s.add_argument("-o", "--output", required=True, help="output file")
     dot_units = fmts["dot"].options.get("max_units") if "dot" in fmts else None
-    s.add_argument("--max-units", type=int, default=None,
+    s.add_argument("--max-units", check=_int_in(1), default=None,
                    help=f"DOT/SVG: atoms shown per layer before summarising (default {dot_units})")
     s.add_argument("--option", action="append", metavar="NAME=VALUE",
                    help="an option of the format's exporter (repeatable), e.g. max_inputs=20 for dot")
@@ -398,12 +504,12 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(s)
     _label_args(s)
     s.add_argument("-o", "--output", required=True, help="output folder")
-    s.add_argument("--holdout", type=float, default=run["holdout"],
+    s.add_argument("--holdout", check=_share, default=run["holdout"],
                    help=f"share of samples held out for fidelity (default {run['holdout']})")
-    s.add_argument("--seed", type=int, default=run["seed"])
+    s.add_argument("--seed", check=_int_in(0, MAX_SEED), default=run["seed"])
     s.add_argument("--order", choices=ORDERS, default=run["order"], help=f"(default {run['order']})")
-    s.add_argument("--beta", default=_csv(run["betas"]), help="betas of the trade-off curves")
-    s.add_argument("--program-beta", default=f"{run['beta']:g}",
+    s.add_argument("--beta", check=_beta_list, default=_csv(run["betas"]), help="betas of the trade-off curves")
+    s.add_argument("--program-beta", check=_one_beta, default=f"{run['beta']:g}",
                    help=f"beta whose rules the programs use (default {run['beta']:g})")
     s.add_argument("--device", choices=DEVICES, default=run["device"], help=f"{DEVICE_HELP} (default {run['device']})")
     s.add_argument("--no-paper", action="store_true", help="skip the paper-mode extraction")
@@ -425,13 +531,13 @@ def _data_args(s: argparse.ArgumentParser) -> None:
     harvest = _defaults(api.activations)
     s.add_argument("--data", required=True, help=f"input samples: {', '.join(FORMATS)} (an .npz: see --key)")
     s.add_argument("--key", default=None, help="array name inside an .npz file")
-    s.add_argument("--batch-size", type=int, default=harvest["batch_size"],
-                   help=f"samples per onnxruntime run (default {harvest['batch_size']})")
-    s.add_argument("--providers", default=None,
+    s.add_argument("--batch-size", check=_int_in(1, MAX_BATCH), default=harvest["batch_size"],
+                   help=f"samples per onnxruntime run, at most {MAX_BATCH} (default {harvest['batch_size']})")
+    s.add_argument("--providers", check=_providers, default=None,
                    help="comma-separated onnxruntime execution providers (default: CUDA if it works, else CPU)")
-    s.add_argument("--memory-budget", default=harvest["memory_budget"],
-                   help="activations beyond this size (e.g. 512M, 2G) go to memory-mapped files on disk "
-                        f"(default {_size(harvest['memory_budget'])})")
+    s.add_argument("--memory-budget", check=_budget, default=harvest["memory_budget"],
+                   help="activations beyond this size (e.g. 512M, 2G) go to memory-mapped files on disk; data "
+                        f"read into memory must fit in it (default {_size(harvest['memory_budget'])})")
 
 
 def _label_args(s: argparse.ArgumentParser) -> None:
@@ -441,26 +547,159 @@ def _label_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--labels-key", default=None, help="array name inside a labels .npz")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    import signal
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors (unknown flag, bad choice, missing value) are one line, `PROG: error:
+    MESSAGE`, and exit status 2. `commands` holds the subcommands' parsers; an argument added
+    with `check=` has its value checked by `checked_values` after parsing."""
 
-    if hasattr(signal, "SIGPIPE") and argv is None:  # `mofn2logic ... | head` ends quietly
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not args.command:
-        parser.print_help()
-        return 2
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands: dict[str, Parser] = {}
+        self.checks: dict[str, tuple[str, Callable[[str], Any]]] = {}
+
+    def add_argument(self, *args: Any, check: Callable[[str], Any] | None = None, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        if check is not None:
+            self.checks[action.dest] = (action.option_strings[-1] if action.option_strings else action.dest, check)
+        return action
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {' '.join(message.split())}", file=sys.stderr)
+        raise SystemExit(2)
+
+    def checked_values(self, args: argparse.Namespace) -> None:
+        """Turn each checked option's text (given or default) into its value, or raise OptionError."""
+        for dest, (flag, check) in self.checks.items():
+            value = getattr(args, dest, None)
+            if isinstance(value, str):
+                try:
+                    setattr(args, dest, check(value))
+                except argparse.ArgumentTypeError as e:
+                    raise OptionError(f"argument {flag}: {e}") from None
+
+
+# --------------------------------------------------------------------------- signals and warnings
+
+_received: list[int] = []  # the signals that interrupted this run
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    _received.append(signum)
+    for s in (signal.SIGINT, signal.SIGTERM):  # a second signal must not cut the cleanup short
+        signal.signal(s, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _catch_signals() -> Callable[[], None]:
+    """SIGINT and SIGTERM raise KeyboardInterrupt (so every `finally` removes its temporary
+    files); returns what puts the previous handlers back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    _received.clear()
+    for s in old:
+        signal.signal(s, _on_signal)
+
+    def restore() -> None:
+        for s, handler in old.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+
+    return restore
+
+
+def _interrupted(e: BaseException) -> bool:
+    """A KeyboardInterrupt, or the SystemError numba raises when a signal lands inside a kernel."""
+    if isinstance(e, KeyboardInterrupt) or _received:
+        return True
+    seen = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, KeyboardInterrupt):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def _quiet_warnings(command: str) -> None:
+    """Inside `warnings.catch_warnings()`: library warnings (numpy, matplotlib, onnx) are not for
+    the user; a UserWarning mofn2logic emits on purpose shows as one line."""
+    warnings.simplefilter("ignore")
+    warnings.filterwarnings("always", category=UserWarning, module=r"mofn2logic(\.|$)")
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        print(f"mofn2logic {command}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+    warnings.showwarning = show
+
+
+def _reader_left() -> bool:
+    """Whether stdout's reader is gone (`mofn2logic ... | head`); if so, stdout goes to the null
+    device so that the interpreter's last flush is quiet too."""
+    import os
+    import select
+
     try:
-        return COMMANDS[args.command](args)
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):
+        return False
+    # The write end of a pipe whose reader has gone polls as POLLERR (a print that failed has
+    # already dropped its buffer, so flushing again proves nothing).
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        poll = select.poll()
+        poll.register(fd, select.POLLOUT)
+        if not any(ev & select.POLLERR for _, ev in poll.poll(0)):
+            return False
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+    return True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # SIGPIPE stays ignored (a helper such as `dot` closing its pipe early must not kill us
+    # silently); a closed stdout is a BrokenPipeError, handled below.
+    parser = build_parser()
+    # The parser's errors print their one line and raise SystemExit(2), as --help and --version
+    # raise SystemExit(0): argparse's contract, kept for callers of main().
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        parser.commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extra)}")
+    if not args.command:
+        print(f"mofn2logic: error: expected a command, one of {', '.join(parser.commands)} "
+              "('mofn2logic --help' says more)", file=sys.stderr)
+        return 2
+    restore = _catch_signals()
+    try:
+        with warnings.catch_warnings():
+            _quiet_warnings(args.command)
+            parser.commands[args.command].checked_values(args)
+            return COMMANDS[args.command](args)
     except Mofn2LogicError as e:
         # One line: a syntax error's caret context stays on the exception for API users.
         print(f"mofn2logic {args.command}: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
               file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemError) as e:
+        if not _interrupted(e):
+            raise
         print("mofn2logic: interrupted", file=sys.stderr)
-        return 130
+        return 128 + (_received[0] if _received else signal.SIGINT)
+    except BrokenPipeError as e:
+        if _reader_left():
+            return 128 + 13  # what a SIGPIPE would have given
+        print(f"mofn2logic {args.command}: error: a pipe closed early: {e.strerror or e}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"mofn2logic {args.command}: error: out of memory; expected smaller data or a smaller memory budget",
+              file=sys.stderr)
+        return 2
+    except OSError as e:  # a file that changed under us, a full disk
+        where = f" ({e.filename!r})" if getattr(e, "filename", None) else ""
+        print(f"mofn2logic {args.command}: error: {e.strerror or ' '.join(str(e).split())}{where}", file=sys.stderr)
+        return 2
+    finally:
+        restore()
 
 
 if __name__ == "__main__":

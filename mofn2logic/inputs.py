@@ -2,6 +2,10 @@
 the data with its optional labels (`load_dataset` -> `Dataset`), from .npy, .npz or .csv files
 or from arrays.
 
+Data is read within a memory bound: a .npy file is memory-mapped (used in place when its dtype
+is the model's), and the declared shape of a .npy file or .npz member is checked against the
+file and against the memory budget before anything is allocated.
+
 >>> model = load_model("model.onnx")                                          # doctest: +SKIP
 >>> data = load_dataset("x.npz", model, key="images", labels="y.npy")         # doctest: +SKIP
 """
@@ -9,58 +13,164 @@ or from arrays.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
+import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
 
-from mofn2logic.errors import DataError, InputFileError
+from mofn2logic.errors import DataError, InputFileError, Mofn2LogicError
+from mofn2logic.files import check_input_file, shown, size_text
 from mofn2logic.ir.network import Network, Shape
+from mofn2logic.onnx.harvest import DEFAULT_BUDGET, parse_size
 
 FORMATS = (".npy", ".npz", ".csv")
 ARRAY_SOURCE = "<array>"
+# A serialized protobuf message (the model without external data) cannot exceed 2 GiB.
+MAX_MODEL_BYTES = 2 * 1024**3
+# Checks and casts walk the data in pieces of about this size (no second copy of the data).
+CHUNK_BYTES = 64 * 1024**2
+# A CSV value takes at least 2 characters ("0,") and becomes an 8-byte float64.
+CSV_BYTES_PER_CHAR = 4
 
 
-def read_array(path: str | os.PathLike[str], key: str | None = None) -> np.ndarray:
-    """Read one array from .npy, .npz (``key`` picks the array; optional if there is one) or .csv."""
+def memory_budget(budget: int | str | None = None) -> int:
+    """Bytes from a budget given as a number, a size text ("512M", "2G") or None (the default)."""
+    if budget is None:
+        return DEFAULT_BUDGET
+    value = parse_size(budget) if isinstance(budget, str) else budget
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise DataError(f"memory budget {budget!r} is not a positive size; expected e.g. 512M, 2G or a number of bytes")
+    return int(value)
+
+
+def _over(nbytes: int, limit: int, where: str = " in memory") -> str:
+    """'7.5 KiB in memory; more than the memory budget of 4 KiB' (in bytes where the two round alike)."""
+    a, b = size_text(nbytes), size_text(limit)
+    if a == b:
+        a, b = f"{nbytes} bytes", f"{limit} bytes"
+    return f"{a}{where}; more than the memory budget of {b}"
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:200] or type(e).__name__
+
+
+def read_array(path: str | os.PathLike[str], key: str | None = None, *, max_bytes: int | str | None = None,
+               what: str = "data") -> np.ndarray:
+    """Read one array from .npy (memory-mapped, read-only), .npz (``key`` picks the array;
+    optional if there is one) or .csv.
+
+    What is read into memory (an .npz member, a CSV file) may take at most `max_bytes` (default
+    the memory budget, 2 GiB); sizes are checked from the headers before anything is allocated.
+    Object arrays are refused: loading them would unpickle, which can run code."""
     p = Path(path)
-    if not p.is_file():
-        raise InputFileError(f"data file {str(p)!r} does not exist")
+    st = check_input_file(p, what)
     suffix = p.suffix.lower()
+    if suffix not in FORMATS:
+        raise DataError(f"{what} file {shown(p)} has suffix {suffix!r}; expected one of {', '.join(FORMATS)}")
+    if key is not None and suffix != ".npz":
+        raise DataError(f"{what} file {shown(p)} is a {suffix} file, which holds one array; a key ({key!r}) names "
+                        "an array inside an .npz file")
+    limit = memory_budget(max_bytes)
     try:
         if suffix == ".npy":
-            return np.load(p, allow_pickle=False)
+            return _read_npy(p, st.st_size)
         if suffix == ".npz":
-            with np.load(p, allow_pickle=False) as z:
-                keys = list(z.files)
-                if key is None:
-                    if len(keys) != 1:
-                        raise DataError(f"{str(p)!r} holds arrays {keys}: expected one array, or a key naming one")
-                    key = keys[0]
-                if key not in keys:
-                    raise DataError(f"{str(p)!r} has no array {key!r}; it holds {keys}")
-                return z[key]
-        if suffix == ".csv":
-            return _read_csv(p)
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-        if isinstance(e, DataError):
-            raise
-        raise DataError(f"cannot read {str(p)!r} as {suffix} data: {' '.join(str(e).split())[:200]}") from e
-    raise DataError(f"data file {str(p)!r} has suffix {suffix!r}; expected one of {', '.join(FORMATS)}")
+            return _read_npz(p, key, limit)
+        return _read_csv(p, st.st_size, limit)
+    except Mofn2LogicError:
+        raise
+    except MemoryError as e:
+        raise DataError(f"{what} file {shown(p)} does not fit in the memory available") from e
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError) as e:
+        raise DataError(f"cannot read {shown(p)} as {suffix} data: {_one_line(e)}") from e
 
 
-def _read_csv(p: Path) -> np.ndarray:
+def _npy_header(f, source: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(f)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(f)
+    raise DataError(f"{source} is .npy format version {version[0]}.{version[1]}; expected 1.0 or 2.0")
+
+
+def _check_declared(source: str, shape: tuple[int, ...], dtype: np.dtype, *, held: int,
+                    limit: int | None) -> int:
+    """Bytes of an array declared by a .npy header, once it is known to be numbers, complete in
+    the file (`held` bytes follow the header) and within `limit`."""
+    if dtype.hasobject:
+        raise DataError(f"{source} holds Python objects (dtype {dtype}); expected an array of numbers "
+                        "(object arrays are not loaded: unpickling can run code)")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > held:
+        raise DataError(f"{source} declares shape {tuple(shape)} {dtype} ({size_text(nbytes)}) but holds "
+                        f"{size_text(max(held, 0))} of data; expected a complete .npy array")
+    if limit is not None and nbytes > limit:
+        raise DataError(f"{source} holds shape {tuple(shape)} {dtype}, {_over(nbytes, limit)}")
+    return nbytes
+
+
+def _read_npy(p: Path, size: int) -> np.ndarray:
+    with open(p, "rb") as f:
+        shape, _, dtype = _npy_header(f, shown(p))
+        offset = f.tell()
+    _check_declared(shown(p), shape, dtype, held=size - offset, limit=None)
+    return np.load(p, mmap_mode="r", allow_pickle=False)
+
+
+def _read_npz(p: Path, key: str | None, limit: int) -> np.ndarray:
+    with zipfile.ZipFile(p) as zf:
+        infos = {(i.filename[:-4] if i.filename.endswith(".npy") else i.filename): i
+                 for i in zf.infolist() if not i.is_dir()}
+        keys = list(infos)
+        if key is None:
+            if len(keys) != 1:
+                raise DataError(f"{shown(p)} holds arrays {keys}: expected one array, or a key naming one")
+            key = keys[0]
+        if key not in infos:
+            raise DataError(f"{shown(p)} has no array {key!r}; it holds {keys}")
+        info = infos[key]
+        source = f"{shown(p)} array {key!r}"
+        if not info.filename.endswith(".npy"):
+            raise DataError(f"{source} is not an .npy member; expected arrays saved by numpy.savez")
+        if info.file_size > limit + 65536:  # the zip's own word, before inflating anything
+            raise DataError(f"{source} inflates to {_over(info.file_size, limit, '')}")
+        with zf.open(info) as f:
+            shape, fortran, dtype = _npy_header(f, source)
+            nbytes = _check_declared(source, shape, dtype, held=info.file_size - f.tell(), limit=limit)
+            out = np.empty(math.prod(shape), dtype)
+            raw = out.view(np.uint8) if nbytes else None
+            pos = 0
+            while raw is not None and pos < nbytes:
+                chunk = f.read(min(CHUNK_BYTES, nbytes - pos))
+                if not chunk:
+                    raise DataError(f"{source} is truncated: {pos} of {nbytes} bytes of data")
+                raw[pos:pos + len(chunk)] = np.frombuffer(chunk, np.uint8)
+                pos += len(chunk)
+    return out.reshape(shape, order="F" if fortran else "C")
+
+
+def _read_csv(p: Path, size: int, limit: int) -> np.ndarray:
+    if size * CSV_BYTES_PER_CHAR > limit:
+        raise DataError(f"{shown(p)} has {size_text(size)} of CSV text, up to "
+                        f"{_over(size * CSV_BYTES_PER_CHAR, limit, ' as numbers')} "
+                        "(an .npy file is read in place)")
     with open(p, encoding="utf-8") as f:
         first = f.readline()
     cells = [c.strip() for c in first.split(",")]
     skip = 0
     if cells and any(c and not _is_number(c) for c in cells):
         skip = 1  # a header row
-    arr = np.loadtxt(p, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64)
-    return arr
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "input contained no data": check_data says the data is empty
+        return np.loadtxt(p, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64, encoding="utf-8")
 
 
 def _is_number(text: str) -> bool:
@@ -71,12 +181,23 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def check_data(x: np.ndarray, input_shape: Shape, dtype: np.dtype, name: str = "data") -> np.ndarray:
+def _chunks(x: np.ndarray):
+    """Row ranges of `x` of about CHUNK_BYTES each."""
+    row = max(1, x.itemsize * math.prod(x.shape[1:]))
+    step = max(1, CHUNK_BYTES // row)
+    for start in range(0, x.shape[0], step):
+        yield slice(start, start + step)
+
+
+def check_data(x: np.ndarray, input_shape: Shape, dtype: np.dtype, name: str = "data", *,
+               max_bytes: int | str | None = None) -> np.ndarray:
     """Return `x` as a C-contiguous array of `dtype` with shape (E, *input_shape).
 
-    Rows given flat (E, prod(input_shape)) are reshaped, as CSV data always is.
-    """
+    Rows given flat (E, prod(input_shape)) are reshaped, as CSV data always is. An array already
+    of `dtype` is returned as it is (a memory-mapped .npy stays on disk); otherwise the cast copy
+    may take at most `max_bytes` (default the memory budget) and is made piece by piece."""
     x = np.asarray(x)
+    dtype = np.dtype(dtype)
     if x.dtype.kind not in "biuf":
         raise DataError(f"{name} has dtype {x.dtype}; expected numbers (the model takes {dtype})")
     if x.ndim == 0 or x.shape[0] == 0:
@@ -84,7 +205,7 @@ def check_data(x: np.ndarray, input_shape: Shape, dtype: np.dtype, name: str = "
     want = tuple(input_shape)
     got = tuple(x.shape[1:])
     if want and None not in want:
-        flat = int(np.prod(want))
+        flat = math.prod(d for d in want if d is not None)
         if got != want:
             if got == (flat,) and len(want) > 1:
                 x = x.reshape((x.shape[0], *want))
@@ -95,16 +216,45 @@ def check_data(x: np.ndarray, input_shape: Shape, dtype: np.dtype, name: str = "
                 )
     elif want and len(got) != len(want) or any(w is not None and w != g for w, g in zip(want, got)):
         raise DataError(f"{name} has samples of shape {got}; the model expects {_fmt(want)}")
-    x = np.ascontiguousarray(x, dtype=dtype)
-    bad = ~np.isfinite(x)
-    if bad.any():
-        idx = np.argwhere(bad)[0]
-        what = "NaN" if np.isnan(x[tuple(idx)]) else "Inf"
-        raise DataError(
-            f"{name} contains {int(bad.sum())} non-finite values (first: {what} in sample {int(idx[0])}); "
-            "expected finite numbers"
-        )
-    return x
+    if x.dtype.kind == "f":
+        _check_finite(x, name, "expected finite numbers")
+    if x.dtype == dtype and x.flags.c_contiguous:
+        return x
+    limit = memory_budget(max_bytes)
+    nbytes = x.size * dtype.itemsize
+    if nbytes > limit:
+        raise DataError(f"{name} as {dtype} takes {_over(nbytes, limit)} (an .npy file of {dtype} is read in place)")
+    try:
+        out = np.empty(x.shape, dtype)
+    except MemoryError as e:
+        raise DataError(f"{name} as {dtype} ({size_text(nbytes)}) does not fit in the memory available") from e
+    with np.errstate(over="ignore", invalid="ignore"):
+        for rows in _chunks(x):
+            out[rows] = x[rows]
+    if dtype.kind == "f":
+        _check_finite(out, name, f"expected numbers within the range of {dtype}", source=x)
+    return out
+
+
+def _check_finite(x: np.ndarray, name: str, expected: str, source: np.ndarray | None = None) -> None:
+    """No NaN or Inf in `x`, counted piece by piece; `source`: the array `x` was cast from
+    (values it held finite that became infinite were out of range)."""
+    count, first = 0, None
+    for rows in _chunks(x):
+        bad = ~np.isfinite(x[rows])
+        if bad.any():
+            count += int(bad.sum())
+            if first is None:
+                first = (rows.start + int(np.argwhere(bad)[0][0]), tuple(np.argwhere(bad)[0]))
+    if not count or first is None:
+        return
+    i, idx = first
+    if source is not None:
+        value = np.asarray(source[i])[idx[1:]].item()
+        raise DataError(f"{name} holds {count} values beyond the range of {x.dtype} (first: {value!r} in sample "
+                        f"{i}); {expected}")
+    what = "NaN" if np.isnan(x[(i, *idx[1:])]) else "Inf"
+    raise DataError(f"{name} contains {count} non-finite values (first: {what} in sample {i}); {expected}")
 
 
 def _fmt(shape: Shape) -> str:
@@ -129,9 +279,14 @@ class LoadedModel:
 
 
 def load_model(path: str | os.PathLike[str]) -> LoadedModel:
-    """Load and check the ONNX file once, and import its network from that same proto."""
+    """Load and check the ONNX file once (at most MAX_MODEL_BYTES, protobuf's limit), and import
+    its network from that same proto."""
     from mofn2logic.onnx.importer import import_network, load_onnx
 
+    st = check_input_file(path, "model")
+    if st.st_size > MAX_MODEL_BYTES:
+        raise InputFileError(f"model file {shown(path)} has {size_text(st.st_size)}; expected at most "
+                             f"{size_text(MAX_MODEL_BYTES)} (larger weights belong in external data files)")
     proto = load_onnx(path)
     network = import_network(proto, source=str(path))
     return LoadedModel(Path(path), proto, network, file_sha256(path))
@@ -139,10 +294,21 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError as e:
+        raise InputFileError(f"cannot read {shown(path)}: {e.strerror or _one_line(e)}") from e
     return h.hexdigest()
+
+
+def n_classes(network: Network) -> int | None:
+    """The number of classes when the network ends in a dense layer (its units), else None."""
+    last = network.layers[-1] if network.layers else None
+    if last is None or last.kind != "dense" or network.sequence[-1] is not last:
+        return None
+    return int(last.units)
 
 
 # --------------------------------------------------------------------------- the data
@@ -151,9 +317,10 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 class Dataset:
     """Samples checked against a model's input, with optional labels checked against the samples.
 
-    x: (E, *input_shape) in the model's dtype; labels: (E,) int64 class indices or None;
-    source: the data file's name (or "<array>"); sha256: of the file (or of the array's bytes);
-    key: the array's name inside an .npz file, when one was given.
+    x: (E, *input_shape) in the model's dtype (read-only and memory-mapped when it came from an
+    .npy file of that dtype); labels: (E,) int64 class indices or None; source: the data file's
+    name (or "<array>"); sha256: of the file (or of the array's bytes); key: the array's name
+    inside an .npz file, when one was given; paths: the files read (data, labels).
     """
 
     x: np.ndarray
@@ -161,6 +328,7 @@ class Dataset:
     source: str
     sha256: str
     key: str | None = None
+    paths: tuple[Path, ...] = ()
 
     def __len__(self) -> int:
         return len(self.x)
@@ -170,28 +338,61 @@ PathOrArray = str | os.PathLike[str] | np.ndarray
 
 
 def load_dataset(data: PathOrArray, model: LoadedModel | Network, *, key: str | None = None,
-                 labels: PathOrArray | None = None, labels_key: str | None = None) -> Dataset:
+                 labels: PathOrArray | None = None, labels_key: str | None = None,
+                 max_bytes: int | str | None = None) -> Dataset:
     """Read `data` (a file or an array) and check it against the model's input; read `labels`
-    and check them against the data (see `check_labels`)."""
+    and check them against the data and the model's classes (see `check_labels`). What is read
+    into memory may take at most `max_bytes` (default the memory budget, 2 GiB)."""
     net = model.network if isinstance(model, LoadedModel) else model
+    limit = memory_budget(max_bytes)
+    if labels is None and labels_key is not None:
+        raise DataError(f"a labels key ({labels_key!r}) was given without labels")
+    paths: list[Path] = []
     if isinstance(data, (str, os.PathLike)):
-        x = check_data(read_array(data, key), net.input_shape, net.dtype, name=f"data {str(data)!r}")
+        x = check_data(read_array(data, key, max_bytes=limit), net.input_shape, net.dtype,
+                       name=f"data {shown(data)}", max_bytes=limit)
         source, sha = Path(data).name, file_sha256(data)
+        paths.append(Path(data))
     else:
-        x = check_data(np.asarray(data), net.input_shape, net.dtype)
-        source, sha = ARRAY_SOURCE, hashlib.sha256(x.data.cast("B")).hexdigest()
+        if key is not None:
+            raise DataError(f"a key ({key!r}) names an array inside an .npz file; the data is an array")
+        x = check_data(np.asarray(data), net.input_shape, net.dtype, max_bytes=limit)
+        source, sha = ARRAY_SOURCE, _array_sha256(x)
     y = None
     if labels is not None:
+        y = read_labels(labels, len(x), key=labels_key, n_classes=n_classes(net), max_bytes=limit)
         if isinstance(labels, (str, os.PathLike)):
-            y = check_labels(read_array(labels, labels_key), len(x), name=f"labels {str(labels)!r}")
-        else:
-            y = check_labels(np.asarray(labels), len(x))
-    return Dataset(x, y, source, sha, key if isinstance(data, (str, os.PathLike)) else None)
+            paths.append(Path(labels))
+    return Dataset(x, y, source, sha, key if isinstance(data, (str, os.PathLike)) else None, tuple(paths))
 
 
-def check_labels(labels: np.ndarray, n_samples: int, name: str = "labels") -> np.ndarray:
+def _array_sha256(x: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for rows in _chunks(x):
+        h.update(np.ascontiguousarray(x[rows]).data.cast("B"))
+    return h.hexdigest()
+
+
+def read_labels(labels: PathOrArray, n_samples: int, *, key: str | None = None, n_classes: int | None = None,
+                max_bytes: int | str | None = None) -> np.ndarray:
+    """Labels from a file (.npy, .npz with `key`, .csv) or an array, checked by `check_labels`."""
+    if isinstance(labels, (str, os.PathLike)):
+        y = read_array(labels, key, max_bytes=max_bytes, what="labels")
+        return check_labels(y, n_samples, name=f"labels {shown(labels)}", n_classes=n_classes)
+    if key is not None:
+        raise DataError(f"a labels key ({key!r}) names an array inside an .npz file; the labels are an array")
+    return check_labels(np.asarray(labels), n_samples, n_classes=n_classes)
+
+
+# Class indices beyond this cannot be an int64 after a float's rounding.
+_LARGEST_INDEX = 2**53
+
+
+def check_labels(labels: np.ndarray, n_samples: int, name: str = "labels", *,
+                 n_classes: int | None = None) -> np.ndarray:
     """Return `labels` as (E,) int64 class indices: one per sample, integers (integral floats
-    pass), no NaN, none negative."""
+    pass; bool, text and one-hot rows do not), no NaN, none negative, each below `n_classes`
+    when it is known."""
     y = np.asarray(labels)
     if y.ndim > 1 and any(d != 1 for d in y.shape[1:]):
         raise DataError(f"{name} have shape {y.shape}; expected one class index per sample, shape ({n_samples},)")
@@ -217,6 +418,14 @@ def check_labels(labels: np.ndarray, n_samples: int, name: str = "labels") -> np
         i = int(np.flatnonzero(neg)[0])
         raise DataError(f"{name} contain {int(neg.sum())} negative values (first: {y[i].item()!r} at sample {i}); "
                         "expected class indices >= 0")
+    top = n_classes if n_classes is not None else _LARGEST_INDEX
+    over = y >= top
+    if over.any():
+        i = int(np.flatnonzero(over)[0])
+        expected = (f"expected class indices 0..{n_classes - 1} (the model has {n_classes} classes)"
+                    if n_classes is not None else f"expected class indices below {_LARGEST_INDEX}")
+        raise DataError(f"{name} contain {int(over.sum())} values >= {top} (first: {y[i].item()!r} at sample {i}); "
+                        f"{expected}")
     return y.astype(np.int64)
 
 

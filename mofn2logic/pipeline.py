@@ -19,15 +19,16 @@ from typing import Any
 import numpy as np
 
 from mofn2logic.engines import ENGINE_NAMES, VerifyReport, verify
-from mofn2logic.errors import DataError, ToolMissingError
+from mofn2logic.errors import DataError, SearchError, ToolMissingError
 from mofn2logic.exporters import to_text
-from mofn2logic.files import write_text_atomic
+from mofn2logic.files import atomic_folder, file_stem, write_text_atomic
 from mofn2logic.inputs import Dataset, LoadedModel, provenance
+from mofn2logic.inputs import memory_budget as budget_bytes
 from mofn2logic.ir.network import Network
 from mofn2logic.ir.program import Program
-from mofn2logic.onnx.harvest import harvest
+from mofn2logic.onnx.harvest import DEFAULT_BATCH, DEFAULT_BUDGET, harvest
 from mofn2logic.program.compile import compile_program
-from mofn2logic.search.network import DEFAULT_BETAS, extract, predicted_class, summarize
+from mofn2logic.search.network import DEFAULT_BETAS, check_betas, extract, predicted_class, summarize
 from mofn2logic.search.rules_file import write_rules
 
 Log = Callable[[str], None] | None
@@ -37,6 +38,8 @@ Log = Callable[[str], None] | None
 SHOWCASE = (("softmax", -1), ("replica", 0))
 # Format -> file name of each export, per showcase program.
 EXPORTS = (("prolog", "{label}.pl"), ("sympy", "{label}_sympy.py"), ("dot", "{label}.dot"), ("svg", "{label}.svg"))
+# The file every finished run leaves in its folder: a folder holding it may be replaced by a new run.
+MARKER = "summary.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,15 +115,51 @@ def _say(log: Log, msg: str) -> None:
         log(msg)
 
 
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60] or "layer"
+def check_options(*, holdout: float = 0.2, seed: int = 0, order: str = "best",
+                  betas: Sequence[float] = DEFAULT_BETAS, beta: float = 0.0, device: str = "auto",
+                  engines: Sequence[str] = ENGINE_NAMES, batch_size: int = DEFAULT_BATCH,
+                  providers: Sequence[str] | None = None, memory_budget: int | str = DEFAULT_BUDGET) -> tuple[float, ...]:
+    """Every option of a run checked before any work (and before its folder exists); the betas."""
+    from mofn2logic.onnx.harvest import select_providers
+    from mofn2logic.search import DEVICES, ORDERS, make_backend
+
+    _check_holdout(holdout)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise DataError(f"the seed must be an integer >= 0, got {seed!r}")
+    if order not in ORDERS:
+        raise SearchError(f"order {order!r} is unknown; expected one of {', '.join(ORDERS)}")
+    if device not in DEVICES:
+        raise SearchError(f"unknown device {device!r}; expected one of {', '.join(DEVICES)}")
+    unknown = [e for e in engines if e not in ENGINE_NAMES]
+    if unknown or not engines:
+        raise SearchError(f"engines {list(engines)!r}: expected one or more of {', '.join(ENGINE_NAMES)}")
+    betas = check_betas(betas)
+    (program_beta,) = check_betas([beta])
+    if program_beta not in betas:
+        raise SearchError(f"the program beta {program_beta:g} is not among the betas searched "
+                          f"({', '.join(f'{b:g}' for b in betas)}); expected one of them")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise DataError(f"batch size must be a positive integer, got {batch_size!r}")
+    budget = budget_bytes(memory_budget)
+    if providers:
+        select_providers(list(providers))
+    make_backend(device, budget)  # a device that cannot run fails now, not after the harvest
+    return betas
+
+
+def _check_holdout(holdout: float) -> None:
+    try:
+        ok = 0 <= holdout < 1
+    except TypeError:
+        ok = False
+    if not ok:
+        raise DataError(f"the held-out share must be in [0, 1), got {holdout}")
 
 
 def split(n: int, *, holdout: float = 0.2, seed: int = 0, fit: np.ndarray | None = None) -> np.ndarray:
     """The fitting mask: `fit` as given, or a seeded (1 - holdout) share of `n` samples."""
     if fit is None:
-        if not 0 <= holdout < 1:
-            raise DataError(f"the held-out share must be in [0, 1), got {holdout}")
+        _check_holdout(holdout)
         fit = np.ones(n, bool)
         if holdout > 0:
             fit[np.random.default_rng(seed).permutation(n)[:int(round(n * holdout))]] = False
@@ -136,20 +175,36 @@ def split(n: int, *, holdout: float = 0.2, seed: int = 0, fit: np.ndarray | None
 def run_pipeline(model: LoadedModel, data: Dataset, outdir: str | os.PathLike[str], *,
                  fit: np.ndarray | None = None, holdout: float = 0.2, seed: int = 0, order: str = "best",
                  betas: Sequence[float] = DEFAULT_BETAS, beta: float = 0.0, device: str = "auto",
-                 paper_mode: bool = True, engines: Sequence[str] = ENGINE_NAMES, log: Log = None) -> RunSummary:
+                 paper_mode: bool = True, engines: Sequence[str] = ENGINE_NAMES, batch_size: int = DEFAULT_BATCH,
+                 providers: Sequence[str] | None = None, memory_budget: int | str = DEFAULT_BUDGET,
+                 log: Log = None) -> RunSummary:
     """Run everything into `outdir`; return the summary that is also OUTDIR/summary.json.
 
     `fit` (a boolean mask) picks the samples the rules are fitted on; default: a seeded
-    (1 - holdout) share. Fidelity is measured on the others (held out)."""
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
+    (1 - holdout) share. Fidelity is measured on the others (held out).
+
+    Every option is checked first; the outputs are written into a fresh folder beside `outdir`
+    that replaces it whole at the end (an earlier run's folder there goes; a failed or
+    interrupted run leaves `outdir` as it was)."""
+    betas = check_options(holdout=holdout, seed=seed, order=order, betas=betas, beta=beta, device=device,
+                          engines=engines, batch_size=batch_size, providers=providers, memory_budget=memory_budget)
+    fit = split(len(data), holdout=holdout, seed=seed, fit=fit)
+    with atomic_folder(outdir, inputs=(model.path, *data.paths), marker=MARKER) as out:
+        return _run(model, data, out, fit=fit, order=order, betas=betas, beta=beta, device=device,
+                    paper_mode=paper_mode, engines=engines, batch_size=batch_size, providers=providers,
+                    memory_budget=budget_bytes(memory_budget), log=log)
+
+
+def _run(model: LoadedModel, data: Dataset, out: Path, *, fit: np.ndarray, order: str, betas: tuple[float, ...],
+         beta: float, device: str, paper_mode: bool, engines: Sequence[str], batch_size: int,
+         providers: Sequence[str] | None, memory_budget: int, log: Log) -> RunSummary:
     t_start = time.perf_counter()
     net = model.network
     n = len(data)
-    fit = split(n, holdout=holdout, seed=seed, fit=fit)
     fit_idx, held_idx = np.flatnonzero(fit), np.flatnonzero(~fit)
     _say(log, f"== harvest: {n} samples, {len(net.layers)} layers")
-    acts = harvest(net, model.proto, data.x)
+    acts = harvest(net, model.proto, data.x, batch_size=batch_size, providers=list(providers) if providers else None,
+                   memory_budget=memory_budget)
     pred = predicted_class(net, acts)
     held_pred = pred[held_idx]
     held_labels = None if data.labels is None else data.labels[held_idx]
@@ -181,7 +236,7 @@ def run_pipeline(model: LoadedModel, data: Dataset, outdir: str | os.PathLike[st
     mofn_texts: dict[str, str] = {}
     for la in chain.layers:
         program = programs[la.name] = compile_program(chain, cut=la.name, beta=beta)
-        name = f"program_{_safe(la.name)}.mofn"
+        name = f"program_{file_stem(la.name)}.mofn"
         mofn_texts[la.name] = to_text(program, "mofn")
         write_text_atomic(out / name, mofn_texts[la.name])
         rep = verify(program, net, held.only(_read_by(program, net)), labels=held_labels, engines=("python",),
@@ -246,4 +301,4 @@ def _has(tool: str) -> bool:
     return shutil.which(tool) is not None
 
 
-__all__ = ["run_pipeline", "split", "RunSummary", "CutResult", "CheckResult"]
+__all__ = ["run_pipeline", "check_options", "split", "MARKER", "RunSummary", "CutResult", "CheckResult"]

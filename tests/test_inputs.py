@@ -175,3 +175,48 @@ def test_library_messages_name_no_cli_flags(tmp_path, default_model, digits):
         with pytest.raises(DataError) as e:
             call()
         assert not re.search(r"--[a-z]", str(e.value)), str(e.value)
+
+
+# --------------------------------------------------------------------------- memory bounds
+
+def test_npy_of_the_model_dtype_is_used_in_place(tmp_path, digits):
+    """A .npy file is memory-mapped, and data already of the model's dtype is not copied."""
+    np.save(tmp_path / "x.npy", digits["images"][:30])
+    raw = read_array(tmp_path / "x.npy")
+    assert isinstance(raw, np.memmap) and not raw.flags.writeable
+    x = check_data(raw, (1, 8, 8), np.dtype(np.float32))
+    assert np.shares_memory(x, raw)
+    flat = check_data(np.asarray(raw).reshape(30, 64), (1, 8, 8), np.dtype(np.float32))
+    assert np.shares_memory(flat, raw) and flat.shape == (30, 1, 8, 8)
+
+
+def test_a_cast_is_one_copy_within_the_budget(digits):
+    x64 = digits["images"][:30].astype(np.float64)
+    x = check_data(x64, (1, 8, 8), np.dtype(np.float32), max_bytes=30 * 64 * 4)
+    assert x.dtype == np.float32 and np.array_equal(x, digits["images"][:30])
+    with pytest.raises(DataError, match=r"data as float32 takes 7680 bytes in memory; more than the memory budget of "
+                                        r"7679 bytes \(an \.npy file of float32 is read in place\)"):
+        check_data(x64, (1, 8, 8), np.dtype(np.float32), max_bytes=30 * 64 * 4 - 1)
+
+
+def test_npz_member_read_within_the_budget(tmp_path, digits):
+    np.savez_compressed(tmp_path / "d.npz", images=digits["images"][:30], labels=digits["labels"][:30])
+    assert np.array_equal(read_array(tmp_path / "d.npz", "images", max_bytes="8K"), digits["images"][:30])
+    with pytest.raises(DataError, match=r"array 'images' holds shape \(30, 1, 8, 8\) float32, 7\.5 KiB in memory; "
+                                        r"more than the memory budget of 1 KiB"):
+        read_array(tmp_path / "d.npz", "images", max_bytes=1024)
+
+
+def test_the_api_checks_labels_against_the_classes(default_model, digits, default_rules):
+    """verify and run, given arrays or a Dataset, refuse what the CLI refuses."""
+    x, y = digits["images"][:30], digits["labels"][:30].astype(np.int64)
+    y[7] = 12
+    program = mofn2logic.compile(default_rules, cut="node_linear_1")
+    model = load_model(default_model)
+    match = r"labels contain 1 values >= 10 \(first: 12 at sample 7\); expected class indices 0\.\.9"
+    with pytest.raises(DataError, match=match):
+        mofn2logic.verify(program, model, x, labels=y)
+    with pytest.raises(DataError, match=match):
+        mofn2logic.verify(program, model, load_dataset(x, model), labels=y)
+    with pytest.raises(DataError, match=r"a labels key \('y'\) was given without labels"):
+        mofn2logic.verify(program, model, load_dataset(x, model), labels_key="y")

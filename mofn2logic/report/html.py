@@ -1,16 +1,24 @@
 """The run's report: OUTDIR/report.html (self-contained, offline: inline SVG, no scripts) and
-OUTDIR/report.md (for terminals and diffs), with the figures also saved under OUTDIR/figures/."""
+OUTDIR/report.md (for terminals and diffs), with the figures also saved under OUTDIR/figures/.
+
+A layer's name comes from the ONNX file and can be anything: figures show it as plain text
+(never mathtext or TeX, control characters escaped, shortened), file names use `file_stem`, and
+matplotlib's own warnings and log lines stay inside this module."""
 
 from __future__ import annotations
 
+import contextlib
 import html
 import io
 import json
+import logging
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from mofn2logic.files import write_text_atomic
+from mofn2logic.files import file_stem, write_text_atomic
 from mofn2logic.ir.rules import RuleSet
 
 if TYPE_CHECKING:
@@ -31,61 +39,92 @@ pre { background: #f7f7f7; padding: .8em; overflow-x: auto; font-size: 12px; max
 """
 
 
-def _svg(fig) -> str:
+# Figure settings fixed here, whatever the user's matplotlibrc says (usetex would need LaTeX).
+RC: dict[Any, Any] = {"svg.hashsalt": "mofn2logic", "svg.fonttype": "none", "text.usetex": False, "font.family": "sans-serif",
+      "axes.formatter.use_mathtext": False}
+# Characters of a layer name shown in a figure title (the tables show it whole).
+TITLE_CHARS = 60
+# Text properties of every string a figure shows: plain text, never mathtext ('$x$') or TeX.
+PLAIN = {"parse_math": False, "usetex": False}
+
+
+def plain(name: str) -> str:
+    """`name` with control characters (newlines, NUL) escaped, as text that is one line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in name)
+
+
+def _title_name(name: str) -> str:
+    text = plain(name)
+    return text if len(text) <= TITLE_CHARS else text[:TITLE_CHARS - 1] + "…"
+
+
+@contextlib.contextmanager
+def _quiet_matplotlib() -> Iterator[None]:
+    """matplotlib's warnings ("Glyph ... missing from font") and log lines (findfont) stay here."""
     import matplotlib
 
-    buf = io.StringIO()
-    with matplotlib.rc_context({"svg.hashsalt": "mofn2logic", "svg.fonttype": "none"}):
-        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
-    import matplotlib.pyplot as plt
+    log = logging.getLogger("matplotlib")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), matplotlib.rc_context(RC):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        log.setLevel(level)
 
-    plt.close(fig)
+
+def _figure():
+    """A figure of its own (no pyplot: no global state, no backend to choose)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.6, 3.4))
+    return fig, fig.subplots()
+
+
+def _svg(fig) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     text = buf.getvalue()
     return text[text.index("<svg"):]
 
 
 def tradeoff_figure(layer: str, rows_chain: list[dict], rows_paper: list[dict]) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.6, 3.4))
-    for rows, label, style in ((rows_chain, "chain mode", "o-"), (rows_paper, "paper mode", "s--")):
-        pts = [(r["mean_complexity"], r["mean_error"], r["beta"]) for r in rows if r["layer"] == layer]
-        if not pts:
-            continue
-        cx, err, betas = zip(*pts)
-        ax.plot(cx, err, style, label=label, markersize=4)
-        for c, e, b in zip(cx, err, betas):
-            ax.annotate(f"β={b:g}", (c, e), fontsize=6, xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel("mean complexity")
-    ax.set_ylabel("mean error")
-    ax.set_title(f"{layer}: error / complexity trade-off", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    return _svg(fig)
+    with _quiet_matplotlib():
+        fig, ax = _figure()
+        for rows, label, style in ((rows_chain, "chain mode", "o-"), (rows_paper, "paper mode", "s--")):
+            pts = [(r["mean_complexity"], r["mean_error"], r["beta"]) for r in rows if r["layer"] == layer]
+            if not pts:
+                continue
+            cx, err, betas = zip(*pts)
+            ax.plot(cx, err, style, label=label, markersize=4)
+            for c, e, b in zip(cx, err, betas):
+                ax.annotate(f"β={b:g}", (c, e), fontsize=6, xytext=(3, 3), textcoords="offset points", **PLAIN)
+        ax.set_xlabel("mean complexity", **PLAIN)
+        ax.set_ylabel("mean error", **PLAIN)
+        ax.set_title(f"{_title_name(layer)}: error / complexity trade-off", fontsize=9, **PLAIN)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        return _svg(fig)
 
 
 def scatter_figure(rs: RuleSet, layer: str) -> str:
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     la = rs.layer(layer)
-    fig, ax = plt.subplots(figsize=(4.6, 3.4))
-    cmap = plt.get_cmap("viridis")
-    for k, b in enumerate(rs.betas):
-        rules = [u.rule(b) for u in la.units]
-        ax.scatter([r.complexity for r in rules], [r.error for r in rules], s=12, alpha=0.75,
-                   color=cmap(k / max(1, len(rs.betas) - 1)), label=f"β={b:g}")
-    ax.set_xlabel("complexity of the unit's rule")
-    ax.set_ylabel("error of the unit's rule")
-    ax.set_title(f"{layer}: one point per unit and beta (chain mode)", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=6, ncol=2)
-    return _svg(fig)
+    with _quiet_matplotlib():
+        fig, ax = _figure()
+        cmap = matplotlib.colormaps["viridis"]
+        for k, b in enumerate(rs.betas):
+            rules = [u.rule(b) for u in la.units]
+            ax.scatter([r.complexity for r in rules], [r.error for r in rules], s=12, alpha=0.75,
+                       color=cmap(k / max(1, len(rs.betas) - 1)), label=f"β={b:g}")
+        ax.set_xlabel("complexity of the unit's rule", **PLAIN)
+        ax.set_ylabel("error of the unit's rule", **PLAIN)
+        ax.set_title(f"{_title_name(layer)}: one point per unit and beta (chain mode)", fontsize=9, **PLAIN)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, ncol=2)
+        return _svg(fig)
 
 
 def layer_table(rs: RuleSet, rows: list[dict]) -> list[list[str]]:
@@ -98,16 +137,16 @@ def layer_table(rs: RuleSet, rows: list[dict]) -> list[list[str]]:
 
 
 def _html_table(rows: list[list[str]]) -> str:
-    out = ["<table>", "<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in rows[0]) + "</tr>"]
+    out = ["<table>", "<tr>" + "".join(f"<th>{html.escape(plain(c))}</th>" for c in rows[0]) + "</tr>"]
     for r in rows[1:]:
         out.append("<tr>" + "".join(f'<td class="n">{html.escape(c)}</td>' if _numeric(c)
-                                    else f"<td>{html.escape(c)}</td>" for c in r) + "</tr>")
+                                    else f"<td>{html.escape(plain(c))}</td>" for c in r) + "</tr>")
     out.append("</table>")
     return "\n".join(out)
 
 
 def _md_table(rows: list[list[str]]) -> str:
-    esc = [[c.replace("|", "\\|") for c in r] for r in rows]
+    esc = [[plain(c).replace("|", "\\|") for c in r] for r in rows]
     lines = ["| " + " | ".join(esc[0]) + " |", "|" + "---|" * len(esc[0])]
     lines += ["| " + " | ".join(r) + " |" for r in esc[1:]]
     return "\n".join(lines)
@@ -143,15 +182,15 @@ def write_report(outdir: str | Path, summary: RunSummary, chain: RuleSet, paper:
     for la in chain.layers:
         t = tradeoff_figure(la.name, rows_chain, rows_paper)
         s = scatter_figure(chain, la.name)
-        safe = "".join(c if c.isalnum() else "_" for c in la.name)
+        safe = file_stem(la.name)
         write_text_atomic(figs / f"tradeoff_{safe}.svg", t)
         write_text_atomic(figs / f"units_{safe}.svg", s)
         table = layer_table(chain, [r for r in rows_chain if r["layer"] == la.name])
         sections_html.append(
-            f"<h3>{html.escape(la.name)} <span class='note'>({la.kind}, {len(la.units)} units, fan-in {la.fan_in}, "
+            f"<h3>{html.escape(plain(la.name))} <span class='note'>({la.kind}, {len(la.units)} units, fan-in {la.fan_in}, "
             f"{la.n_examples} examples)</span></h3>\n<div class='figs'><div>{t}</div><div>{s}</div></div>\n"
             + _html_table(table))
-        sections_md.append(f"### {la.name} ({la.kind}, {len(la.units)} units, fan-in {la.fan_in})\n\n"
+        sections_md.append(f"### {plain(la.name)} ({la.kind}, {len(la.units)} units, fan-in {la.fan_in})\n\n"
                            f"![trade-off](figures/tradeoff_{safe}.svg) ![units](figures/units_{safe}.svg)\n\n"
                            + _md_table(table))
     cut_rows = [["cut layer", "held-out fidelity", "accuracy", "rules", "literals", "input tests"]]
@@ -168,7 +207,7 @@ def write_report(outdir: str | Path, summary: RunSummary, chain: RuleSet, paper:
     mofn = texts.mofn
     prolog_head = "\n".join(texts.prolog.splitlines()[:PROLOG_LINES])
     acc = summary.network_accuracy_held_out
-    model = summary.model
+    model = plain(summary.model)
     intro = (f"Model <b>{html.escape(model)}</b>: {summary.n_samples} samples, rules fitted on "
              f"{summary.n_fit}, checked on {summary.n_held_out} held out"
              + (f" (network accuracy there {acc:.4f})" if acc is not None else "")
