@@ -14,13 +14,11 @@ test. A legend explains the marks.
 
 from __future__ import annotations
 
-import math
 import os
 
-import numpy as np
-
 from mofn2logic.exporters.base import Printer
-from mofn2logic.ir.program import AtomLiteral, IndexBlock, MofNRule, PoolBlock, Program, RuleBlock
+from mofn2logic.exporters.wording import AtomNames, shortest
+from mofn2logic.ir.program import MofNRule, Program, RuleBlock
 
 POSITIVE, NEGATIVE = "#2b7a3b", "#b03030"
 
@@ -30,22 +28,13 @@ def quote_id(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r") + '"'
 
 
-def shortest(value: float) -> str:
-    """A threshold in the shortest form that reads back to the same number in the tensor's dtype:
-    float32 when the value is a float32 (what networks compute), else float64."""
-    f32 = np.float32(value)
-    if math.isfinite(value) and float(f32) == value:
-        return str(f32)
-    return repr(float(value))
-
-
 class DotPrinter(Printer):
     target = "DOT"
     options = {"max_units": 24, "max_literals": 12, "rankdir": "LR", "legend": True}
 
     def _print_Program(self, p: Program) -> str:
         self.p = p
-        self.tests = dict(p.input.tests)
+        self.names = AtomNames(p)
         lines = [f"digraph {quote_id(p.name or 'program')} {{",
                  f"  graph [rankdir={self.settings['rankdir']}, fontname=\"Helvetica\", fontsize=11, nodesep=0.06, "
                  f"ranksep=0.35, newrank=true, tooltip={quote_id('rules of ' + (p.name or 'the program'))}];",
@@ -102,7 +91,7 @@ class DotPrinter(Printer):
                  f'      {rid} [label={label}, tooltip={quote_id(text)}, fillcolor="{fill}"];']
         shown = r.lits[: self.settings["max_literals"]]
         for k, li in enumerate(shown):
-            label, full = self._describe(b, li)
+            label, full = self.names.literal(b, li)
             lid = quote_id(f"{b.name}|{r.unit}|{k}")
             mark = "" if li.positive else "NOT "
             style = f'color="{POSITIVE}"' if li.positive else f'color="{NEGATIVE}", style="rounded,filled,dashed"'
@@ -119,46 +108,6 @@ class DotPrinter(Printer):
             lines.append(f"      {mid} -> {rid} [style=dotted, color=\"#888888\"];")
         lines.append("    }")
         return lines
-
-    def _describe(self, b: RuleBlock, li: AtomLiteral) -> tuple[str, str]:
-        """(short label, full text) of the atom a literal of block `b` reads."""
-        p = self.p
-        if b.kind == "conv":
-            dy, dx = li.offset or (0, 0)
-            name, thr = self._channel(b.source, li.src)
-            where = f"ch {li.src} at ({dy:+d}, {dx:+d})"
-            full = f"{name} channel {li.src} at offset ({dy}, {dx})" + (f" >= {shortest(thr)}" if thr is not None else "")
-            return f"{name} {where}" + (f" >= {shortest(thr)}" if thr is not None else ""), full
-        source, idx = b.source, li.src
-        while source != "" and isinstance(p.block(source), IndexBlock):
-            blk = p.block(source)
-            idx, source = blk.index[idx], blk.source  # type: ignore[union-attr]
-        shape = p.input.shape if source == "" else p.block(source).shape
-        pos = np.unravel_index(idx, shape) if len(shape) > 1 else (idx,)
-        at = "[" + ", ".join(str(int(v)) for v in pos) + "]"
-        if source == "":
-            key = int(pos[0]) if p.input.per_channel else idx
-            thr = self.tests.get(key)
-            text = f"{p.input.tensor}{at}" + (f" >= {shortest(thr)}" if thr is not None else "")
-            return text, text
-        name, thr = self._channel(source, int(pos[0])) if len(shape) > 1 else (source, self._threshold(source, idx))
-        pooled = " pooled" if isinstance(p.block(source), PoolBlock) else ""
-        text = f"{name}{pooled}{at}" + (f" >= {shortest(thr)}" if thr is not None else "")
-        return text, text + (" (max pooling of its window)" if pooled else "")
-
-    def _channel(self, source: str, channel: int) -> tuple[str, float | None]:
-        """The rule layer (or input) behind `source`'s channel, through pools, and its threshold."""
-        while source != "" and isinstance(self.p.block(source), PoolBlock):
-            source = self.p.block(source).source
-        if source == "":
-            return self.p.input.tensor, self.tests.get(channel) if self.p.input.per_channel else None
-        return source, self._threshold(source, channel)
-
-    def _threshold(self, source: str, unit: int) -> float | None:
-        b = self.p.block(source)
-        if isinstance(b, RuleBlock):
-            return next((r.threshold for r in b.rules if r.unit == unit), None)
-        return None
 
 
 def to_dot(program: Program, **options) -> str:

@@ -9,7 +9,8 @@ import subprocess
 import numpy as np
 from conftest import require_tool
 
-from mofn2logic.exporters.dot import shortest, to_dot
+from mofn2logic.exporters.dot import to_dot
+from mofn2logic.exporters.wording import shortest
 from mofn2logic.ir import AtomLiteral, InputTests, MofNRule, Program, RuleBlock
 
 

@@ -1,0 +1,67 @@
+"""How atoms and thresholds are said in words: shared by the rule graph (DOT) and the rule cards."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from mofn2logic.ir.program import AtomLiteral, IndexBlock, PoolBlock, Program, RuleBlock
+
+
+def shortest(value: float) -> str:
+    """A threshold in the shortest form that reads back to the same number in the tensor's dtype:
+    float32 when the value is a float32 (what networks compute), else float64."""
+    f32 = np.float32(value)
+    if math.isfinite(value) and float(f32) == value:
+        return str(f32)
+    return repr(float(value))
+
+
+class AtomNames:
+    """Words for the atoms of one program: input tests with their thresholds, hidden units, conv
+    channels at offsets, followed through index and pool blocks to the atom they carry."""
+
+    def __init__(self, program: Program) -> None:
+        self.p = program
+        self.tests = dict(program.input.tests)
+
+    def literal(self, b: RuleBlock, li: AtomLiteral) -> tuple[str, str]:
+        """(short label, full text) of the atom that literal `li` of block `b` reads."""
+        p = self.p
+        if b.kind == "conv":
+            dy, dx = li.offset or (0, 0)
+            name, thr = self.channel(b.source, li.src)
+            where = f"ch {li.src} at ({dy:+d}, {dx:+d})"
+            full = f"{name} channel {li.src} at offset ({dy}, {dx})" + (f" >= {shortest(thr)}" if thr is not None else "")
+            return f"{name} {where}" + (f" >= {shortest(thr)}" if thr is not None else ""), full
+        source, idx = b.source, li.src
+        while source != "" and isinstance(p.block(source), IndexBlock):
+            blk = p.block(source)
+            idx, source = blk.index[idx], blk.source  # type: ignore[union-attr]
+        shape = p.input.shape if source == "" else p.block(source).shape
+        pos = np.unravel_index(idx, shape) if len(shape) > 1 else (idx,)
+        at = "[" + ", ".join(str(int(v)) for v in pos) + "]"
+        if source == "":
+            key = int(pos[0]) if p.input.per_channel else idx
+            thr = self.tests.get(key)
+            text = f"{p.input.tensor}{at}" + (f" >= {shortest(thr)}" if thr is not None else "")
+            return text, text
+        name, thr = self.channel(source, int(pos[0])) if len(shape) > 1 else (source, self.threshold(source, idx))
+        pooled = " pooled" if isinstance(p.block(source), PoolBlock) else ""
+        text = f"{name}{pooled}{at}" + (f" >= {shortest(thr)}" if thr is not None else "")
+        return text, text + (" (max pooling of its window)" if pooled else "")
+
+    def channel(self, source: str, channel: int) -> tuple[str, float | None]:
+        """The rule layer (or input) behind `source`'s channel, through pools, and its threshold."""
+        while source != "" and isinstance(self.p.block(source), PoolBlock):
+            source = self.p.block(source).source
+        if source == "":
+            return self.p.input.tensor, self.tests.get(channel) if self.p.input.per_channel else None
+        return source, self.threshold(source, channel)
+
+    def threshold(self, source: str, unit: int) -> float | None:
+        b = self.p.block(source)
+        if isinstance(b, RuleBlock):
+            return next((r.threshold for r in b.rules if r.unit == unit), None)
+        return None
