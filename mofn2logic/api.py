@@ -23,7 +23,7 @@ from mofn2logic.inputs import memory_budget as budget_bytes
 from mofn2logic.ir.program import Program
 from mofn2logic.ir.rules import RuleSet
 from mofn2logic.onnx.harvest import DEFAULT_BATCH, DEFAULT_BUDGET, Activations
-from mofn2logic.pipeline import RunSummary
+from mofn2logic.run_summary import RunSummary
 from mofn2logic.search.network import DEFAULT_BETAS
 
 PathLike = str | os.PathLike[str]

@@ -11,14 +11,12 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from mofn2logic.engines import ENGINE_NAMES, VerifyReport, verify
+from mofn2logic.engines import ENGINE_NAMES, get_engine, verify
 from mofn2logic.errors import DataError, SearchError, ToolMissingError
 from mofn2logic.exporters import to_text
 from mofn2logic.files import atomic_folder, file_stem, write_text_atomic
@@ -28,6 +26,9 @@ from mofn2logic.ir.network import Network
 from mofn2logic.ir.program import Program
 from mofn2logic.onnx.harvest import DEFAULT_BATCH, DEFAULT_BUDGET, harvest
 from mofn2logic.program.compile import compile_program
+from mofn2logic.report.cards import pixel_map, rule_cards
+from mofn2logic.report.html import ReportTexts, pixel_map_figure, plain, write_report
+from mofn2logic.run_summary import CheckResult, CutResult, RunSummary
 from mofn2logic.search.network import DEFAULT_BETAS, check_betas, extract, predicted_class, summarize
 from mofn2logic.search.rules_file import write_rules
 
@@ -40,74 +41,6 @@ SHOWCASE = (("softmax", -1), ("replica", 0))
 EXPORTS = (("prolog", "{label}.pl"), ("sympy", "{label}_sympy.py"), ("dot", "{label}.dot"), ("svg", "{label}.svg"))
 # The file every finished run leaves in its folder: a folder holding it may be replaced by a new run.
 MARKER = "summary.json"
-
-
-@dataclass(frozen=True, slots=True)
-class CutResult:
-    """The program cut at one layer, checked on the held-out samples with the reference engine."""
-
-    cut: str
-    program: str  # its .mofn file, in the output folder
-    report: VerifyReport
-    rules: int
-    literals: int
-    input_tests: int
-
-    @property
-    def fidelity(self) -> float:
-        return self.report.fidelity
-
-    @property
-    def accuracy(self) -> float | None:
-        return self.report.accuracy
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"cut": self.cut, "program": self.program, "fidelity": self.fidelity, "accuracy": self.accuracy,
-                "rules": self.rules, "literals": self.literals, "input_tests": self.input_tests,
-                "layers": [asdict(la) for la in self.report.layers]}
-
-
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    """A showcase program run by every engine on the held-out samples."""
-
-    label: str
-    cut: str
-    report: VerifyReport
-
-    def to_dict(self) -> dict[str, Any]:
-        d = self.report.to_dict()
-        return {"cut": self.cut, "engines": d["engines"], "engines_agree": d["engines_agree"],
-                "fidelity": d["fidelity"], "accuracy": d["accuracy"]}
-
-
-@dataclass(frozen=True, slots=True)
-class RunSummary:
-    """What a run found; `to_dict()` is OUTDIR/summary.json."""
-
-    model: str
-    n_samples: int
-    n_fit: int
-    n_held_out: int
-    network_accuracy_held_out: float | None
-    beta: float
-    tradeoff_chain: tuple[dict[str, Any], ...]  # rows of `search.summarize`
-    tradeoff_paper: tuple[dict[str, Any], ...]
-    cuts: tuple[CutResult, ...]
-    checks: tuple[CheckResult, ...]
-    timings: Mapping[str, float]  # seconds per stage, and "total"
-
-    def check(self, label: str) -> CheckResult:
-        return next(c for c in self.checks if c.label == label)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model, "n_samples": self.n_samples, "n_fit": self.n_fit, "n_held_out": self.n_held_out,
-            "network_accuracy_held_out": self.network_accuracy_held_out, "beta": self.beta,
-            "tradeoff": {"chain": list(self.tradeoff_chain), "paper": list(self.tradeoff_paper)},
-            "cuts": [c.to_dict() for c in self.cuts], "checks": {c.label: c.to_dict() for c in self.checks},
-            "timings": {k: round(v, 3) for k, v in self.timings.items()},
-        }
 
 
 def _say(log: Log, msg: str) -> None:
@@ -279,12 +212,23 @@ def _run(model: LoadedModel, data: Dataset, out: Path, *, fit: np.ndarray, order
         cuts=tuple(cuts), checks=tuple(checks), timings=timings,
     )
     write_text_atomic(out / "summary.json", json.dumps(summary.to_dict(), indent=1) + "\n")
-    from mofn2logic.report.html import ReportTexts, write_report
-
     soft = showcase["softmax"]
+    softmax = programs[chain.layers[-1].name]
+    fired = get_engine("python").run(softmax, held[softmax.input.tensor]).atoms
+    onehot = held_pred[:, None] == np.arange(softmax.output.shape[0])[None, :]
+    cards = rule_cards(softmax, fired=fired, truth={softmax.output.name: onehot}, blocks=(softmax.output.name,))
     write_report(out, summary, chain, paper,
-                 ReportTexts(mofn=soft["mofn"], prolog=soft.get("prolog", ""), svg=soft.get("svg")))
+                 ReportTexts(mofn=soft["mofn"], prolog=soft.get("prolog", ""), svg=soft.get("svg"), cards=tuple(cards),
+                             pixel_maps=_pixel_maps(programs[chain.layers[0].name])))
     return summary
+
+
+def _pixel_maps(program: Program) -> str | None:
+    """The first layer's rules drawn on the input grid, when the input is an image."""
+    first = program.rule_blocks()[0]
+    maps = [(f"{plain(first.name)} {'ch' if first.kind == 'conv' else 'unit'} {r.unit}", m) for r in first.rules
+            if (m := pixel_map(program, first, r.unit)) is not None][:40]
+    return pixel_map_figure(maps) if maps else None
 
 
 def _read_by(program: Program, network: Network) -> set[str]:

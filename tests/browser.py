@@ -20,8 +20,9 @@ def chromium_path() -> str:
     raise ToolMissingError("Chromium is not installed; install it with: sudo apt-get install chromium")
 
 
-def render_page(page_path: str | Path, screenshot: str | Path, width: int = 1200) -> dict:
-    """Load a local page; return {"console_errors": [...], "page_errors": [...], "title": str, "height": int}."""
+def render_page(page_path: str | Path, screenshot: str | Path, width: int = 1280) -> dict:
+    """Load a local page; return its console and page errors, title, height, number of SVGs, and how
+    far each `.graph` box scrolls sideways."""
     from playwright.sync_api import sync_playwright
 
     exe = chromium_path()
@@ -36,7 +37,10 @@ def render_page(page_path: str | Path, screenshot: str | Path, width: int = 1200
             title = page.title()
             height = page.evaluate("document.body.scrollHeight")
             svgs = page.evaluate("document.querySelectorAll('svg').length")
+            # how far each figure box would scroll sideways (0: it fits the page)
+            overflow = page.evaluate("[...document.querySelectorAll('.graph')].map(e => e.scrollWidth - e.clientWidth)")
             page.screenshot(path=str(screenshot), full_page=True)
         finally:
             browser.close()
-    return {"console_errors": errors, "page_errors": page_errors, "title": title, "height": height, "svgs": svgs}
+    return {"console_errors": errors, "page_errors": page_errors, "title": title, "height": height, "svgs": svgs,
+            "graph_overflow": overflow}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from conftest import require_tool
 
 import mofn2logic
 from mofn2logic.cli import main
-from mofn2logic.pipeline import RunSummary
+from mofn2logic.run_summary import RunSummary
 from mofn2logic.report import ReportTexts, write_report
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -46,16 +47,18 @@ def test_run_writes_everything(run_dir):
     assert "## Cut table" in md and "| node_linear_1 |" in md
 
 
+@pytest.mark.browser
 def test_report_renders_in_chromium_without_console_errors(run_dir):
     require_tool("chromium")
     from browser import render_page
 
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "report.png"
-    result = render_page(run_dir / "report.html", shot)
+    result = render_page(run_dir / "report.html", shot, width=1280)
     assert result["console_errors"] == [] and result["page_errors"] == []
     assert result["title"] == "mofn2logic report: default_cnn.onnx"
-    assert result["svgs"] >= 9  # 4 layers x 2 figures + the rule graph
+    assert result["svgs"] == 10  # 4 layers x 2 figures, the rule graph, the pixel maps
+    assert result["graph_overflow"] == [0, 0]  # the rule graph and the pixel maps need no sideways scroll
     assert result["height"] > 2000
     assert shot.stat().st_size > 50_000
 
@@ -152,6 +155,16 @@ def test_the_report_shows_what_the_pipeline_hands_it(tmp_path, run_dir):
     assert "In Prolog (the first 60 lines of softmax.pl)" in page
     assert "(Graphviz not installed: no graph)" in page
     assert {p.name for p in empty.iterdir()} == {"figures", "report.html", "report.md"}
+
+
+def test_the_report_shows_cards_and_pixel_maps(run_dir):
+    page = (run_dir / "report.html").read_text()
+    assert page.count("<div class='card'>") == 10  # one per class of the digits model
+    assert re.search(r"class 3 if at least \d+ of these \d+ hold</div><div class='stats'>agrees with the network on "
+                     r"\d+\.\d%; fires on \d+\.\d%</div>", page)
+    assert "The first layer's rules on the input grid" in page and (run_dir / "figures" / "pixel_maps.svg").is_file()
+    md = (run_dir / "report.md").read_text()
+    assert "## Rule cards of the softmax layer" in md and "**class 0 if at least" in md
 
 
 def test_the_report_shows_the_softmax_prolog(run_dir):

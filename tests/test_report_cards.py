@@ -7,7 +7,8 @@ from test_exporters_goldens import conv_program, dense_program
 
 from mofn2logic.engines.numpy_engine import evaluate
 from mofn2logic.ir import AtomLiteral, InputTests, MofNRule, Program, RuleBlock
-from mofn2logic.report.cards import card_html, card_markdown, card_text, pixel_map, pixel_map_svg, rule_cards
+from mofn2logic.report.cards import card_html, card_markdown, card_text, pixel_map, rule_cards
+from mofn2logic.report.html import pixel_map_figure
 
 
 def test_card_text_is_exact():
@@ -53,7 +54,7 @@ def test_pixel_maps_on_the_input_grid():
     c = conv_program()
     k = pixel_map(c, c.block("c1"), 0)
     assert k.shape == (1, 2, 2) and k[0, 0, 0] > 0 and k[0, 1, 1] < 0
-    svg = pixel_map_svg([("class 0", m), ("c1 channel 0", k)])
+    svg = pixel_map_figure([("class 0", m), ("c1 channel 0", k)])
     assert svg.startswith("<svg") and "class 0" in svg
     # not an image: no map
     assert pixel_map(dense_program(), dense_program().blocks[0], 0) is None

@@ -10,7 +10,6 @@ HTML (no scripts). `pixel_map` draws the first layer's rules on the input grid.
 from __future__ import annotations
 
 import html
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -167,33 +166,3 @@ def pixel_map(program: Program, block: RuleBlock, unit: int) -> np.ndarray | Non
         t = tests.get(key, 0.0)
         flat[li.src] = (1 if li.positive else -1) * (abs(t) or 1e-9)
     return out
-
-
-def pixel_map_svg(maps: list[tuple[str, np.ndarray]], columns: int = 5) -> str:
-    """Small multiples of pixel maps (matplotlib): green must hold, red must not, blank untested."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import io
-
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import ListedColormap
-
-    cmap = ListedColormap(["#b03030", "#2b7a3b"])
-    rows = max(1, math.ceil(len(maps) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.8 * rows), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, (title, m) in zip(axes.ravel(), maps):
-        img = np.where(np.isnan(m), np.nan, np.sign(m)).max(axis=0) if m.shape[0] > 1 else np.sign(m[0])
-        ax.imshow(np.where(np.isnan(img), np.nan, (img > 0).astype(float)), cmap=cmap, vmin=0, vmax=1,
-                  interpolation="nearest")
-        ax.set_title(title, fontsize=8, parse_math=False)
-        ax.set_xticks([]), ax.set_yticks([])
-        ax.axis("on")
-    buf = io.StringIO()
-    with matplotlib.rc_context({"svg.hashsalt": "mofn2logic", "svg.fonttype": "none"}):
-        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
-    plt.close(fig)
-    text = buf.getvalue()
-    return text[text.index("<svg"):]

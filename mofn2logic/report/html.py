@@ -16,13 +16,12 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mofn2logic.files import file_stem, write_text_atomic
 from mofn2logic.ir.rules import RuleSet
-
-if TYPE_CHECKING:
-    from mofn2logic.pipeline import RunSummary
+from mofn2logic.report.cards import CARD_CSS, RuleCard, card_html, card_markdown
+from mofn2logic.run_summary import RunSummary
 
 PROLOG_LINES = 60  # of the softmax program's Prolog shown in the report
 
@@ -34,7 +33,7 @@ table { border-collapse: collapse; margin: .5em 0 1em; } td, th { border: 1px so
 th { background: #f4f4f4; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
 .figs { display: flex; flex-wrap: wrap; gap: 1em; } .figs > div { flex: 1 1 460px; }
 pre { background: #f7f7f7; padding: .8em; overflow-x: auto; font-size: 12px; max-height: 24em; }
-.graph { overflow-x: auto; border: 1px solid #eee; } .graph svg { max-width: none; height: auto; }
+.graph { overflow-x: auto; border: 1px solid #eee; } .graph svg { max-width: 100%; height: auto; }
 .note { color: #555; }
 """
 
@@ -87,6 +86,32 @@ def _svg(fig) -> str:
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     text = buf.getvalue()
     return text[text.index("<svg"):]
+
+
+def pixel_map_figure(maps: list[tuple[str, Any]], columns: int = 5) -> str:
+    """Small multiples of pixel maps (`cards.pixel_map`): green must hold, red must not, blank untested."""
+    import math
+
+    import numpy as np
+    from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
+
+    with _quiet_matplotlib():
+        rows = max(1, math.ceil(len(maps) / columns))
+        fig = Figure(figsize=(1.6 * columns, 1.8 * rows))
+        axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
+        for ax in axes:
+            ax.axis("off")
+        for ax, (title, m) in zip(axes, maps):
+            tested = ~np.isnan(m).all(axis=0)
+            must = np.where(np.isnan(m), 0.0, np.sign(m)).sum(axis=0)  # channels summed: + must hold, - must not
+            ax.imshow(np.where(tested, (must > 0).astype(float), np.nan), cmap=ListedColormap(["#b03030", "#2b7a3b"]),
+                      vmin=0, vmax=1, interpolation="nearest")
+            ax.set_title(_title_name(title), fontsize=8, **PLAIN)
+            ax.axis("on")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        return _svg(fig)
 
 
 def tradeoff_figure(layer: str, rows_chain: list[dict], rows_paper: list[dict]) -> str:
@@ -168,6 +193,8 @@ class ReportTexts:
     mofn: str
     prolog: str
     svg: str | None
+    cards: tuple[RuleCard, ...] = ()  # the softmax program's class rules, with held-out agreement and coverage
+    pixel_maps: str | None = None  # SVG: the replica's first-layer rules on the input grid (image inputs)
 
 
 def write_report(outdir: str | Path, summary: RunSummary, chain: RuleSet, paper: RuleSet | None,
@@ -213,9 +240,16 @@ def write_report(outdir: str | Path, summary: RunSummary, chain: RuleSet, paper:
              + (f" (network accuracy there {acc:.4f})" if acc is not None else "")
              + f". Programs use β = {summary.beta:g}.")
     timings = json.dumps({k: round(v, 3) for k, v in summary.timings.items()})
+    pixel_section = ""
+    if texts.pixel_maps:
+        write_text_atomic(figs / "pixel_maps.svg", texts.pixel_maps)
+        pixel_section = ("<h2>The first layer's rules on the input grid</h2>\n<p class='note'>Each rule of the "
+                         "replica's first layer drawn where it tests the input (a convolution: its kernel pattern): "
+                         "green must hold, red must not, blank untested.</p>\n"
+                         f"<div class='graph'>{texts.pixel_maps}</div>")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>mofn2logic report: {html.escape(model)}</title>
-<style>{CSS}</style></head><body>
+<style>{CSS}{CARD_CSS}</style></head><body>
 <h1>mofn2logic report: {html.escape(model)}</h1>
 <p>{intro}</p>
 <h2>Which layers are explainable?</h2>
@@ -229,8 +263,14 @@ end-to-end class fidelity to the network on held-out data.</p>
 {_html_table(cut_rows)}
 <h2>Engines</h2>
 {_html_table(check_rows)}
+<h2>Rule cards of the softmax layer</h2>
+<p class="note">Each class's rule as a checklist, literals in the search's order (strongest weights first);
+agreement is with the network's one-hot argmax and coverage the share of held-out samples where the rule fires.</p>
+<div class="cards">{''.join(card_html(c) for c in texts.cards)}</div>
 <h2>Rule graph of the softmax layer</h2>
+<p class="note">One star per class: green literals must hold, red dashed ones must not; hover a node for the full test.</p>
 <div class="graph">{graph}</div>
+{pixel_section}
 <h2>Example rules</h2>
 <h3>In the .mofn language</h3>
 <pre>{html.escape(mofn[:6000])}</pre>
@@ -243,6 +283,9 @@ end-to-end class fidelity to the network on held-out data.</p>
     md = [f"# mofn2logic report: {model}", "",
           intro.replace("<b>", "**").replace("</b>", "**"), "", "## Layers", "", "\n\n".join(sections_md), "",
           "## Cut table", "", _md_table(cut_rows), "", "## Engines", "", _md_table(check_rows), "",
+          "## Rule cards of the softmax layer", "", "\n".join(card_markdown(c) for c in texts.cards), "",
           "## Rule graph of the softmax layer", "", "![softmax rule graph](softmax.svg)", "",
+          *(["## The first layer's rules on the input grid", "", "![pixel maps](figures/pixel_maps.svg)", ""]
+            if texts.pixel_maps else []),
           "## Example rules (.mofn)", "", "```", mofn[:3000].rstrip(), "```", ""]
     write_text_atomic(out / "report.md", "\n".join(md))
