@@ -35,8 +35,8 @@ from mofn2logic.inputs import (
 from mofn2logic.ir import ConvAttrs, Layer, Network, Program, RuleSet, Step
 from mofn2logic.onnx.harvest import Activations, harvest
 from mofn2logic.onnx.importer import import_network
-from mofn2logic.run_summary import CheckResult, CutResult, RunSummary
 from mofn2logic.resources import default_data_path, default_model_path
+from mofn2logic.run_summary import CheckResult, CutResult, RunSummary
 from mofn2logic.version import __version__  # the one version source (mofn2logic/version.py)
 
 __all__ = [

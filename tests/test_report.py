@@ -15,8 +15,8 @@ from conftest import require_tool
 
 import mofn2logic
 from mofn2logic.cli import main
-from mofn2logic.run_summary import RunSummary
 from mofn2logic.report import ReportTexts, write_report
+from mofn2logic.run_summary import RunSummary
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
