@@ -205,6 +205,25 @@ def _typed(fmt: str, name: str, text: str, default: Any) -> Any:
 
 
 @command
+def cmd_show(args: argparse.Namespace) -> int:
+    from mofn2logic.errors import ProgramError
+    from mofn2logic.exporters import load_program
+    from mofn2logic.report.cards import card_text, rule_cards
+
+    program = load_program(args.program)
+    names = [b.name for b in program.rule_blocks()]
+    block = args.block if args.block is not None else program.output.name
+    if block not in names:
+        raise ProgramError(f"the program has no rule block {block!r}; it has {', '.join(map(repr, names))}")
+    cards = [c for c in rule_cards(program, blocks=(block,)) if args.unit is None or c.unit == args.unit]
+    if not cards:
+        units = [r.unit for r in program.block(block).rules]  # type: ignore[union-attr]
+        raise ProgramError(f"block {block!r} has no rule for unit {args.unit}; it has rules for units {units}")
+    print("\n\n".join(card_text(c) for c in cards))
+    return 0
+
+
+@command
 def cmd_verify(args: argparse.Namespace) -> int:
     from mofn2logic.engines import ENGINE_NAMES
 
@@ -385,6 +404,8 @@ EXAMPLES = {
                "  mofn2logic compile rules.json --cut fc2 --beta 0.2 -o softmax.mofn  # explain the softmax layer",
     "export": "examples:\n  mofn2logic export program.mofn --to prolog -o program.pl\n"
               "  mofn2logic export program.mofn --to svg -o rules.svg --max-units 12",
+    "show": "examples:\n  mofn2logic show softmax.mofn            # a card per class\n"
+            "  mofn2logic show replica.pl --block node_linear --unit 21",
     "verify": "examples:\n  mofn2logic verify program.mofn model.onnx --data x.npy --labels y.npy --engine all\n"
               "  mofn2logic verify program.pl model.onnx --data x.npy --engine prolog --json",
     "run": "example:\n  mofn2logic run model.onnx --data x.npy --labels y.npy -o out/   # then open out/report.html",
@@ -490,6 +511,11 @@ def build_parser() -> Parser:
                    help=f"DOT/SVG: atoms shown per layer before summarising (default {dot_units})")
     s.add_argument("--option", action="append", metavar="NAME=VALUE",
                    help="an option of the format's exporter (repeatable), e.g. max_inputs=20 for dot")
+
+    s = add("show", "Print rule cards: each rule as a checklist (\"class 3 if at least 8 of these 9 hold\").")
+    s.add_argument("program", help=f"program file ({readable})")
+    s.add_argument("--block", default=None, help="which rule block (default: the classes)")
+    s.add_argument("--unit", check=_int_in(0), default=None, help="only this unit's (class's) rule")
 
     s = add("verify", "Run a program and the network on the same data: fidelity, unit agreement, engines.")
     s.add_argument("program", help=f"program file ({readable})")

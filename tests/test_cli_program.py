@@ -136,3 +136,20 @@ def test_export_options(capsys, tmp_path, rules_file):
                     r"option 'rankdir' is not NAME=VALUE", tmp_path / "h.dot")
     _one_line_error(capsys, ["export", tmp_path / "g.dot", "--to", "mofn", "-o", tmp_path / "q.mofn"],
                     r"is a dot file, which mofn2logic only writes", tmp_path / "q.mofn")
+
+
+def test_show_prints_rule_cards(capsys, tmp_path):
+    from test_exporters_goldens import dense_program
+
+    from mofn2logic.exporters import write
+
+    path = tmp_path / "d.mofn"
+    write(dense_program(), path)
+    code, out, _ = cli(capsys, "show", path, "--unit", "2")
+    assert code == 0
+    assert out == ("class 2 if at least 2 of these 2 hold\n"
+                   "  + hidden[0] >= 0.125\n"
+                   "  + hidden[1] >= 1.5\n")
+    code, out, _ = cli(capsys, "show", path, "--block", "hidden")
+    assert code == 0 and out.startswith("hidden unit 0 (>= 0.125) if at least 2 of these 3 hold\n")
+    _one_line_error(capsys, ["show", path, "--unit", "1"], r"block 'Class Layer' has no rule for unit 1", None)
