@@ -217,7 +217,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         raise ProgramError(f"the program has no rule block {block!r}; it has {', '.join(map(repr, names))}")
     cards = [c for c in rule_cards(program, blocks=(block,)) if args.unit is None or c.unit == args.unit]
     if not cards:
-        units = [r.unit for r in program.block(block).rules]  # type: ignore[union-attr]
+        units = [r.unit for r in program.block(block).rules]
         raise ProgramError(f"block {block!r} has no rule for unit {args.unit}; it has rules for units {units}")
     print("\n\n".join(card_text(c) for c in cards))
     return 0

@@ -71,7 +71,8 @@ def cntk_cnn(seed: int = 2) -> onnx.ModelProto:
     w_flat = r.normal(0, 0.3, 3 * 2 * 5 * 5 * 6 // 6 * 6).astype(np.float32)
     nodes = [
         helper.make_node("Constant", [], ["k1"], value=_t("k1v", r.normal(0, 0.5, (3, 2, 3, 3))), name="Parameter5"),
-        helper.make_node("Conv", ["Input3", "k1"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1], name="Convolution28"),
+        helper.make_node("Conv", ["Input3", "k1"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1],
+                         name="Convolution28"),
         helper.make_node("Add", ["c1", "b1"], ["c1b"], name="Plus30"),
         helper.make_node("Tanh", ["c1b"], ["t1"], name="Tanh32"),
         helper.make_node("AveragePool", ["t1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2], name="Pooling66"),

@@ -15,6 +15,7 @@ import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -359,4 +360,5 @@ def save_npz(acts: Mapping[str, np.ndarray], network: Network, path: str | os.Pa
     meta = json.dumps({"layers": layer_table(network), "input": network.input, "output": network.output})
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, __layers__=np.array(meta), **{k: np.asarray(v) for k, v in acts.items()})
+            arrays: dict[str, Any] = {"__layers__": np.array(meta), **{k: np.asarray(v) for k, v in acts.items()}}
+            np.savez(f, **arrays)
