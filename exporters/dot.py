@@ -21,6 +21,7 @@ from mofn2logic.exporters.wording import AtomNames, shortest
 from mofn2logic.ir.program import MofNRule, Program, RuleBlock
 
 POSITIVE, NEGATIVE = "#2b7a3b", "#b03030"
+LAYOUT_SECONDS = 120  # Graphviz lays out thousands of nodes in seconds; past this something is wrong
 
 
 def quote_id(text: str) -> str:
@@ -141,7 +142,11 @@ def render_svg(dot_text: str) -> str:
     exe = shutil.which("dot")
     if exe is None:
         raise ToolMissingError("Graphviz 'dot' is not installed; install it with: sudo apt-get install graphviz")
-    proc = subprocess.run([exe, "-Tsvg"], input=dot_text, capture_output=True, text=True)
+    try:
+        proc = subprocess.run([exe, "-Tsvg"], input=dot_text, capture_output=True, text=True, timeout=LAYOUT_SECONDS)
+    except subprocess.TimeoutExpired as e:
+        raise ExportError(f"Graphviz dot did not lay the graph out within {LAYOUT_SECONDS} s; expected a smaller "
+                          "graph (lower max_units or max_literals)") from e
     if proc.returncode:
         raise ExportError(f"Graphviz dot failed: {' '.join(proc.stderr.split())[:300]}")
     return proc.stdout

@@ -16,6 +16,7 @@ from mofn2logic.errors import (
     InputFileError,
     ModelFormatError,
     Mofn2LogicError,
+    OutputFileError,
     ProgramError,
     RuleSyntaxError,
     SearchError,
@@ -53,6 +54,6 @@ __all__ = [
     # program formats
     "load_program", "write", "to_text", "formats", "Format",
     # errors
-    "Mofn2LogicError", "InputFileError", "ModelFormatError", "UnsupportedModelError", "DataError",
+    "Mofn2LogicError", "InputFileError", "OutputFileError", "ModelFormatError", "UnsupportedModelError", "DataError",
     "SearchError", "RuleSyntaxError", "ProgramError", "ExportError", "ToolMissingError",
 ]

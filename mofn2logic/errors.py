@@ -11,6 +11,10 @@ class InputFileError(Mofn2LogicError, FileNotFoundError):
     """A file the user named is missing or unreadable."""
 
 
+class OutputFileError(Mofn2LogicError, OSError):
+    """An output path cannot be written (a missing folder, a folder where a file goes, an input)."""
+
+
 class ModelFormatError(Mofn2LogicError, ValueError):
     """The file is not a readable ONNX model."""
 

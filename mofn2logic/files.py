@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from mofn2logic.errors import InputFileError, Mofn2LogicError
+from mofn2logic.errors import InputFileError, Mofn2LogicError, OutputFileError
 
 # Programs and rule files are parsed whole in memory: larger ones are refused before reading.
 MAX_TEXT_BYTES = 256 * 1024**2
@@ -123,8 +123,8 @@ def _reason(e: BaseException) -> str:
     return " ".join(str(e).split())[:200] or type(e).__name__
 
 
-def _write_error(target: Path, e: BaseException) -> InputFileError:
-    return InputFileError(f"cannot write {shown(target)}: {_reason(e)}")
+def _write_error(target: Path, e: BaseException) -> OutputFileError:
+    return OutputFileError(f"cannot write {shown(target)}: {_reason(e)}")
 
 
 def _umask() -> int:
@@ -155,36 +155,36 @@ def _check_folder(folder: Path, target: Path, *, create: bool = False) -> None:
             above = next((p for p in folder.parents if os.path.lexists(p)), None)
             if above is None or os.path.isdir(above):
                 return
-            raise InputFileError(f"cannot write {shown(target)}: {shown(above)} is a file, not a folder") from e
+            raise OutputFileError(f"cannot write {shown(target)}: {shown(above)} is a file, not a folder") from e
         # Name the nearest existing part that is not a folder, if one is in the way.
         blocker = next((p for p in (folder, *folder.parents) if os.path.lexists(p)), None)
         if blocker is not None and not os.path.isdir(blocker):
-            raise InputFileError(f"cannot write {shown(target)}: {shown(blocker)} is a file, not a folder") from e
-        raise InputFileError(f"cannot write {shown(target)}: folder {shown(folder)} does not exist") from e
+            raise OutputFileError(f"cannot write {shown(target)}: {shown(blocker)} is a file, not a folder") from e
+        raise OutputFileError(f"cannot write {shown(target)}: folder {shown(folder)} does not exist") from e
     except (OSError, ValueError) as e:
         raise _write_error(target, e) from e
     if not stat.S_ISDIR(st.st_mode):
-        raise InputFileError(f"cannot write {shown(target)}: {shown(folder)} is {_kind(st.st_mode)}, not a folder")
+        raise OutputFileError(f"cannot write {shown(target)}: {shown(folder)} is {_kind(st.st_mode)}, not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputFileError(f"cannot write {shown(target)}: folder {shown(folder)} is not writable")
+        raise OutputFileError(f"cannot write {shown(target)}: folder {shown(folder)} is not writable")
 
 
 def check_output_path(path: PathLike, *, inputs: Iterable[PathLike] = ()) -> Path:
     """Fail early, before any work, when the file `path` cannot be written: its folder is
     missing or not a folder, `path` is a folder or a device, or it is one of `inputs`."""
     if not str(path):
-        raise InputFileError("the output path is empty; expected a file path")
+        raise OutputFileError("the output path is empty; expected a file path")
     target = Path(path)
     _check_folder(target.parent, target)
     if os.path.lexists(target):
         st = os.stat(target) if os.path.exists(target) else os.lstat(target)
         if stat.S_ISDIR(st.st_mode):
-            raise InputFileError(f"cannot write {shown(target)}: it is a folder; expected a file path")
+            raise OutputFileError(f"cannot write {shown(target)}: it is a folder; expected a file path")
         if not stat.S_ISREG(st.st_mode) and not stat.S_ISLNK(st.st_mode):
-            raise InputFileError(f"cannot write {shown(target)}: it is {_kind(st.st_mode)}; expected a file path")
+            raise OutputFileError(f"cannot write {shown(target)}: it is {_kind(st.st_mode)}; expected a file path")
         for p in inputs:
             if p is not None and _same_file(p, target):
-                raise InputFileError(f"cannot write {shown(target)}: it is the input {shown(p)}; "
+                raise OutputFileError(f"cannot write {shown(target)}: it is the input {shown(p)}; "
                                      "expected an output path apart from the inputs")
     return target
 
@@ -231,20 +231,20 @@ def check_output_folder(path: PathLike, *, inputs: Iterable[PathLike] = (), mark
     a file, it holds an input, or it holds files that are not an earlier output (an existing
     folder is replaced as a whole, so it must be empty or hold `marker`)."""
     if not str(path):
-        raise InputFileError("the output folder is empty; expected a folder path")
+        raise OutputFileError("the output folder is empty; expected a folder path")
     target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
     _check_folder(target.parent, target)
     for p in inputs:
         if p is not None and _inside(p, target):
-            raise InputFileError(f"cannot write the folder {shown(path)}: it holds the input {shown(p)}, and the "
+            raise OutputFileError(f"cannot write the folder {shown(path)}: it holds the input {shown(p)}, and the "
                                  "folder is replaced as a whole; expected an output folder apart from the inputs")
     if os.path.lexists(target):
         st = os.stat(target) if os.path.exists(target) else os.lstat(target)
         if not stat.S_ISDIR(st.st_mode):
-            raise InputFileError(f"cannot write the folder {shown(path)}: it is "
+            raise OutputFileError(f"cannot write the folder {shown(path)}: it is "
                                  f"{_kind(st.st_mode)}; expected a folder")
         if target.resolve() in (Path.cwd().resolve(), Path.home().resolve(), Path(target.anchor)):
-            raise InputFileError(f"cannot write the folder {shown(path)}: it is the current, home or root folder, "
+            raise OutputFileError(f"cannot write the folder {shown(path)}: it is the current, home or root folder, "
                                  "and the folder is replaced as a whole; expected a folder of its own")
         try:
             names = os.listdir(target)
