@@ -8,7 +8,7 @@ than wired across the page. Each rule sits in a cluster of its own (a class of t
 a unit of a hidden layer), and each layer in a cluster; the output layer comes first. Rules with
 more than `max_literals` literals show the first ones (the search's order: the strongest weights
 first) and one node counting the rest; hidden layers show the `max_units` rules with the most
-literals and say how many are left out. Every node and edge has an SVG tooltip with the full
+literals and say how many are left out; `classes` ("3,8") draws only those classes. Every node and edge has an SVG tooltip with the full
 test. A legend explains the marks.
 """
 
@@ -31,7 +31,7 @@ def quote_id(text: str) -> str:
 
 class DotPrinter(Printer):
     target = "DOT"
-    options = {"max_units": 24, "max_literals": 12, "rankdir": "LR", "legend": True}
+    options = {"max_units": 24, "max_literals": 12, "rankdir": "LR", "legend": True, "classes": ""}
 
     def _print_Program(self, p: Program) -> str:
         self.p = p
@@ -64,6 +64,9 @@ class DotPrinter(Printer):
     def _layer(self, b: RuleBlock) -> list[str]:
         is_output = b is self.p.output
         rules = list(b.rules)
+        if is_output and self.settings["classes"]:  # "3,8": only these classes (a picture of a few)
+            wanted = {int(c) for c in str(self.settings["classes"]).split(",") if c.strip()}
+            rules = [r for r in rules if r.unit in wanted]
         if not is_output:
             keep = {r.unit for r in sorted(rules, key=lambda r: (-r.n, r.unit))[: self.settings["max_units"]]}
             rules = [r for r in rules if r.unit in keep]

@@ -26,7 +26,8 @@ def test_the_table():
         "mofn": (".mofn",), "json": (".json",), "prolog": (".pl",), "sympy": (".py",), "dot": (".dot", ".gv"),
         "svg": (".svg",)}
     assert [name for name, f in formats().items() if f.readable] == ["mofn", "json", "prolog"]
-    assert dict(formats()["dot"].options) == {"max_units": 24, "max_literals": 12, "rankdir": "LR", "legend": True}
+    assert dict(formats()["dot"].options) == {"max_units": 24, "max_literals": 12, "rankdir": "LR", "legend": True,
+                                             "classes": ""}
     assert dict(formats()["svg"].options) == dict(formats()["dot"].options)
     assert dict(formats()["json"].options) == {"indent": 1} and dict(formats()["mofn"].options) == {}
     assert dict(formats()["sympy"].options) == {"dnf_limit": 64}
