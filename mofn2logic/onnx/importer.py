@@ -29,6 +29,7 @@ import math
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,7 @@ import onnx
 from onnx import helper, shape_inference
 
 from mofn2logic.errors import Mofn2LogicError, UnsupportedModelError
-from mofn2logic.ir.network import Activation, ConvAttrs, Layer, Network, Shape
+from mofn2logic.ir.network import Activation, ConvAttrs, Kind, Layer, Network, Shape
 from mofn2logic.ir.steps import (
     AvgPool,
     Flatten,
@@ -116,6 +117,21 @@ def check_name(name: object, what: str) -> None:
 def _printable(text: object) -> str:
     text = text if isinstance(text, str) else repr(text)
     return REFUSED_NAME_CHARS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+@dataclass(slots=True)
+class _PendingLayer:
+    """An affine map read so far: the Add and BatchNormalization nodes that follow fold into its
+    weight and bias until an activation (or anything else) closes it into a `Layer`."""
+
+    node: onnx.NodeProto
+    kind: Kind
+    weight: np.ndarray
+    bias: np.ndarray
+    conv: ConvAttrs | None
+    input: str  # the tensor entering the affine map
+    out: str  # the tensor after the last folded node
+    nodes: list[str]  # the ONNX nodes folded in, for messages
 
 
 class _Importer:
@@ -241,7 +257,7 @@ class _Importer:
                 f"the model has no dense or conv layer (Gemm, MatMul, Conv) between {shown(self.input.name)} "
                 f"and {shown(self.output)}: there is nothing to explain")
         seq: list[Layer | Step] = []
-        pending: dict[str, Any] | None = None
+        pending: _PendingLayer | None = None
         cur = self.input.name
         used_names: set[str] = set()
         for _ in range(len(self.model.graph.node) + 1):
@@ -270,11 +286,11 @@ class _Importer:
                 if pending:
                     seq.append(self._close(pending, None, used_names))
                 pending = self._affine(node, cur, seq)
-            elif op == "Add" and pending and pending["act"] is None:
+            elif op == "Add" and pending:
                 self._fold_add(pending, node)
-            elif op == "BatchNormalization" and pending and pending["act"] is None:
+            elif op == "BatchNormalization" and pending:
                 self._fold_bn(pending, node)
-            elif op in ACTIVATIONS and pending and pending["act"] is None:
+            elif op in ACTIVATIONS and pending:
                 seq.append(self._close(pending, node, used_names))
                 pending = None
             elif op in STEPS:
@@ -291,7 +307,7 @@ class _Importer:
                     f"node {self._label(node)} has op type {op!r}, which mofn2logic cannot turn into layers; "
                     f"supported between input and output: {SUPPORTED}")
             if pending is not None:
-                pending["out"] = out
+                pending.out = out
             cur = out
         else:
             raise UnsupportedModelError(f"the chain from {shown(self.input.name)} never reaches the output "
@@ -350,7 +366,7 @@ class _Importer:
         return vals
 
     # Affine maps ----------------------------------------------------------------------
-    def _affine(self, node: onnx.NodeProto, cur: str, seq: list[Layer | Step]) -> dict[str, Any]:
+    def _affine(self, node: onnx.NodeProto, cur: str, seq: list[Layer | Step]) -> _PendingLayer:
         attrs = self._attrs(node)
         op = node.op_type
         layer_input = cur
@@ -406,8 +422,8 @@ class _Importer:
         if 0 in w.shape:
             raise UnsupportedModelError(f"node {self._label(node)} has a weight of shape {w.shape}; expected "
                                         "at least one unit and one input")
-        return {"node": node, "kind": "conv" if op == "Conv" else "dense", "w": w, "b": bias, "conv": conv,
-                "input": layer_input, "act": None, "nodes": [node.name or node.output[0]]}
+        return _PendingLayer(node=node, kind="conv" if op == "Conv" else "dense", weight=w, bias=bias, conv=conv,
+                             input=layer_input, out=node.output[0], nodes=[node.name or node.output[0]])
 
     def _conv_attrs(self, node: onnx.NodeProto, attrs: dict[str, Any], w: np.ndarray, cur: str) -> ConvAttrs:
         kernel = self._ints(node, "kernel_shape", attrs.get("kernel_shape", w.shape[2:]), 2, 1)
@@ -441,21 +457,21 @@ class _Importer:
                 f"over {units} units; expected shape {expect} or a scalar")
         return np.broadcast_to(c.reshape(-1), (units,)).copy()
 
-    def _fold_add(self, pending: dict[str, Any], node: onnx.NodeProto) -> None:
-        other = [i for i in node.input if i != pending["out"]]
+    def _fold_add(self, pending: _PendingLayer, node: onnx.NodeProto) -> None:
+        other = [i for i in node.input if i != pending.out]
         if len(other) != 1 or not self.consts.is_constant(other[0]):
             raise UnsupportedModelError(f"node {self._label(node)} adds a computed tensor; supported: a constant bias")
         c = self._const(node, list(node.input).index(other[0]), "bias")
-        pending["b"] = self._finite(node, "biases", pending["b"] + self._as_bias(node, c, pending["w"].shape[0],
-                                                                                  pending["kind"]))
-        pending["nodes"].append(node.name or node.output[0])
+        pending.bias = self._finite(node, "biases", pending.bias + self._as_bias(node, c, pending.weight.shape[0],
+                                                                                  pending.kind))
+        pending.nodes.append(node.name or node.output[0])
 
-    def _fold_bn(self, pending: dict[str, Any], node: onnx.NodeProto) -> None:
+    def _fold_bn(self, pending: _PendingLayer, node: onnx.NodeProto) -> None:
         attrs = self._attrs(node)
         if attrs.get("training_mode", 0) or not attrs.get("spatial", 1) or attrs.get("is_test", 1) == 0:
             raise UnsupportedModelError(f"node {self._label(node)} is a BatchNormalization in training mode or "
                                         "without spatial=1; supported: inference with per-channel statistics")
-        units = pending["w"].shape[0]
+        units = pending.weight.shape[0]
         gamma, beta, mean, var = (self._const(node, i, w) for i, w in
                                   ((1, "scale"), (2, "bias B"), (3, "input_mean"), (4, "input_var")))
         for what, p in (("scale", gamma), ("bias B", beta), ("input_mean", mean), ("input_var", var)):
@@ -467,13 +483,13 @@ class _Importer:
             raise UnsupportedModelError(f"node {self._label(node)}: input_var + epsilon is not positive for "
                                         f"{int((denom <= 0).sum())} units; expected variances >= 0")
         scale = gamma / np.sqrt(denom)
-        shape = (-1,) + (1,) * (pending["w"].ndim - 1)
-        pending["w"] = self._finite(node, "weights", pending["w"] * scale.reshape(shape))
-        pending["b"] = self._finite(node, "biases", (pending["b"] - mean) * scale + beta)
-        pending["nodes"].append(node.name or node.output[0])
+        shape = (-1,) + (1,) * (pending.weight.ndim - 1)
+        pending.weight = self._finite(node, "weights", pending.weight * scale.reshape(shape))
+        pending.bias = self._finite(node, "biases", (pending.bias - mean) * scale + beta)
+        pending.nodes.append(node.name or node.output[0])
 
-    def _close(self, pending: dict[str, Any], act: onnx.NodeProto | None, used: set[str]) -> Layer:
-        first = pending["node"]
+    def _close(self, pending: _PendingLayer, act: onnx.NodeProto | None, used: set[str]) -> Layer:
+        first = pending.node
         name = first.name or first.output[0]
         base, k = name, 1
         while name in used:
@@ -482,7 +498,7 @@ class _Importer:
         used.add(name)
         alpha = None
         activation: Activation = "identity"
-        output = pending["out"]
+        output = pending.out
         if act is not None:
             activation = ACTIVATIONS[act.op_type]
             attrs = self._attrs(act)
@@ -492,24 +508,24 @@ class _Importer:
                     raise UnsupportedModelError(f"node {self._label(act)} has alpha {alpha}; expected a finite slope")
             if act.op_type in ("Softmax", "LogSoftmax"):
                 axis = attrs.get("axis", -1 if self.opset >= 13 else 1)
-                rank = len(self._declared(pending["out"]) or (0, 0))
-                if pending["kind"] != "dense" or axis not in (-1, 1) or rank != 2:
+                rank = len(self._declared(pending.out) or (0, 0))
+                if pending.kind != "dense" or axis not in (-1, 1) or rank != 2:
                     raise UnsupportedModelError(
                         f"node {self._label(act)} normalises over axis {axis} of a {rank}-D tensor; supported: "
                         "the class axis of a 2-D tensor")
             output = act.output[0]
-            pending["nodes"].append(act.name or act.output[0])
-        w = np.ascontiguousarray(pending["w"], dtype=self.dtype)
-        b = np.ascontiguousarray(pending["b"], dtype=self.dtype)
+            pending.nodes.append(act.name or act.output[0])
+        w = np.ascontiguousarray(pending.weight, dtype=self.dtype)
+        b = np.ascontiguousarray(pending.bias, dtype=self.dtype)
         w.setflags(write=False)
         b.setflags(write=False)
-        in_shape = self._per_sample(pending["input"])
+        in_shape = self._per_sample(pending.input)
         out_shape = self._per_sample(output)
         return Layer(
-            name=name, kind=pending["kind"], weight=w, bias=b, activation=activation,
-            input=pending["input"], preact=pending["out"], output=output,
+            name=name, kind=pending.kind, weight=w, bias=b, activation=activation,
+            input=pending.input, preact=pending.out, output=output,
             input_shape=in_shape or (), output_shape=out_shape or (),
-            conv=pending["conv"], activation_alpha=alpha, nodes=tuple(pending["nodes"]),
+            conv=pending.conv, activation_alpha=alpha, nodes=tuple(pending.nodes),
         )
 
     # Non-parametric steps ------------------------------------------------------------
