@@ -160,8 +160,10 @@ class _Checker:
         if not isinstance(k, MaxPool) or not (_ints(k.kernel, 2, 1, MAX_GEOMETRY) and _ints(k.strides, 2, 1, MAX_GEOMETRY)
                                                and _ints(k.pads, 4, 0, MAX_GEOMETRY)
                                                and _ints(k.dilations, 2, 1, MAX_GEOMETRY)):
-            self.fail(f"pool block {b.name!r} has geometry {b.pool!r}; expected a max pool with positive kernel, "
-                      f"strides and dilations and non-negative pads up to {MAX_GEOMETRY}")
+            what = (f"kernel {list(k.kernel)}, strides {list(k.strides)}, pads {list(k.pads)}, dilations "
+                    f"{list(k.dilations)}" if isinstance(k, MaxPool) else type(k).__name__)
+            self.fail(f"pool block {b.name!r} has {what}; expected a max pool with positive kernel, strides and "
+                      f"dilations and non-negative pads, each at most {MAX_GEOMETRY}")
         if len(src) != 3:
             self.fail(f"pool block {b.name!r} reads a source of shape {list(src)}; expected (channels, height, width)")
         try:
