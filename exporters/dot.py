@@ -8,8 +8,8 @@ than wired across the page. Each rule sits in a cluster of its own (a class of t
 a unit of a hidden layer), and each layer in a cluster; the output layer comes first. Rules with
 more than `max_literals` literals show the first ones (the search's order: the strongest weights
 first) and one node counting the rest; hidden layers show the `max_units` rules with the most
-literals and say how many are left out; `classes` ("3,8") draws only those classes. Every node and edge has an SVG tooltip with the full
-test. A legend explains the marks.
+literals and say how many are left out; `classes` ("3,8") draws only those classes. Every node
+and edge has an SVG tooltip with the full test. A legend explains the marks.
 """
 
 from __future__ import annotations
