@@ -1,10 +1,18 @@
 """SymPy export: one threshold expression per atom, usable with `lambdify` on numpy arrays.
 
 Atoms are 0/1 integers. An input atom is ``Piecewise((1, x >= t), (0, True))`` over a symbol
-for the cut tensor's value; a rule is ``Piecewise((1, sum of literals >= M), (0, True))`` where
-a literal is a source atom's symbol ``a`` or ``1 - a``. A convolution's rule is one expression
-per channel over symbols for its receptive field (first-order: the same at every position).
-Pooling and index blocks are structure, not expressions, and stay in the program.
+for the cut tensor's value; a rule is ``Piecewise((1, count >= M), (0, True))`` where the count
+sums the literals, a literal being a source atom's symbol ``a`` or ``1 - a``. A convolution's rule
+is one expression per channel over symbols for its receptive field (first-order: the same at
+every position). Pooling and index blocks are structure, not expressions, and stay in the program.
+
+Rules of any length: a count of more than `CHUNK` literals is a sum of partial counts of at most
+`CHUNK` literals each, every partial count an ``UnevaluatedExpr`` (so that SymPy keeps the sum
+nested instead of flattening it) and, past `CHUNK` partial counts, the partial counts summed in
+groups the same way. One flat sum of thousands of terms is slow to build and print, and the
+Python code `lambdify` makes of it nests too deeply to compile; the nested form prints as
+``(a + b + ...) + (c + (1 - d) + ...) + ...`` and compiles at any length. A rule of at most
+`CHUNK` literals is one plain sum, as SymPy writes it.
 
 The expanded DNF (an Or of C(N, M) Ands) is offered only when it has at most `dnf_limit` terms:
 it explodes past N of about 16.
@@ -14,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -46,11 +55,92 @@ def atom_symbol(source: int, index: int, offset: tuple[int, int] | None = None) 
     return sympy.Symbol(f"a{source}_{index}{where}", integer=True, nonnegative=True)
 
 
-def rule_expr(rule: MofNRule, source: int) -> sympy.Expr:
-    terms = [atom_symbol(source, li.src, li.offset) if li.positive else 1 - atom_symbol(source, li.src, li.offset)
-             for li in rule.lits]
-    total = sympy.Add(*terms) if terms else sympy.Integer(0)
-    return sympy.Piecewise((1, total >= rule.m), (0, True))
+CHUNK = 256  # literals per partial count: the most terms one SymPy sum of a rule holds
+
+
+class LiteralTerms:
+    """The terms of a source block's literals, each built once: SymPy's own cache holds too few
+    symbols for a wide layer, and a long rule repeats the symbols of the rules before it."""
+
+    def __init__(self, source: int) -> None:
+        self.source = source
+        self._symbols: dict[tuple[int, tuple[int, int] | None], sympy.Symbol] = {}
+        self._negated: dict[tuple[int, tuple[int, int] | None], sympy.Expr] = {}
+
+    def symbol(self, index: int, offset: tuple[int, int] | None = None) -> sympy.Symbol:
+        key = (index, offset)
+        if key not in self._symbols:
+            self._symbols[key] = atom_symbol(self.source, index, offset)
+        return self._symbols[key]
+
+    def negated(self, index: int, offset: tuple[int, int] | None = None) -> sympy.Expr:
+        """``1 - a`` kept whole: a term of a partial count that never prints with a leading minus
+        (SymPy's string printer misplaces the sign of an unevaluated sum that starts with one)."""
+        key = (index, offset)
+        if key not in self._negated:
+            self._negated[key] = sympy.UnevaluatedExpr(1 - self.symbol(index, offset))
+        return self._negated[key]
+
+
+def _sorted(lits: list[tuple[int, tuple[int, int] | None, bool]], terms: LiteralTerms,
+            negated: Callable[[int, tuple[int, int] | None], sympy.Expr]) -> list[sympy.Expr]:
+    """The literals' terms, positive ones first, by name: about SymPy's own order of the terms of
+    a sum, so that its sort of them is nearly linear (only for speed: the sum is the same)."""
+    keyed = sorted((not positive, terms.symbol(i, offset).name, i, offset) for i, offset, positive in lits)
+    return [terms.symbol(i, offset) if not negative else negated(i, offset) for negative, _, i, offset in keyed]
+
+
+def _partial(rule: MofNRule, terms: LiteralTerms) -> sympy.Expr:
+    """The count of a rule of at most CHUNK literals, one canonical SymPy sum: the negated ones as
+    ``1 - a`` (SymPy gathers the ones: the sum of the literal terms, built without them)."""
+    negated = sum(1 for li in rule.lits if not li.positive)
+    lits = [(li.src, li.offset, li.positive) for li in rule.lits]
+    return sympy.Add(sympy.Integer(negated), *_sorted(lits, terms, lambda i, o: -terms.symbol(i, o)))
+
+
+def _nested(rule: MofNRule, terms: LiteralTerms) -> sympy.Expr:
+    """The count of a longer rule: partial counts of CHUNK consecutive literals, each kept whole
+    (``UnevaluatedExpr``), summed CHUNK at a time."""
+    lits = [(li.src, li.offset, li.positive) for li in rule.lits]
+    parts: list[sympy.Expr] = [sympy.UnevaluatedExpr(sympy.Add(*_sorted(lits[i:i + CHUNK], terms, terms.negated)))
+                               for i in range(0, len(lits), CHUNK)]
+    while len(parts) > CHUNK:
+        parts = [sympy.UnevaluatedExpr(sympy.Add(*parts[i:i + CHUNK])) for i in range(0, len(parts), CHUNK)]
+    return sympy.Add(*parts)
+
+
+def rule_count(rule: MofNRule, source: int, terms: LiteralTerms | None = None) -> sympy.Expr:
+    """How many of the rule's literals hold: one sum, or nested partial counts for a rule of more
+    than CHUNK literals (module docstring). `terms`: a cache of the source block's terms."""
+    terms = terms or LiteralTerms(source)
+    if not rule.lits:
+        return sympy.Integer(0)
+    return _partial(rule, terms) if rule.n <= CHUNK else _nested(rule, terms)
+
+
+def _threshold(value: sympy.Expr, bound: sympy.Expr) -> sympy.Expr:
+    """``Piecewise((1, value >= bound), (0, True))`` as SymPy evaluates it when `value` is a symbol
+    or nested partial counts (nothing to decide or gather), built without asking SymPy: its
+    assumptions queries cost most of the time on long rules and wide inputs."""
+    return sympy.Piecewise((sympy.Integer(1), sympy.GreaterThan(value, bound, evaluate=False)),
+                           (sympy.Integer(0), sympy.true), evaluate=False)
+
+
+def input_expr(index: int, threshold: float) -> sympy.Expr:
+    """The input test ``x >= t`` as a 0/1 atom."""
+    return _threshold(input_symbol(index), sympy.Float(threshold, 17))
+
+
+def rule_expr(rule: MofNRule, source: int, terms: LiteralTerms | None = None) -> sympy.Expr:
+    count = rule_count(rule, source, terms)
+    if is_nested(rule):
+        return _threshold(count, sympy.Integer(rule.m))
+    return sympy.Piecewise((1, count >= rule.m), (0, True))  # SymPy gathers the sum's constant into M
+
+
+def is_nested(rule: MofNRule) -> bool:
+    """Whether the rule's count is nested partial counts (more than CHUNK literals)."""
+    return rule.n > CHUNK
 
 
 def rule_dnf(rule: MofNRule, source: int, limit: int) -> sympy.Expr | None:
@@ -59,7 +149,7 @@ def rule_dnf(rule: MofNRule, source: int, limit: int) -> sympy.Expr | None:
         return sympy.false
     if rule.m == 0:
         return sympy.true
-    if math.comb(rule.n, rule.m) > limit:
+    if (rule.n > limit and rule.m < rule.n) or math.comb(rule.n, rule.m) > limit:  # C(N, M) >= N for 0 < M < N
         return None
     lits = [sympy.Symbol(atom_symbol(source, li.src, li.offset).name) if li.positive
             else sympy.Not(sympy.Symbol(atom_symbol(source, li.src, li.offset).name)) for li in rule.lits]
@@ -75,6 +165,13 @@ class SympyProgram:
     dnf: dict
 
 
+def _srepr(expr: sympy.Expr, nested: bool) -> str:
+    """`srepr`; for nested partial counts, the arguments of each sum in the order SymPy stores
+    them (the order `exec` rebuilds), not re-sorted for display: sorting thousands of terms is
+    most of the cost of printing a long rule."""
+    return sympy.srepr(expr, order="none") if nested else sympy.srepr(expr)
+
+
 class SympyPrinter(Printer):
     target = "SymPy"
     options = {"dnf_limit": 64}
@@ -83,20 +180,22 @@ class SympyPrinter(Printer):
         inputs = {}
         inp = p.input
         for idx, t in inp.tests:
-            inputs[("", idx)] = sympy.Piecewise((1, input_symbol(idx) >= sympy.Float(t, 17)), (0, True))
+            inputs[("", idx)] = input_expr(idx, t)
         atoms, dnf = {}, {}
         num = block_numbers(p)
         for b in p.blocks:
             if isinstance(b, RuleBlock):
+                terms = LiteralTerms(num[b.source])
                 for r in b.rules:
-                    atoms[(b.name, r.unit)] = rule_expr(r, num[b.source])
-                    d = rule_dnf(r, num[b.source], self.settings["dnf_limit"])
+                    atoms[(b.name, r.unit)] = rule_expr(r, terms.source, terms)
+                    d = rule_dnf(r, terms.source, self.settings["dnf_limit"])
                     if d is not None:
                         dnf[(b.name, r.unit)] = d
         return SympyProgram(inputs, atoms, dnf)
 
     def _print_Program(self, p: Program) -> str:
         sp = self.build(p)
+        nested = {(b.name, r.unit): is_nested(r) for b in p.rule_blocks() for r in b.rules}
         lines = [
             f"# SymPy expressions of the mofn2logic program {p.name!r} (generated).",
             "# exec() this file: `inputs`, `atoms` and `dnf` map (block, unit) to expressions;",
@@ -110,7 +209,7 @@ class SympyPrinter(Printer):
             *[f"    {k!r}: {sympy.srepr(v)}," for k, v in sp.inputs.items()],
             "}",
             "atoms = {",
-            *[f"    {k!r}: {sympy.srepr(v)}," for k, v in sp.atoms.items()],
+            *[f"    {k!r}: {_srepr(v, nested[k])}," for k, v in sp.atoms.items()],
             "}",
             "dnf = {",
             *[f"    {k!r}: {sympy.srepr(v)}," for k, v in sp.dnf.items()],

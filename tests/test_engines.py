@@ -14,6 +14,9 @@ from mofn2logic.engines import numpy_engine as engine_python
 from mofn2logic.engines import sympy_engine as engine_sympy
 from mofn2logic.exporters.dot import render_svg, to_dot
 from mofn2logic.exporters.sympy_expr import to_sympy, to_sympy_program
+from mofn2logic.ir.program import AtomLiteral, IndexBlock, InputTests, MofNRule, PoolBlock, Program, RuleBlock
+from mofn2logic.ir.steps import MaxPool
+from mofn2logic.program.check import check_program
 from mofn2logic.program.compile import compile_program
 
 
@@ -88,3 +91,87 @@ def test_engines_agree_on_the_demo_model(default_rules, default_acts):
         assert report["engines_agree"] is True
         assert len({r["fidelity"] for r in report["engines"].values()}) == 1
     assert to_sympy_program(p).atoms
+
+
+def _long_rule(rng: np.random.Generator, n: int, conv_channels: int | None = None) -> MofNRule:
+    """A rule of n distinct literals, about 60% positive; M near half, so that it holds on some samples."""
+    if conv_channels is None:
+        lits = tuple(AtomLiteral(int(i), bool(rng.random() < 0.6)) for i in rng.permutation(n))
+    else:
+        where = [(c, dy, dx) for c in range(conv_channels) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+        lits = tuple(AtomLiteral(c, bool(rng.random() < 0.6), (dy, dx))
+                     for c, dy, dx in (where[int(k)] for k in rng.permutation(len(where))[:n]))
+    return MofNRule(0, int(sum(li.positive for li in lits) * 0.5 + n * 0.2), lits, 0.5)
+
+
+def long_dense_program(n: int = 10_000) -> Program:
+    """Three classes over n input units; class 0 reads all n (a single 10,000-literal rule)."""
+    rng = np.random.default_rng(0)
+    big = _long_rule(rng, n)
+    out = RuleBlock("out", "dense", "", (3,), (MofNRule(0, big.m, big.lits),
+                                               MofNRule(1, 2, (AtomLiteral(0), AtomLiteral(1, False), AtomLiteral(7))),
+                                               MofNRule(2, 1, (AtomLiteral(5),))))
+    inp = InputTests("x", (n,), False, tuple((i, float(np.float32(rng.normal()))) for i in range(n)))
+    return Program("long dense", inp, (out,))
+
+
+def long_conv_program(n: int = 2_000) -> Program:
+    """A conv channel whose rule reads 2,000 (channel, offset) literals, then a pool, a flatten and classes."""
+    rng = np.random.default_rng(1)
+    channels = -(-n // 9)
+    conv = RuleBlock("conv", "conv", "", (2, 5, 5), (_long_rule(rng, n, channels),
+                                                    MofNRule(1, 1, (AtomLiteral(3, False, (0, 1)),), -0.25)))
+    pool = PoolBlock("pool", "conv", (2, 2, 2), MaxPool(kernel=(2, 2), strides=(2, 2)))
+    flat = IndexBlock("flat", "pool", (8,), tuple(range(8)))
+    out = RuleBlock("out", "dense", "flat", (2,), (MofNRule(0, 1, (AtomLiteral(0), AtomLiteral(3, False))),
+                                                  MofNRule(1, 2, (AtomLiteral(1), AtomLiteral(6), AtomLiteral(7)))))
+    inp = InputTests("image", (channels, 5, 5), True,
+                     tuple((c, float(np.float32(rng.normal(scale=0.5)))) for c in range(channels)))
+    return Program("long conv", inp, (conv, pool, flat, out))
+
+
+@pytest.mark.parametrize("make, block", [(long_dense_program, "out"), (long_conv_program, "conv")])
+def test_sympy_handles_rules_of_any_length(make, block):
+    """A 10,000-literal dense rule and a 2,000-literal conv rule: the export executes and
+    lambdifies, and the SymPy engine equals numpy bit for bit."""
+    from mofn2logic.exporters.sympy_expr import CHUNK
+
+    p = make()
+    check_program(p, "long")
+    rule = p.block(block).rules[0]
+    assert rule.n > 7 * CHUNK
+    x = sample_inputs(p, 50, 0)
+    a_py, m_py, c_py = engine_python.evaluate(p, x)
+    a_sy, m_sy, c_sy = engine_sympy.evaluate(p, x)
+    for b in p.rule_blocks():
+        np.testing.assert_array_equal(a_py[b.name], a_sy[b.name])
+    np.testing.assert_array_equal(m_py, m_sy)
+    np.testing.assert_array_equal(c_py, c_sy)
+    assert 0 < a_py[block][:, 0].mean() < 1, "the long rule holds on some samples, not all"
+    ns: dict = {}
+    exec(to_sympy(p), ns)  # the exported file, as a user runs it
+    expr = ns["atoms"][(block, 0)]
+    built = to_sympy_program(p).atoms[(block, 0)]
+    assert sympy.srepr(expr, order="none") == sympy.srepr(built, order="none")  # exec rebuilds the same expression
+    if block == "out":  # a user's own lambdify of the exported expression, on the source atoms
+        syms = sorted(expr.free_symbols, key=lambda s: int(s.name.split("_")[1]))
+        f = sympy.lambdify([syms], expr, "numpy")
+        src = a_py[""].reshape(len(x), -1).astype(np.int64)
+        got = f([src[:, int(s.name.split("_")[1])] for s in syms])
+        np.testing.assert_array_equal(np.asarray(got, dtype=bool), a_py[block][:, 0])
+
+
+def test_long_rules_nest_their_sums():
+    from mofn2logic.exporters.sympy_expr import CHUNK, rule_count, rule_expr
+
+    rng = np.random.default_rng(2)
+    rule = _long_rule(rng, 3 * CHUNK + 5)
+    count = rule_count(rule, 0)
+    assert len(count.args) == 4 and all(isinstance(a, sympy.UnevaluatedExpr) for a in count.args)
+    assert all(len(a.args[0].args) <= CHUNK + 1 for a in count.args)  # + 1: the negated literals' constant
+    flat = sympy.Add(*[sympy.Symbol(f"a0_{li.src}", integer=True, nonnegative=True) if li.positive
+                       else 1 - sympy.Symbol(f"a0_{li.src}", integer=True, nonnegative=True) for li in rule.lits])
+    assert count.doit() == flat  # the same sum, nested
+    small = MofNRule(0, 2, rule.lits[:CHUNK])
+    assert rule_expr(small, 0) == sympy.Piecewise((1, rule_count(small, 0) >= 2), (0, True))
+    assert not any(isinstance(a, sympy.UnevaluatedExpr) for a in rule_count(small, 0).args)
