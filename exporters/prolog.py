@@ -36,7 +36,10 @@ The helpers (``at_least/2``, ``position/4``, ``outside/4``, ``window/5``, ``pred
 ``margins/2``, ``explain/3``, ``classify_file/2``) are the package file
 ``grammars/mofn_runtime.pl``, copied verbatim at the end of every exported file; it documents
 the proof term of ``explain/3``. Rule and pool predicates are tabled (``:- table``), except the
-classes. `mofn2logic.exporters.prolog_read` reads the clauses back into the identical program.
+classes: ``predict/2`` and ``explain/3`` ask the clauses top-down, one sample at a time, while
+``classify_file/2`` reads the same clauses and evaluates them bottom-up, block by block, on every
+sample at once (an atom's truth over the samples is one integer, a rule a bit-sliced count).
+`mofn2logic.exporters.prolog_read` reads the clauses back into the identical program.
 """
 
 from __future__ import annotations

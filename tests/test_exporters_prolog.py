@@ -390,3 +390,114 @@ def test_data_facts():
     text = data_facts(np.array([[[[0.5, -1.0], [np.inf, 2.0]]]]), p)
     assert text.splitlines()[2:] == ["x(0, 0, 0, 0, 0.5).", "x(0, 0, 0, 1, -1.0).", "x(0, 0, 1, 0, 1.0Inf).",
                                      "x(0, 0, 1, 1, 2.0)."]
+
+
+# ---- the batch evaluation (classify_file): every geometry, every mode ------------------------
+
+def geometry_program(seed: int) -> Program:
+    """Strides, offsets that reach far into the padding, padding that holds, pools with pads,
+    dilations and overlapping windows, per-unit tests on an image, and a dense block reshaped
+    into a grid that a second convolution reads."""
+    rng = np.random.default_rng(seed)
+    c_in, h, w = int(rng.integers(1, 3)), int(rng.integers(3, 8)), int(rng.integers(3, 8))
+    per_channel = bool(rng.random() < 0.6)
+    if per_channel:
+        tests = tuple((c, float(np.float32(rng.normal()))) for c in range(c_in))
+    else:
+        tests = tuple((i, float(np.float32(rng.normal()))) for i in range(c_in * h * w) if rng.random() < 0.8)
+    sy, sx = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    c1 = int(rng.integers(1, 4))
+    shape1 = (c1, (h - 1) // sy + 1, (w - 1) // sx + 1)
+
+    def conv_rules(units: int, channels: int, reach: int) -> tuple[MofNRule, ...]:
+        rules = []
+        for u in range(units):
+            n = int(rng.integers(0, 7))
+            lits = tuple(AtomLiteral(int(rng.integers(channels)), bool(rng.random() < 0.6),
+                                     (int(rng.integers(-reach, reach + 1)), int(rng.integers(-reach, reach + 1))))
+                         for _ in range(n))
+            rules.append(MofNRule(u, int(rng.integers(0, n + 2)), lits, float(np.float32(rng.normal(scale=0.5)))))
+        return tuple(rules)
+
+    conv1 = RuleBlock("c1", "conv", "", shape1, conv_rules(c1, c_in, 3), (sy, sx))
+    k = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+    pool = MaxPool(kernel=k, strides=(int(rng.integers(1, 3)), int(rng.integers(1, 3))),
+                   pads=(int(rng.integers(0, k[0])), int(rng.integers(0, k[1])), int(rng.integers(0, k[0])),
+                         int(rng.integers(0, k[1]))),
+                   dilations=(int(rng.integers(1, 3)), 1), ceil_mode=bool(rng.random() < 0.5))
+    try:
+        pshape = pool.output_shape(shape1)
+    except ProgramError:
+        pool = MaxPool(kernel=(1, 1), strides=(1, 1))
+        pshape = pool.output_shape(shape1)
+    pooled = PoolBlock("p", "c1", pshape, pool)  # type: ignore[arg-type]
+    n_flat = int(np.prod(pshape))
+    flat = IndexBlock("flat", "p", (n_flat,), tuple(int(i) for i in rng.permutation(n_flat)))
+    hidden = RuleBlock("h", "dense", "flat", (4,), tuple(
+        MofNRule(u, int(rng.integers(0, 3)), tuple(AtomLiteral(int(i), bool(rng.random() < 0.5))
+                                                   for i in rng.choice(n_flat, size=min(n_flat, 3), replace=False)),
+                 float(np.float32(rng.normal()))) for u in range(4)))
+    grid = IndexBlock("grid", "h", (1, 2, 2), (0, 1, 2, 3))
+    conv2 = RuleBlock("c2", "conv", "grid", (2, 2, 2), conv_rules(2, 1, 1))
+    flat2 = IndexBlock("flat2", "c2", (8,), tuple(range(8)))
+    out = RuleBlock("out", "dense", "flat2", (3,), tuple(
+        MofNRule(u, int(rng.integers(0, 4)), tuple(AtomLiteral(int(i), bool(rng.random() < 0.5))
+                                                   for i in rng.choice(8, size=3, replace=False))) for u in range(3)))
+    inp = InputTests("image", (c_in, h, w), per_channel, tests)
+    return Program(f"geometry {seed}", inp, (conv1, pooled, flat, hidden, grid, conv2, flat2, out))
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_batch_evaluation_agrees_with_numpy_on_every_geometry(seed):
+    require_tool("swipl")
+    p = geometry_program(seed)
+    from mofn2logic.program.check import check_program
+
+    check_program(p, "geometry")
+    x = sample_inputs(p, 70, seed)
+    if seed % 4 == 0:
+        x[0, 0, 0, 0] = np.nan  # compares false in both
+        x[1, 0, 0, 0] = np.inf
+    _agree(p, x)
+
+
+def test_classify_file_modes_agree(tmp_path):
+    """class, atoms (0/1 strings, for people) and masks (integers, for the engine) say the same."""
+    p = geometry_program(3)
+    x = sample_inputs(p, 9, 3)
+    atoms, _, classes = numpy_engine.evaluate(p, x)
+    class_lines = _query(p, x, "classify_file('d.pl', class)", tmp_path).splitlines()
+    assert class_lines == [f"{s} {c}" for s, c in enumerate(classes)]
+    rows = _query(p, x, "classify_file('d.pl', atoms)", tmp_path).splitlines()
+    for s, row in enumerate(rows):
+        parts = row.split()
+        assert parts[:2] == [str(s), str(classes[s])]
+        assert parts[2:] == ["".join("1" if v else "0" for v in atoms[b.name][s].reshape(-1)) for b in p.rule_blocks()]
+    masks = _query(p, x, "classify_file('d.pl', masks)", tmp_path).splitlines()
+    assert masks[:len(x)] == class_lines and len(masks) == len(x) + sum(b.shape[0] for b in p.rule_blocks())
+
+
+def test_classify_file_reads_samples_in_file_order_with_any_names(tmp_path):
+    """A hand-written data file: samples named by atoms, in no particular order."""
+    exe = require_tool("swipl")
+    p = tiny_dense()
+    write_prolog(p, tmp_path / "p.pl")
+    (tmp_path / "d.pl").write_text("x(zed, 0, 1.0).\nx(zed, 1, 0.0).\nx(zed, 2, 0.0).\n"
+                                   "x(alpha, 0, 0.0).\nx(alpha, 1, 0.0).\nx(alpha, 2, 5.0).\n", encoding="utf-8")
+    out = subprocess.run([exe, "-q", "-g", "classify_file('d.pl', class)", "-t", "halt", "p.pl"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and not out.stderr, out.stderr
+    _, _, classes = numpy_engine.evaluate(p, np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 5.0]]))
+    assert out.stdout.splitlines() == [f"zed {classes[0]}", f"alpha {classes[1]}"]
+
+
+def test_engine_runs_in_batches(monkeypatch):
+    """More samples than one SWI-Prolog run takes: the batches join up in order."""
+    require_tool("swipl")
+    import mofn2logic.engines.prolog_engine as engine
+
+    monkeypatch.setattr(engine, "BATCH_BITS", 1)  # 64 samples per run
+    p = conv_program(2)
+    x = sample_inputs(p, 150, 2)
+    _agree(p, x)
+    assert engine.batch_size(p) == 64
