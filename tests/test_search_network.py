@@ -118,25 +118,20 @@ def test_rules_json_schema_and_roundtrip(tmp_path, capsys, default_model, digits
     stdout = capsys.readouterr().out
     assert code == 0 and "layer node_linear_1 (dense, 10 units" in stdout and "mean error" in stdout
     d = json.loads(out.read_text())
-    assert d["format"] == "mofn2logic-rules" and d["version"] == 1
+    assert d["format"] == "mofn2logic-rules" and d["version"] == 2
     assert set(d["provenance"]) >= {"package", "version", "model_sha256", "data_sha256", "options"}
-    assert [la["name"] for la in d["layers"]] == ["node_conv2d", "node_conv2d_1", "node_linear", "node_linear_1"]
-    for la in d["layers"]:
-        assert {"name", "kind", "mode", "units"} <= set(la)
-        for u in la["units"]:
-            assert {"unit", "threshold", "rules", "front"} <= set(u)
-            assert [r["beta"] for r in u["rules"]] == [0.0, 0.2]
-            for r in u["rules"]:
-                assert {"beta", "n", "m", "error", "complexity", "literals"} <= set(r)
-                assert len(r["literals"]) == r["n"]
-                for li in r["literals"]:
-                    assert {"input", "threshold", "positive"} <= set(li)
-                    assert ("offset" in li) == (la["kind"] == "conv")
-            assert all({"n", "m", "error", "complexity"} == set(f) for f in u["front"])
-            cx = [f["complexity"] for f in u["front"]]
-            err = [f["error"] for f in u["front"]]
+    rs = read_rules(out)  # the schema itself: tests/test_search_rules_file.py
+    assert [la.name for la in rs.layers] == ["node_conv2d", "node_conv2d_1", "node_linear", "node_linear_1"]
+    for la in rs.layers:
+        for u in la.units:
+            assert [r.beta for r in u.rules] == [0.0, 0.2]
+            for r in u.rules:
+                assert len(r.literals) == r.n
+                assert all((li.offset is not None) == (la.kind == "conv") for li in r.literals)
+            cx = [f.complexity for f in u.front]
+            err = [f.error for f in u.front]
             assert cx == sorted(cx) and err == sorted(err, reverse=True)
-    assert d["layers"][-1]["units"][0]["threshold"] is None
+    assert rs.layers[-1].units[0].threshold is None
     assert dumps(read_rules(out)) == out.read_text()
     # deterministic: the same inputs give the same bytes
     out2 = tmp_path / "rules2.json"
