@@ -215,3 +215,101 @@ def test_from_dict_rejects_other_formats():
 
     with pytest.raises(ProgramError, match="not a mofn2logic rule set"):
         from_dict({"format": "x"})
+
+
+# --------------------------------------------------------------------------- exact search, fitting on the program
+
+def _unpruned_program(rs, beta):
+    """compile_program without folding or pruning: every unit keeps its rule."""
+    from mofn2logic.ir.program import Program
+    from mofn2logic.program.compile import _steps, input_tests, rule_block
+
+    blocks: list = []
+    source = ""
+    for k, la in enumerate(rs.layers):
+        if k > 0:
+            source = _steps(la, rs.layers[k - 1], source, blocks)
+        blocks.append(rule_block(la, beta, source))
+    return Program("", input_tests(rs.layers[0], beta), tuple(blocks))
+
+
+@pytest.fixture(scope="module")
+def digits_acts(default_model, digits):
+    net = import_network(default_model)
+    x = check_data(digits["images"][:300], net.input_shape, net.dtype)
+    return net, harvest(net, default_model, x)
+
+
+def test_fit_on_program_fits_each_layer_on_the_atoms_below(digits_acts):
+    """A dense layer fitted on the program's atoms: its rules' recorded errors are exactly the rate at which
+    the program's own atoms (compiled without folding or pruning) disagree with the layer's targets."""
+    from mofn2logic.engines.numpy_engine import evaluate
+    from mofn2logic.program.compile import compile_program
+
+    net, acts = digits_acts
+    rs = extract(net, acts, betas=(0.0, 0.2), device="cpu", order="exact", fit_on="program")
+    assert [la.fit_on for la in rs.layers] == ["network", "program", "program", "program"]
+    plain = extract(net, acts, betas=(0.0, 0.2), device="cpu", order="exact")
+    assert rs.layers[0] == plain.layers[0] and all(la.fit_on == "network" for la in plain.layers)
+    assert plain == extract(net, acts, betas=(0.0, 0.2), device="cpu", order="exact", fit_on="network")
+    atoms = evaluate(_unpruned_program(rs, 0.0), np.asarray(acts[rs.layers[0].input_tensor]))[0]
+    pred = predicted_class(net, acts)
+    for la in rs.layers[2:]:
+        out = np.asarray(acts[la.output_tensor])
+        for u in la.units:
+            truth = (pred == u.unit) if u.threshold is None else out[:, u.unit] >= np.float32(u.threshold)
+            assert u.rule(0.0).error == pytest.approx(np.mean(atoms[la.name][:, u.unit] != truth), abs=1e-12)
+    # literals record the chain's thresholds, so the program compiles as any chain-mode rule set
+    for prev, la in zip(rs.layers, rs.layers[1:]):
+        heads = {u.unit: u.threshold for u in prev.units}
+        for u in la.units:
+            for li in u.rule(0.0).literals:
+                if la.kind == "conv":
+                    assert li.threshold == heads[li.input]
+    compile_program(rs, beta=0.2)
+
+
+def test_fit_on_program_restarts_where_the_chain_does(digits_acts):
+    net, acts = digits_acts
+    names = [la.name for la in net.layers]
+    rs = extract(net, acts, layers=[names[0], names[2], names[3]], betas=(0.0,), device="cpu", fit_on="program")
+    assert [la.fit_on for la in rs.layers] == ["network", "network", "program"]
+
+
+def test_exact_chain_rules_compile_and_paper_rules_use_cuts(digits_acts):
+    from mofn2logic.program.compile import compile_program
+
+    net, acts = digits_acts
+    chain = extract(net, acts, betas=BETAS, device="cpu", order="exact")
+    compile_program(chain, beta=0.0)  # one threshold per input: the program's input tests accept it
+    paper = extract(net, acts, layers=[net.layers[-1].name], mode="paper", betas=BETAS, device="cpu", order="exact")
+    thresholds = {li.threshold for u in paper.layers[0].units for r in u.rules for li in r.literals}
+    assert len(thresholds) > 128 / 4  # free thresholds: more than the paper's one split per (input, target)
+    assert {r.method for u in paper.layers[0].units for r in u.rules} <= {"weight", "exact", "local"}
+
+
+def test_target_input_splits_choose_for_the_layers_targets():
+    from mofn2logic.ir.network import Layer
+    from mofn2logic.search.network import Examples, target_input_splits
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 11, size=(400, 3)).astype(np.float32)
+    targets = np.stack([x[:, 0] >= 7, x[:, 1] >= 3], 1)
+    layer = Layer(name="fc", kind="dense", weight=np.ones((2, 3), np.float32), bias=np.zeros(2, np.float32),
+                  activation="relu", input="x", preact="p", output="y", input_shape=(3,), output_shape=(2,))
+    got = target_input_splits(layer, Examples(x, targets, np.zeros(400, np.int64)), targets,
+                              np.full(3, 9.5, np.float32), 16)
+    assert got[0] == np.float32(6.5) and got[1] == np.float32(2.5)
+    assert got.dtype == np.float32
+
+
+def test_exact_options_errors(digits_acts):
+    net, acts = digits_acts
+    with pytest.raises(SearchError, match="fit-on 'program' needs chain mode"):
+        extract(net, acts, mode="paper", fit_on="program")
+    with pytest.raises(SearchError, match="fit-on 'atoms' is unknown; expected one of network, program"):
+        extract(net, acts, fit_on="atoms")
+    with pytest.raises(SearchError, match=r"cuts must be in 0\.\.254.*got 300"):
+        extract(net, acts, order="exact", cuts=300)
+    with pytest.raises(SearchError, match=r"would score 66,018,450 subsets per unit; expected at most 2,000,000"):
+        extract(net, acts, order="exact", small_n=4, exact_pool=200)

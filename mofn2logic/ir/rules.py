@@ -84,6 +84,9 @@ class LayerRules:
     # chain mode: True when the inputs' thresholds are the head splits of the layer below, carried
     # through the steps (the layers compose); False where new splits were made instead.
     chained: bool = False
+    # what the rules were fitted on: "network" (the network's activations of the layer below, thresholded)
+    # or "program" (the atoms that the program compiled from the rules below computes; chain mode)
+    fit_on: str = "network"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,8 @@ large fan-in a first pass finds each N's count range so the layout stays O(E * n
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import intrinsic
 
 
 @njit(cache=True, nogil=True)
@@ -138,3 +139,264 @@ def binary_split_sweep(xt, ordt, ys, table, eps):  # pragma: no cover - compiled
                 best_pos[t, col] = p_best
                 best_gain[t, col] = g_best
     return best_pos, best_gain
+
+
+# --------------------------------------------------------------------------- exact small-N search
+
+@intrinsic
+def popcount64(typingctx, x):  # pragma: no cover - compiled
+    """The CPU's population count of a uint64 word (llvm.ctpop)."""
+    sig = types.uint64(types.uint64)
+
+    def codegen(context, builder, signature, args):
+        return builder.ctpop(args[0])
+
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True)
+def _insert(errs, idxs, m, err, comb):  # pragma: no cover - compiled
+    """Insert (err, comb) into the ascending list errs[m, :] (kept after equal errors: combinations arrive in
+    lexicographic order, so the earlier of two equal ones stays first)."""
+    keep = errs.shape[1]
+    if err >= errs[m, keep - 1]:
+        return
+    p = keep - 1
+    while p > 0 and errs[m, p - 1] > err:
+        errs[m, p] = errs[m, p - 1]
+        idxs[m, p, :] = idxs[m, p - 1, :]
+        p -= 1
+    errs[m, p] = err
+    idxs[m, p, :] = comb
+
+
+@njit(cache=True, nogil=True)
+def _extend(state, lvl, x_row, w_count):  # pragma: no cover - compiled
+    """state[lvl + 1][m] = at least m of the first lvl + 1 literals, from state[lvl] and literal x."""
+    for w in range(w_count):
+        x = x_row[w]
+        state[lvl + 1, 0, w] = state[lvl, 0, w]
+        for m in range(lvl + 1, 0, -1):
+            state[lvl + 1, m, w] = state[lvl, m, w] | (state[lvl, m - 1, w] & x)
+
+
+@njit(cache=True, nogil=True)
+def _subset_task(bits, ybits, n_pos, big_n, first, step, errs, idxs):  # pragma: no cover - compiled
+    """Every subset of `big_n` rows of `bits` whose first row is first, first + step, ... (lexicographic
+    within each first row): the `keep` least errors of "at least M of the subset", M = 1..big_n."""
+    p_count, w_count = bits.shape
+    state = np.zeros((big_n + 1, big_n + 2, w_count), np.uint64)
+    for w in range(w_count):
+        state[0, 0, w] = ~np.uint64(0)
+    comb = np.zeros(big_n, np.int64)
+    pc = np.zeros(big_n + 1, np.int64)
+    pcy = np.zeros(big_n + 1, np.int64)
+    for i0 in range(first, p_count - big_n + 1, step):
+        comb[0] = i0
+        for q in range(1, big_n):
+            comb[q] = i0 + q
+        for q in range(big_n - 1):
+            _extend(state, q, bits[comb[q]], w_count)
+        while True:
+            # the last literal is folded in on the fly: state[big_n - 1] plus row comb[big_n - 1]
+            for m in range(big_n + 1):
+                pc[m] = 0
+                pcy[m] = 0
+            last = bits[comb[big_n - 1]]
+            s = big_n - 1
+            for w in range(w_count):
+                x = last[w]
+                yw = ybits[w]
+                for m in range(1, big_n + 1):
+                    v = state[s, m, w] | (state[s, m - 1, w] & x)
+                    pc[m] += popcount64(v)
+                    pcy[m] += popcount64(v & yw)
+            for m in range(1, big_n + 1):
+                _insert(errs, idxs, m - 1, n_pos + pc[m] - 2 * pcy[m], comb)
+            # next combination with the same first row
+            p = big_n - 1
+            while p >= 1 and comb[p] == p_count - big_n + p:
+                p -= 1
+            if p == 0:
+                break
+            comb[p] += 1
+            for q in range(p + 1, big_n):
+                comb[q] = comb[q - 1] + 1
+            for q in range(p, big_n - 1):
+                _extend(state, q, bits[comb[q]], w_count)
+
+
+@njit(cache=True, nogil=True)
+def subset_topk(bits, ybits, n_pos, big_n, keep, first, step):  # pragma: no cover - compiled
+    """The `keep` least errors of every M (1..big_n) over the `big_n`-subsets of the rows of `bits` (P, W)
+    uint64 whose first row is first, first + step, ...; target words `ybits` (W,). Releases the GIL, so
+    that threads share the first rows (interleaved: equal work). Returns errs (big_n, keep) and idxs
+    (big_n, keep, big_n); unused slots hold the largest int64 and -1."""
+    errs = np.full((big_n, keep), np.iinfo(np.int64).max, np.int64)
+    idxs = np.full((big_n, keep, big_n), -1, np.int64)
+    _subset_task(bits, ybits, n_pos, big_n, first, step, errs, idxs)
+    return errs, idxs
+
+
+@njit(cache=True, nogil=True)
+def bin_counts(bins, y, fit, n_bins):  # pragma: no cover - compiled
+    """Per input row of `bins` (n, E): how many fit examples fall in each bin, split by target
+    ((n, n_bins, 2): [..., 0] target false, [..., 1] target true)."""
+    n, e = bins.shape
+    out = np.zeros((n, n_bins, 2), np.int64)
+    for i in range(n):
+        row = bins[i]
+        for j in range(e):
+            if fit[j]:
+                out[i, row[j], 1 if y[j] else 0] += 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _levels(bits, rule, n_lits, valid, levels):  # pragma: no cover - compiled
+    """levels[m] = examples where at least m of the rule's literals hold (m = 0..n_lits; above: empty)."""
+    w_count = bits.shape[1]
+    levels[:] = 0
+    for w in range(w_count):
+        levels[0, w] = valid[w]
+    for k in range(n_lits):
+        x_row = bits[rule[k]]
+        for w in range(w_count):
+            x = x_row[w]
+            for m in range(k + 1, 0, -1):
+                levels[m, w] = levels[m, w] | (levels[m - 1, w] & x)
+
+
+@njit(cache=True, nogil=True)
+def _errors_of(f, ybits, n_pos):  # pragma: no cover - compiled
+    pc = 0
+    pcy = 0
+    for w in range(f.shape[0]):
+        pc += popcount64(f[w])
+        pcy += popcount64(f[w] & ybits[w])
+    return n_pos + pc - 2 * pcy
+
+
+@njit(cache=True, nogil=True)
+def local_search(bits, ybits, valid, n_pos, n_examples, rule0, m0, beta, cx, steps):  # pragma: no cover - compiled
+    """Best-improvement local search from "m0 of rule0" (indices into the rows of `bits`, (Q, W) uint64).
+    Moves, scanned in this order (the first of equal losses wins): another M; drop a literal (M or M - 1);
+    add a literal (M or M + 1); swap a literal for one outside the rule (M - 1, M or M + 1). Loss =
+    errors / n_examples + beta * cx[N, M]; constant rules (M = 0 or M > N) are not visited. Stops when no
+    move lowers the loss, or after `steps` moves. Returns (rule, n, m, errors, moves made)."""
+    q_count, w_count = bits.shape
+    n_max = cx.shape[0] - 2
+    rule = np.full(n_max + 1, -1, np.int64)
+    n = len(rule0)
+    for k in range(n):
+        rule[k] = rule0[k]
+    m = m0
+    inside = np.zeros(q_count, np.bool_)
+    for k in range(n):
+        inside[rule[k]] = True
+    levels = np.zeros((n_max + 3, w_count), np.uint64)
+    _levels(bits, rule, n, valid, levels)
+    err = _errors_of(levels[m], ybits, n_pos)
+    loss = err / n_examples + beta * cx[n, m]
+    tmp = np.zeros(w_count, np.uint64)
+    made = 0
+    for _ in range(steps):
+        best_loss = loss
+        best_kind = -1
+        best_a = -1
+        best_b = -1
+        best_m = -1
+        best_err = -1
+        # 1. another M
+        for mm in range(1, n + 1):
+            if mm == m:
+                continue
+            er = _errors_of(levels[mm], ybits, n_pos)
+            lo = er / n_examples + beta * cx[n, mm]
+            if lo < best_loss:
+                best_loss, best_kind, best_m, best_err = lo, 0, mm, er
+        # 2. drop literal a: at least mm of the rest = levels[mm + 1] | (levels[mm] & ~a)
+        if n >= 2:
+            for a in range(n):
+                xa = bits[rule[a]]
+                for mm in range(max(1, m - 1), min(m, n - 1) + 1):
+                    for w in range(w_count):
+                        tmp[w] = levels[mm + 1, w] | (levels[mm, w] & ~xa[w])
+                    er = _errors_of(tmp, ybits, n_pos)
+                    lo = er / n_examples + beta * cx[n - 1, mm]
+                    if lo < best_loss:
+                        best_loss, best_kind, best_a, best_m, best_err = lo, 1, a, mm, er
+        # 3. add literal b, 4. swap a for b
+        if n < n_max:
+            add_loss = np.full(q_count, np.inf)
+            add_m = np.zeros(q_count, np.int64)
+            add_err = np.zeros(q_count, np.int64)
+            for b in range(q_count):
+                if inside[b]:
+                    continue
+                xb = bits[b]
+                f = np.empty(w_count, np.uint64)
+                for mm in range(max(1, m), m + 2):
+                    if mm > n + 1:
+                        continue
+                    for w in range(w_count):
+                        f[w] = levels[mm, w] | (levels[mm - 1, w] & xb[w])
+                    er = _errors_of(f, ybits, n_pos)
+                    lo = er / n_examples + beta * cx[n + 1, mm]
+                    if lo < add_loss[b]:
+                        add_loss[b], add_m[b], add_err[b] = lo, mm, er
+            for b in range(q_count):
+                if add_loss[b] < best_loss:
+                    best_loss, best_kind, best_b, best_m, best_err = add_loss[b], 2, b, add_m[b], add_err[b]
+        sw_loss = np.full((n, q_count), np.inf)
+        sw_m = np.zeros((n, q_count), np.int64)
+        sw_err = np.zeros((n, q_count), np.int64)
+        for a in range(n):
+            xa = bits[rule[a]]
+            lo_m = max(1, m - 1)
+            hi_m = min(m + 1, n)
+            # at least mm of the rule without a, for mm = lo_m - 1 .. hi_m
+            rest = np.empty((hi_m - lo_m + 2, w_count), np.uint64)
+            for r in range(hi_m - lo_m + 2):
+                mm = lo_m - 1 + r
+                for w in range(w_count):
+                    rest[r, w] = levels[mm + 1, w] | (levels[mm, w] & ~xa[w])
+            f = np.empty(w_count, np.uint64)
+            for b in range(q_count):
+                if inside[b]:
+                    continue
+                xb = bits[b]
+                for mm in range(lo_m, hi_m + 1):
+                    r = mm - lo_m + 1
+                    for w in range(w_count):
+                        f[w] = rest[r, w] | (rest[r - 1, w] & xb[w])
+                    er = _errors_of(f, ybits, n_pos)
+                    lo = er / n_examples + beta * cx[n, mm]
+                    if lo < sw_loss[a, b]:
+                        sw_loss[a, b], sw_m[a, b], sw_err[a, b] = lo, mm, er
+        for a in range(n):
+            for b in range(q_count):
+                if sw_loss[a, b] < best_loss:
+                    best_loss, best_kind, best_a, best_b, best_m, best_err = sw_loss[a, b], 3, a, b, sw_m[a, b], sw_err[a, b]
+        if best_kind < 0 or not best_loss < loss - 1e-12:
+            break
+        if best_kind == 1:
+            inside[rule[best_a]] = False
+            for k in range(best_a, n - 1):
+                rule[k] = rule[k + 1]
+            rule[n - 1] = -1
+            n -= 1
+        elif best_kind == 2:
+            rule[n] = best_b
+            inside[best_b] = True
+            n += 1
+        elif best_kind == 3:
+            inside[rule[best_a]] = False
+            rule[best_a] = best_b
+            inside[best_b] = True
+        m = best_m
+        err = best_err
+        loss = best_loss
+        made += 1
+        _levels(bits, rule, n, valid, levels)
+    return rule[:n].copy(), n, m, err, made

@@ -3,9 +3,11 @@
 Orderings of the literals: ``weight`` (|w|, the paper's), ``std`` (|w| * std of the input over
 the examples: dead units sink), ``gain`` (the literal's own information gain). ``small`` is an
 exact search over all subsets of at most K literals drawn from a pool of the best single
-literals. ``best`` takes, per unit and beta, the lowest loss found by any of them (ties: the
-first of weight, std, gain, small; then (N, M) order). These options are ours, not the paper's:
-docs/method.md, section 3.
+literals. ``exact`` adds the threshold-aware exact search for rules of at most K literals and the
+local improvement of the best rule per beta (`mofn2logic.search.exact`) to the paper's weight
+prefixes. ``best`` takes, per unit and beta, the lowest loss found by any of them (ties: the
+first of weight, std, gain, small, exact, local; then (N, M) order). These options are ours, not
+the paper's: docs/method.md, sections 3.8 and 3.10.
 """
 
 from __future__ import annotations
@@ -13,26 +15,45 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from mofn2logic.ir.rules import FrontPoint, ScoredRule, ThresholdLiteral, UnitRules
-from mofn2logic.search.backends import Backend
+from mofn2logic.search.backends import Backend, search_threads, set_search_threads, thread_map
 from mofn2logic.search.complexity import complexity
+from mofn2logic.search.exact import (
+    ExactOptions,
+    Literals,
+    exact_small,
+    improve,
+    layer_cuts,
+    top_literals,
+    unit_literals,
+    validation_mask,
+)
 from mofn2logic.search.splits import literal_gain
 from mofn2logic.search.unit import Candidates, candidates_from_histogram, choose, pareto_front, weight_order
 
-ORDERS = ("weight", "std", "gain", "best")
+ORDERS = ("weight", "std", "gain", "best", "exact")
 # The small-N exact search scores every subset of the pool: bounded up front (time) and in chunks (memory).
 MAX_SMALL_SUBSETS = 250_000
+MAX_EXACT_SUBSETS = 2_000_000  # the bit-packed search is about 20 times faster per subset
 SMALL_CHUNK_BYTES = 256 * 1024**2
 
 
 def small_subsets(pool_size: int, small_n: int) -> int:
     """How many literal subsets the small-N search scores per unit."""
     return sum(math.comb(pool_size, k) for k in range(1, min(small_n, pool_size) + 1))
-BEST_METHODS = ("weight", "std", "gain", "small")
+
+
+BEST_METHODS = ("weight", "std", "gain", "small", "exact", "local")
+EXACT_METHODS = ("weight", "exact", "local")
+
+
+def order_methods(order: str) -> tuple[str, ...]:
+    """The searches an ordering runs, in tie-break order."""
+    return {"best": BEST_METHODS, "exact": EXACT_METHODS}.get(order, (order,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +65,18 @@ class LayerProblem:
     fan_in: int
     head_thresholds: np.ndarray | None = None  # (U,), None for the output layer
     offsets: np.ndarray | None = None  # conv: (n, 3) of (channel, dy, dx) per literal index
+    # the exact search may test each input at its quantile cuts (paper mode), not only at input_thresholds
+    free_thresholds: bool = False
+    # thresholds written into the rules instead of input_thresholds: a layer fitted on the program's atoms
+    # (x holds coded atoms and input_thresholds the codes' cut) records the chain's thresholds
+    recorded_thresholds: np.ndarray | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class _Found:
     method: str
     cands: Candidates
-    literals: Callable[[int], np.ndarray]  # candidate index -> literal indices
+    literals: Callable[[int], tuple[np.ndarray, np.ndarray, np.ndarray]]  # candidate -> (inputs, thresholds, positive)
 
 
 def small_candidates(lits: np.ndarray, y: np.ndarray, pool: np.ndarray, k: int, fan_in: int,
@@ -92,44 +118,101 @@ class _LayerData:
     xt: np.ndarray
     base_t: np.ndarray | None  # chain mode: x >= t for the shared thresholds
     std: np.ndarray | None
+    fit: np.ndarray | None = None  # exact search: the examples it scores on (the rest choose among near-equals)
+    cut_values: list[np.ndarray] | None = None  # free thresholds: each input's quantile cuts
+    bins: np.ndarray | None = None  # and each example's bin among them (n, S) uint8
+    exact: ExactOptions = field(default_factory=ExactOptions)
 
 
-def _layer_data(problem: LayerProblem, order: str) -> _LayerData:
+def _layer_data(problem: LayerProblem, order: str, exact: ExactOptions | None = None) -> _LayerData:
+    exact = exact or ExactOptions()
     xt = np.ascontiguousarray(problem.x.T)
     shared = problem.input_thresholds.ndim == 1
     base_t = (xt >= problem.input_thresholds[:, None]) if shared else None
     std = problem.x.std(0) if order in ("std", "best") else None
-    return _LayerData(xt, base_t, std)
+    fit = cut_values = bins = None
+    if "exact" in order_methods(order):
+        fit = ~validation_mask(problem.x.shape[0], exact.validation)
+        if problem.free_thresholds and exact.cuts > 0:
+            cut_values, bins = layer_cuts(problem.x, exact.cuts)
+    return _LayerData(xt, base_t, std, fit, cut_values, bins, exact)
+
+
+def _empty_candidates() -> Candidates:
+    z = np.zeros(0, np.int64)
+    return Candidates(z, z, z, np.zeros(0), np.zeros(0))
 
 
 def search_unit(problem: LayerProblem, j: int, data: _LayerData | None = None, *, betas: Sequence[float],
-                order: str, backend: Backend, small_n: int = 3, pool_size: int = 16, where: str = "") -> UnitRules:
-    data = data or _layer_data(problem, order)
+                order: str, backend: Backend, small_n: int = 3, pool_size: int = 16, where: str = "",
+                exact: ExactOptions | None = None) -> UnitRules:
+    data = data or _layer_data(problem, order, exact)
+    opts = data.exact
     w = problem.weights[j]
     t = problem.input_thresholds if problem.input_thresholds.ndim == 1 else problem.input_thresholds[j]
     neg = w < 0
     base_t = data.base_t if data.base_t is not None else data.xt >= t[:, None]
     y = np.ascontiguousarray(problem.targets[:, j])
     n_pos, n_neg = int(y.sum()), int((~y).sum())
-    methods = BEST_METHODS if order == "best" else (order,)
+    e = n_pos + n_neg
+    methods = order_methods(order)
     gains = None
     if any(m in ("gain", "small") for m in methods):
         gains = literal_gain(base_t ^ neg[:, None], y)
+    lits: Literals | None = None
+    if any(m in ("exact", "local") for m in methods):
+        assert data.fit is not None
+        lits = unit_literals(data.xt, base_t, t, w, y, data.fit, data.cut_values, data.bins)
+
+    def paper_literals(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return idx, t[idx], w[idx] > 0
+
+    def pool_literals(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        assert lits is not None
+        return lits.inputs[idx], lits.thresholds[idx], lits.positive[idx]
+
     found: list[_Found] = []
     for method in methods:
         if method == "small":
             assert gains is not None
             nz = np.flatnonzero(w != 0)
             pool = nz[np.argsort(-gains[nz], kind="stable")][:pool_size]
-            lits = (base_t[pool] ^ neg[pool][:, None]).T
-            cands, subsets = small_candidates(lits, y, np.arange(len(pool)), small_n, problem.fan_in, where)
-            found.append(_Found(method, cands, lambda i, s=subsets, p=pool: p[s[i]]))  # type: ignore[misc]
+            sub = (base_t[pool] ^ neg[pool][:, None]).T
+            cands, subsets = small_candidates(sub, y, np.arange(len(pool)), small_n, problem.fan_in, where)
+            found.append(_Found(method, cands, lambda i, s=subsets, p=pool: paper_literals(p[s[i]])))  # type: ignore[misc]
+            continue
+        if method == "exact":
+            assert lits is not None and data.fit is not None
+            forced = lits.paper[weight_order(w)[: opts.small_n]]
+            pool = top_literals(lits, opts.pool, forced)
+            sr = exact_small(lits, data.xt, y, pool, opts.small_n, data.fit, opts.shortlist, backend)
+            cands = Candidates(sr.n, sr.m, sr.errors, sr.errors / e, complexity(sr.n, sr.m, problem.fan_in, where))
+            found.append(_Found(method, cands, lambda i, s=sr.subsets: pool_literals(s[i])))  # type: ignore[misc]
+            continue
+        if method == "local":
+            found.append(_local(found, lits, data, y, betas, problem.fan_in, opts, where, pool_literals))
             continue
         key = {"weight": None, "std": None if data.std is None else np.abs(w) * data.std, "gain": gains}[method]
         ordered = weight_order(w, key)
         h = backend.prefix_histogram(base_t[ordered] ^ neg[ordered][:, None], y)
         cands = candidates_from_histogram(h, n_pos, n_neg, problem.fan_in, where)
-        found.append(_Found(method, cands, lambda i, o=ordered, c=cands: o[: c.n[i]]))  # type: ignore[misc]
+        found.append(_Found(method, cands, lambda i, o=ordered, c=cands: paper_literals(o[: c.n[i]])))  # type: ignore[misc]
+    allc, locate = _union(found)
+    rules = []
+    for beta, i in zip(betas, choose(allc, tuple(betas))):
+        f, li = locate(i)
+        ins, ths, pos = f.literals(li)
+        rules.append(ScoredRule(beta=float(beta), n=int(allc.n[i]), m=int(allc.m[i]), error=float(allc.error[i]),
+                                complexity=float(allc.complexity[i]), method=f.method,
+                                literals=tuple(_literal(problem, int(k), th, bool(p)) for k, th, p in zip(ins, ths, pos))))
+    front = tuple(FrontPoint(int(allc.n[i]), int(allc.m[i]), float(allc.error[i]), float(allc.complexity[i]))
+                  for i in pareto_front(allc))
+    head = None if problem.head_thresholds is None else float(problem.head_thresholds[j])
+    return UnitRules(unit=j, threshold=head, rules=tuple(rules), front=front)
+
+
+def _union(found: list[_Found]) -> tuple[Candidates, Callable[[int], tuple[_Found, int]]]:
+    """Every method's candidates in one list (methods in tie-break order), and candidate -> (method, index)."""
     allc = found[0].cands if len(found) == 1 else Candidates(*(np.concatenate([getattr(f.cands, a) for f in found])
                                                                 for a in ("n", "m", "errors", "error", "complexity")))
     starts = np.cumsum([0] + [len(f.cands.n) for f in found])
@@ -138,24 +221,52 @@ def search_unit(problem: LayerProblem, j: int, data: _LayerData | None = None, *
         k = int(np.searchsorted(starts, i, side="right") - 1)
         return found[k], i - int(starts[k])
 
-    rules = []
+    return allc, locate
+
+
+def _local(found: list[_Found], lits: Literals | None, data: _LayerData, y: np.ndarray, betas: Sequence[float],
+           fan_in: int, opts: ExactOptions, where: str, pool_literals) -> _Found:
+    """Local improvement (docs/method.md, section 3.10) of each beta's best rule among the other methods'
+    candidates; one candidate per beta whose rule it improved."""
+    assert lits is not None
+    if opts.improve_steps <= 0 or not found:
+        return _Found("local", _empty_candidates(), pool_literals)
+    allc, locate = _union(found)
+    index = {(int(k), float(th), bool(p)): i
+             for i, (k, th, p) in enumerate(zip(lits.inputs, lits.thresholds, lits.positive))}
+    ns, ms, errs, subs = [], [], [], []
+    starts: dict[tuple, tuple[np.ndarray, int, float]] = {}
+    e = len(y)
     for beta, i in zip(betas, choose(allc, tuple(betas))):
+        n, m = int(allc.n[i]), int(allc.m[i])
+        if n == 0 or m == 0 or m > n or n > opts.improve_max_n:
+            continue  # constants, and rules too long for the move scan
         f, li = locate(i)
-        idx = f.literals(li)
-        rules.append(ScoredRule(beta=float(beta), n=int(allc.n[i]), m=int(allc.m[i]), error=float(allc.error[i]),
-                          complexity=float(allc.complexity[i]), method=f.method,
-                          literals=tuple(_literal(problem, t, int(k), bool(w[k] > 0)) for k in idx)))
-    front = tuple(FrontPoint(int(allc.n[i]), int(allc.m[i]), float(allc.error[i]), float(allc.complexity[i]))
-                  for i in pareto_front(allc))
-    head = None if problem.head_thresholds is None else float(problem.head_thresholds[j])
-    return UnitRules(unit=j, threshold=head, rules=tuple(rules), front=front)
+        ins, ths, pos = f.literals(li)
+        start = np.array([index[(int(k), float(th), bool(p))] for k, th, p in zip(ins, ths, pos)], np.int64)
+        starts.setdefault((tuple(start.tolist()), m, float(beta)), (start, m, float(beta)))
+    done = thread_map(lambda a: improve(lits, data.xt, y, a[0], a[1], a[2], fan_in, opts, where), starts.values(),
+                      search_threads())
+    for imp in done:
+        if imp.moves:
+            ns.append(len(imp.literals))
+            ms.append(imp.m)
+            errs.append(imp.errors)
+            subs.append(imp.literals)
+    if not ns:
+        return _Found("local", _empty_candidates(), pool_literals)
+    n_arr, m_arr, err_arr = np.array(ns, np.int64), np.array(ms, np.int64), np.array(errs, np.int64)
+    cands = Candidates(n_arr, m_arr, err_arr, err_arr / e, complexity(n_arr, m_arr, fan_in, where))
+    return _Found("local", cands, lambda k, s=subs: pool_literals(s[k]))  # type: ignore[misc]
 
 
-def _literal(problem: LayerProblem, t: np.ndarray, k: int, positive: bool) -> ThresholdLiteral:
+def _literal(problem: LayerProblem, k: int, threshold: float, positive: bool) -> ThresholdLiteral:
+    if problem.recorded_thresholds is not None:
+        threshold = problem.recorded_thresholds[k]
     if problem.offsets is None:
-        return ThresholdLiteral(input=k, threshold=float(t[k]), positive=positive)
+        return ThresholdLiteral(input=k, threshold=float(threshold), positive=positive)
     ch, dy, dx = problem.offsets[k]
-    return ThresholdLiteral(input=int(ch), threshold=float(t[k]), positive=positive, offset=(int(dy), int(dx)))
+    return ThresholdLiteral(input=int(ch), threshold=float(threshold), positive=positive, offset=(int(dy), int(dx)))
 
 
 _SHARED: dict = {}  # the layer's problem, inherited by forked workers instead of pickled
@@ -185,13 +296,13 @@ def default_workers(backend: Backend, cells: int = POOL_CELLS) -> int:
 
 def search_layer(problem: LayerProblem, *, betas: Sequence[float], order: str, backend: Backend,
                  small_n: int = 3, pool_size: int = 16, where: str = "", progress: bool | None = None,
-                 workers: int | None = None) -> tuple[UnitRules, ...]:
+                 workers: int | None = None, exact: ExactOptions | None = None) -> tuple[UnitRules, ...]:
     import multiprocessing
     import sys
 
     from tqdm.auto import tqdm
 
-    data = _layer_data(problem, order)
+    data = _layer_data(problem, order, exact)
     units = problem.weights.shape[0]
     units_cells = problem.x.shape[0] * problem.x.shape[1] * problem.weights.shape[0]
     workers = default_workers(backend, units_cells) if workers is None else workers
@@ -201,7 +312,8 @@ def search_layer(problem: LayerProblem, *, betas: Sequence[float], order: str, b
                    pool_size=pool_size, where=where)
     try:
         if workers > 1 and units >= 4 and "fork" in multiprocessing.get_all_start_methods():
-            with multiprocessing.get_context("fork").Pool(min(workers, units)) as pool:
+            with multiprocessing.get_context("fork").Pool(min(workers, units), initializer=set_search_threads,
+                                                          initargs=(1,)) as pool:
                 out = []
                 for u in pool.imap(_work, range(units)):
                     out.append(u)

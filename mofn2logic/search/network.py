@@ -11,6 +11,7 @@ Modes:
 from __future__ import annotations
 
 import json
+from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from mofn2logic.errors import SearchError
 from mofn2logic.ir.network import Layer, Network
+from mofn2logic.ir.program import Block, InputTests, Program
 from mofn2logic.ir.rules import LayerRules, RuleSet, UnitRules
 from mofn2logic.ir.steps import AvgPool, GlobalAvgPool, Step
 from mofn2logic.search.backends import DEFAULT_BUDGET, make_backend
@@ -28,12 +30,29 @@ from mofn2logic.search.conv_examples import (
     literal_offsets,
     sample_examples,
 )
-from mofn2logic.search.layer import MAX_SMALL_SUBSETS, ORDERS, LayerProblem, search_layer, small_subsets
+from mofn2logic.search.exact import (
+    DEFAULT_CUTS,
+    DEFAULT_IMPROVE_STEPS,
+    DEFAULT_POOL,
+    DEFAULT_VALIDATION,
+    MAX_CUTS,
+    ExactOptions,
+)
+from mofn2logic.search.layer import (
+    MAX_EXACT_SUBSETS,
+    MAX_SMALL_SUBSETS,
+    ORDERS,
+    LayerProblem,
+    order_methods,
+    search_layer,
+    small_subsets,
+)
 from mofn2logic.search.splits import best_splits, binary_splits_per_target
 from mofn2logic.version import __version__
 
 DEFAULT_BETAS = (0.0, 0.1, 0.2, 1.0, 5.0, 1000.0)  # the reference's betas (docs/method.md, section 3)
 MODES = ("paper", "chain")
+FIT_ON = ("network", "program")  # chain mode: a layer's inputs are the network's activations, or the program's atoms
 CONV_POSITIONS = ("all", "best")  # one rule shared by every position, or the reference's best-IG position
 
 
@@ -76,9 +95,22 @@ def extract(
     progress: bool | None = None,
     log=None,
     predicted: np.ndarray | None = None,
+    cuts: int = DEFAULT_CUTS,
+    exact_pool: int = DEFAULT_POOL,
+    validation: float = DEFAULT_VALIDATION,
+    improve_steps: int = DEFAULT_IMPROVE_STEPS,
+    fit_on: str = "network",
 ) -> RuleSet:
     """Search M-of-N rules for the chosen layers (default: all) of `network`. `predicted` is the
-    network's class per sample (default: the argmax of the output in `acts`)."""
+    network's class per sample (default: the argmax of the output in `acts`).
+
+    Orders ``exact`` and ``best`` also run the threshold-aware exact search over rules of at most
+    `small_n` literals from a pool of `exact_pool` literals (quantile `cuts` per input in paper mode),
+    choosing among near-equal subsets on a `validation` share of the examples, and improve each
+    beta's best rule by up to `improve_steps` local moves (docs/method.md, section 3.10).
+    ``fit_on="program"`` (chain mode) fits each layer above the first requested one on the atoms that
+    the program compiled from the rules below computes, instead of the network's activations, so that
+    each layer corrects the errors under it (docs/method.md, section 3.10)."""
     betas = check_betas(betas)
     if mode not in MODES:
         raise SearchError(f"mode {mode!r} is unknown; expected one of {', '.join(MODES)}")
@@ -89,6 +121,18 @@ def extract(
     if small_n < 0 or pool_size < 1 or conv_examples < 1:
         raise SearchError(f"small-n must be >= 0, pool size and conv examples >= 1; got {small_n}, {pool_size}, "
                           f"{conv_examples}")
+    if fit_on not in FIT_ON:
+        raise SearchError(f"fit-on {fit_on!r} is unknown; expected one of {', '.join(FIT_ON)}")
+    if fit_on == "program" and mode != "chain":
+        raise SearchError(f"fit-on 'program' needs chain mode (a program); got mode {mode!r}")
+    if not (0 <= cuts <= MAX_CUTS) or exact_pool < 1 or improve_steps < 0 or not (0.0 <= validation < 1.0):
+        raise SearchError(f"cuts must be in 0..{MAX_CUTS}, the exact pool >= 1, improve steps >= 0 and the validation "
+                          f"share in [0, 1); got {cuts}, {exact_pool}, {improve_steps}, {validation}")
+    if "exact" in order_methods(order) and small_subsets(exact_pool, small_n) > MAX_EXACT_SUBSETS:
+        raise SearchError(f"the exact search with a pool of {exact_pool} literals and N up to {small_n} would score "
+                          f"{small_subsets(exact_pool, small_n):,} subsets per unit; expected at most "
+                          f"{MAX_EXACT_SUBSETS:,}: lower the exact pool or small-n")
+    exact = ExactOptions(small_n=small_n, pool=exact_pool, cuts=cuts, validation=validation, improve_steps=improve_steps)
     if order == "best" and small_subsets(pool_size, small_n) > MAX_SMALL_SUBSETS:
         raise SearchError(f"the small-N search with a pool of {pool_size} literals and N up to {small_n} would score "
                           f"{small_subsets(pool_size, small_n):,} subsets per unit; expected at most "
@@ -109,30 +153,50 @@ def extract(
     last = max(names.index(n) for n in wanted)
     out: list[LayerRules] = []
     prev_heads: np.ndarray | None = None
+    program: _ProgramSoFar | None = None  # fit_on="program": the program from the current cut up to layer i - 1
     for i, layer in enumerate(network.layers[: last + 1]):
         is_output = i == len(network.layers) - 1
-        ex = _examples(network, layer, acts, pred, conv_examples, conv_position, seed + i, n_classes)
-        heads = None if is_output else _heads(layer, ex, n_classes)
         selected = layer.name in wanted
+        chain_inputs, chained = None, False
+        if selected and mode == "chain":
+            chain_inputs, chained = _chain_input_thresholds(network, i, prev_heads, acts, pred, n_classes,
+                                                            conv_examples, seed + 1000 + i)
+        on_program = (fit_on == "program" and program is not None and chained and out
+                      and out[-1].name == network.layers[i - 1].name)
+        coded = codes = None
+        if on_program and program is not None and chain_inputs is not None:
+            coded, codes = program.coded_input(network, i, acts, chain_inputs)
+        layer_acts = acts if coded is None else ChainMap({layer.input: coded}, acts)  # type: ignore[arg-type]
+        ex = _examples(network, layer, layer_acts, pred, conv_examples, conv_position, seed + i, n_classes)
+        heads = None if is_output else _heads(layer, ex, n_classes)
+        if (selected and mode == "chain" and not chained and chain_inputs is not None and cuts > 0
+                and "exact" in order_methods(order) and ex.shared is not None):
+            chain_inputs = target_input_splits(layer, ex.shared, _binary_targets(ex.shared, heads, n_classes, is_output),
+                                               chain_inputs, cuts)
         if selected:
             if log:
                 log(f"layer {layer.name!r}: {layer.kind}, {layer.units} units, fan-in {layer.fan_in}, "
-                    f"{ex.n_examples} examples, {mode} mode, order {order}, backend {backend.name}")
-            chain_inputs, chained = None, False
-            if mode == "chain":
-                chain_inputs, chained = _chain_input_thresholds(network, i, prev_heads, acts, pred, n_classes,
-                                                                conv_examples, seed + 1000 + i)
-            units = _search(layer, ex, heads, chain_inputs, n_classes, mode=mode, order=order, betas=betas,
-                            backend=backend, small_n=small_n, pool_size=pool_size, progress=progress,
-                            is_output=is_output)
+                    f"{ex.n_examples} examples, {mode} mode, order {order}, backend {backend.name}"
+                    + (", fitted on the program's atoms" if coded is not None else ""))
+            units = _search(layer, ex, heads, chain_inputs if codes is None else codes, n_classes, mode=mode,
+                            order=order, betas=betas, backend=backend, small_n=small_n, pool_size=pool_size,
+                            progress=progress, is_output=is_output, exact=exact,
+                            recorded=chain_inputs if codes is not None else None)
             out.append(_layer_rules(layer, units, mode, order, ex.n_examples, conv_position,
-                                    _steps_between(network, i), acts, chained))
+                                    _steps_between(network, i), acts, chained, "program" if coded is not None else
+                                    "network"))
+            if fit_on == "program" and not is_output:
+                program = (program.extend(out[-1], acts) if coded is not None and program is not None
+                           else _ProgramSoFar.start(out[-1], acts, min(betas)))
+        else:
+            program = None
         prev_heads = heads
     prov = {
         "package": "mofn2logic", "version": __version__, **(provenance or {}),
         "options": {"mode": mode, "order": order, "betas": list(betas), "layers": wanted, "small_n": small_n,
                     "pool_size": pool_size, "conv_examples": conv_examples, "conv_position": conv_position,
-                    "seed": seed, "n_samples": int(len(pred))},
+                    "seed": seed, "n_samples": int(len(pred)), "cuts": cuts, "exact_pool": exact_pool,
+                    "validation": validation, "improve_steps": improve_steps, "fit_on": fit_on},
     }
     return RuleSet(betas=betas, layers=tuple(out), provenance=json.dumps(prov, sort_keys=True))
 
@@ -275,9 +339,52 @@ def _chain_input_thresholds(network, i, prev_heads, acts, pred, n_classes, budge
     return per_channel[ch], chained
 
 
+def _binary_targets(p: Examples, heads: np.ndarray | None, n_classes: int, is_output: bool) -> np.ndarray:
+    return (p.pred[:, None] == np.arange(n_classes)[None, :]) if is_output or heads is None else p.targets >= heads
+
+
+def target_input_splits(layer: Layer, ex: Examples, targets: np.ndarray, current: np.ndarray, cuts: int) -> np.ndarray:
+    """New input splits of a chain-mode layer chosen for its own targets (orders exact and best;
+    docs/method.md, section 3.10): per input unit (dense) or input channel (convolution), among its
+    quantile cuts and the `current` split, the threshold whose literals carry the most information
+    gain about the layer's binarised targets, summed over literal indices and units (the lowest
+    threshold on ties). One threshold per input, as a program's input tests need."""
+    from mofn2logic.search.exact import quantile_cuts
+    from mofn2logic.search.kernels import bin_counts
+    from mofn2logic.search.splits import split_gain, xlogx_table
+
+    x = ex.x  # (E, n) values per literal index
+    n = x.shape[1]
+    group = literal_offsets(layer)[0] if layer.kind == "conv" else np.arange(n)  # literal index -> input
+    inputs = np.unique(group)
+    cand: dict[int, np.ndarray] = {}
+    for g in inputs:
+        vals = x[:, group == g].ravel()
+        cand[int(g)] = np.unique(np.concatenate([quantile_cuts(vals, cuts), np.asarray(current)[group == g][:1]]))
+    width = max(len(c) for c in cand.values())
+    bins = np.empty((n, x.shape[0]), np.uint8)
+    for k in range(n):
+        bins[k] = np.searchsorted(cand[int(group[k])], x[:, k], side="right")
+    table = xlogx_table(x.shape[0])
+    score = np.zeros((n, width))
+    every = np.ones(x.shape[0], bool)
+    for j in range(targets.shape[1]):
+        counts = bin_counts(bins, np.ascontiguousarray(targets[:, j]), every, width + 1)  # (n, bins, 2)
+        above = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1][:, 1:]  # x >= cut c: bins c + 1 and above
+        below = counts.sum(1)[:, None, :] - above
+        score += np.nan_to_num(split_gain(above, below, table))
+    out = np.asarray(current).copy()
+    for g in inputs:
+        at = group == g
+        c = cand[int(g)]
+        total = score[at][:, : len(c)].sum(0)
+        out[at] = c[int(np.argmax(total))]
+    return out.astype(np.asarray(current).dtype)
+
+
 # --------------------------------------------------------------------------- search
 
-def _problems(layer, ex, heads, chain_inputs, n_classes, *, mode, is_output) -> list[LayerProblem]:
+def _problems(layer, ex, heads, chain_inputs, n_classes, *, mode, is_output, recorded=None) -> list[LayerProblem]:
     """The layer's search problem: one for all units, or one per channel (best-position mode)."""
     weights = full_weight(layer) if layer.kind == "conv" else layer.weight
     offsets = np.stack(literal_offsets(layer), 1) if layer.kind == "conv" else None
@@ -291,31 +398,105 @@ def _problems(layer, ex, heads, chain_inputs, n_classes, *, mode, is_output) -> 
         thr = chain_inputs if mode == "chain" else binary_splits_per_target(p.x, tb)
         problems.append(LayerProblem(x=p.x, weights=weights[sl], targets=tb, input_thresholds=thr,
                                      fan_in=layer.fan_in, head_thresholds=None if heads is None else heads[sl],
-                                     offsets=offsets))
+                                     offsets=offsets, free_thresholds=mode == "paper", recorded_thresholds=recorded))
     return problems
 
 
 def _search(layer, ex, heads, chain_inputs, n_classes, *, mode, order, betas, backend, small_n, pool_size,
-            progress, is_output) -> tuple[UnitRules, ...]:
-    problems = _problems(layer, ex, heads, chain_inputs, n_classes, mode=mode, is_output=is_output)
+            progress, is_output, exact=None, recorded=None) -> tuple[UnitRules, ...]:
+    problems = _problems(layer, ex, heads, chain_inputs, n_classes, mode=mode, is_output=is_output, recorded=recorded)
     units: list[UnitRules] = []
     for ch, problem in enumerate(problems):
         found = search_layer(problem, betas=betas, order=order, backend=backend, small_n=small_n,
                              pool_size=pool_size, where=f"layer {layer.name!r}",
-                             progress=progress if len(problems) == 1 else False)
+                             progress=progress if len(problems) == 1 else False, exact=exact)
         units.extend(found if len(problems) == 1 else
                      [UnitRules(unit=ch, threshold=u.threshold, rules=u.rules, front=u.front) for u in found])
     return tuple(units)
 
 
-def _layer_rules(layer: Layer, units, mode, order, n_examples, position, steps, acts, chained) -> LayerRules:
+def _layer_rules(layer: Layer, units, mode, order, n_examples, position, steps, acts, chained,
+                 fit_on: str = "network") -> LayerRules:
     return LayerRules(name=layer.name, kind=layer.kind, mode=mode, order=order, activation=layer.activation,
                       fan_in=layer.fan_in, input_tensor=layer.input, output_tensor=layer.output,
                       input_shape=tuple(int(d) for d in np.asarray(acts[layer.input]).shape[1:]),
                       output_shape=tuple(int(d) for d in np.asarray(acts[layer.output]).shape[1:]),
                       n_examples=int(n_examples), units=tuple(units), conv=layer.conv,
                       conv_position=position if layer.conv is not None else "all", steps=tuple(steps),
-                      chained=bool(chained))
+                      chained=bool(chained), fit_on=fit_on)
+
+
+# --------------------------------------------------------------------------- fitting on the program's atoms
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _ProgramSoFar:
+    """The program from a cut up to the last layer fitted (its rules for one beta), and the atoms it
+    computes on every sample: what the next layer reads when it is fitted on the program
+    (docs/method.md, section 3.10)."""
+
+    input: InputTests
+    blocks: tuple[Block, ...]
+    atoms: dict[str, np.ndarray]  # block name ("" for the input tests) -> (samples, *shape) bool
+    last: LayerRules
+    beta: float
+
+    @staticmethod
+    def start(la: LayerRules, acts: Mapping[str, np.ndarray], beta: float) -> _ProgramSoFar:
+        from mofn2logic.engines.numpy_engine import input_atoms
+        from mofn2logic.program.compile import input_tests
+
+        inp = input_tests(la, beta)
+        first = Program("", inp, ())
+        atoms = {"": input_atoms(first, np.asarray(acts[la.input_tensor]))}
+        return _ProgramSoFar(inp, (), atoms, la, beta)._with_rules(la, "")
+
+    def _with_rules(self, la: LayerRules, source: str) -> _ProgramSoFar:
+        from mofn2logic.engines.numpy_engine import conv_atoms, dense_atoms
+        from mofn2logic.program.compile import rule_block
+
+        block = rule_block(la, self.beta, source)
+        blocks = (*self.blocks, block)
+        src = self.atoms[source]
+        e = src.shape[0]
+        got = (dense_atoms(src.reshape(e, -1), block)[0] if block.kind == "dense"
+               else conv_atoms(Program("", self.input, blocks), src, block))
+        # only the newest block's atoms are read again: drop the others (they can be large)
+        return _ProgramSoFar(self.input, blocks, {block.name: got}, la, self.beta)
+
+    def extend(self, la: LayerRules, acts: Mapping[str, np.ndarray]) -> _ProgramSoFar:
+        """Add layer `la` (fitted on this program's atoms) and compute its atoms."""
+        source, atoms, blocks = self._through_steps(la)
+        return _ProgramSoFar(self.input, blocks, atoms, self.last, self.beta)._with_rules(la, source)
+
+    def _through_steps(self, la: LayerRules) -> tuple[str, dict[str, np.ndarray], tuple[Block, ...]]:
+        from mofn2logic.engines.numpy_engine import structural
+        from mofn2logic.program.compile import _steps
+
+        blocks = list(self.blocks)
+        source = _steps(la, self.last, self.last.name, blocks)
+        atoms = dict(self.atoms)
+        for b in blocks[len(self.blocks):]:
+            atoms[b.name] = structural(atoms[b.source], b)  # type: ignore[arg-type]
+        return source, {source: atoms[source]}, tuple(blocks)
+
+    def coded_input(self, network: Network, i: int, acts: Mapping[str, np.ndarray],
+                    chain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Layer i's input as the program computes it: atoms coded 1 (true) and -1 (false) as int8, in the
+        shape of the network's tensor, so that a convolution's zero padding reads 0; and per literal index
+        the cut that reads the code: 0 where the padding is true (0 >= the chain threshold), else 0.5."""
+        layer = network.layers[i]
+        probe = _layer_probe(layer, network, i, acts)
+        source, atoms, _ = self._through_steps(probe)
+        a = atoms[source]
+        shape = np.asarray(acts[layer.input]).shape
+        coded = np.where(a.reshape(shape), np.int8(1), np.int8(-1))
+        codes = np.where(np.asarray(chain) <= 0, 0.0, 0.5) if layer.kind == "conv" else np.full(len(chain), 0.5)
+        return coded, codes.astype(np.float32)
+
+
+def _layer_probe(layer: Layer, network: Network, i: int, acts: Mapping[str, np.ndarray]) -> LayerRules:
+    """A rule-less LayerRules of layer i: what turning the steps below it into blocks needs."""
+    return _layer_rules(layer, (), "chain", "weight", 0, "all", _steps_between(network, i), acts, True)
 
 
 def summarize(rs: RuleSet) -> list[dict[str, object]]:
