@@ -37,6 +37,11 @@ def _finite(v: Any) -> bool:
     return isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(float(v))
 
 
+def _show(v: Any) -> str:
+    """A value from a file as the user wrote it (a tuple as a list)."""
+    return str(list(v)) if isinstance(v, tuple) else repr(v)
+
+
 def _shape_size(shape: tuple[int, ...]) -> int:
     return math.prod(int(d) for d in shape)
 
@@ -160,8 +165,8 @@ class _Checker:
         if not isinstance(k, MaxPool) or not (_ints(k.kernel, 2, 1, MAX_GEOMETRY) and _ints(k.strides, 2, 1, MAX_GEOMETRY)
                                                and _ints(k.pads, 4, 0, MAX_GEOMETRY)
                                                and _ints(k.dilations, 2, 1, MAX_GEOMETRY)):
-            what = (f"kernel {list(k.kernel)}, strides {list(k.strides)}, pads {list(k.pads)}, dilations "
-                    f"{list(k.dilations)}" if isinstance(k, MaxPool) else type(k).__name__)
+            what = (f"kernel {_show(k.kernel)}, strides {_show(k.strides)}, pads {_show(k.pads)}, dilations "
+                    f"{_show(k.dilations)}" if isinstance(k, MaxPool) else type(k).__name__)
             self.fail(f"pool block {b.name!r} has {what}; expected a max pool with positive kernel, strides and "
                       f"dilations and non-negative pads, each at most {MAX_GEOMETRY}")
         if len(src) != 3:
