@@ -161,6 +161,7 @@ class _Checker:
             self.fail(f"rule {r.unit} of {b.name!r}: dense literals take no offset")
 
     def pool_block(self, b: PoolBlock, src: tuple[int, ...]) -> None:
+        self.shape(f"pool block {b.name!r}", b.shape, 3)
         k = b.pool
         if not isinstance(k, MaxPool) or not (_ints(k.kernel, 2, 1, MAX_GEOMETRY) and _ints(k.strides, 2, 1, MAX_GEOMETRY)
                                                and _ints(k.pads, 4, 0, MAX_GEOMETRY)
