@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mofn2logic.search.complexity import complexity
-from mofn2logic.search.splits import literal_gain, midpoint, split_gain, xlogx_table
+from mofn2logic.search.splits import midpoint, split_gain, xlogx_table
 
 DEFAULT_CUTS = 16
 DEFAULT_POOL = 64
@@ -119,22 +119,25 @@ def unit_literals(xt: np.ndarray, base_t: np.ndarray, thresholds: np.ndarray, w:
     the other sign too; with free thresholds, each quantile cut with the polarity whose true side has
     the larger share of positive targets (positive on equal shares). Gains are counted on the `fit`
     examples."""
-    from mofn2logic.search.kernels import bin_counts
+    from mofn2logic.search.kernels import bin_counts, row_counts
 
     nz = np.flatnonzero(w != 0)
     yf = y[fit]
-    # the paper's literals: base_t rows are x >= t for the unit's own thresholds
+    n_f = int(fit.sum())
+    table = xlogx_table(n_f)
+    # the paper's literals: base_t rows are x >= t for the unit's own thresholds; counts over the fit examples
     pos_paper = w[nz] > 0
-    paper_rows = base_t[nz][:, fit] == pos_paper[:, None]
-    paper_gain = literal_gain(paper_rows, yf)
+    ge = row_counts(base_t, nz, y, fit)  # (k, 2): examples with x >= t, [target false, target true]
+    total = np.array([n_f - int(yf.sum()), int(yf.sum())], np.int64)
+    on = np.where(pos_paper[:, None], ge, total - ge)
+    paper_gain = np.nan_to_num(split_gain(on, total - on, table))  # = literal_gain of the rows, bit for bit
     ins = [nz]
     ths = [thresholds[nz]]
     pol = [pos_paper]
     gns = [paper_gain]
     # the other polarity at the input's own split, where its true side holds the larger share of positives
-    on_pos = (paper_rows & yf).sum(1)
-    n_on = paper_rows.sum(1)
-    n_f = int(fit.sum())
+    on_pos = on[:, 1]
+    n_on = on.sum(1)
     flip = on_pos * (n_f - n_on) < (int(yf.sum()) - on_pos) * n_on
     ins.append(nz[flip])
     ths.append(thresholds[nz[flip]])
@@ -155,7 +158,7 @@ def unit_literals(xt: np.ndarray, base_t: np.ndarray, thresholds: np.ndarray, w:
         positive = on[:, 1] * n_off >= off[:, 1] * n_on
         lit_on = np.where(positive[:, None], on, off)
         lit_off = np.where(positive[:, None], off, on)
-        gain = np.nan_to_num(split_gain(lit_on, lit_off, xlogx_table(int(fit.sum()))))
+        gain = np.nan_to_num(split_gain(lit_on, lit_off, table))
         ins.append(nz[k_idx])
         ths.append(np.array([cut_values[nz[k]][j] for k, j in zip(k_idx, j_idx)], dtype=thresholds.dtype))
         pol.append(positive)

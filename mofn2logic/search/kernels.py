@@ -239,6 +239,30 @@ def subset_topk(bits, ybits, n_pos, big_n, keep, first, step):  # pragma: no cov
 
 
 @njit(cache=True, nogil=True)
+def _row_counts(rows, which, yes, no):  # pragma: no cover - compiled
+    out = np.zeros((len(which), 2), np.int64)
+    e = rows.shape[1]
+    for k in range(len(which)):
+        row = rows[which[k]]
+        s0 = 0
+        s1 = 0
+        for j in range(e):  # branch-free: vectorised
+            s0 += row[j] & no[j]
+            s1 += row[j] & yes[j]
+        out[k, 0] = s0
+        out[k, 1] = s1
+    return out
+
+
+def row_counts(rows: np.ndarray, which: np.ndarray, y: np.ndarray, fit: np.ndarray) -> np.ndarray:
+    """For rows `which` of the boolean matrix `rows` (n, E): fit examples where the row is true, split by
+    target ((k, 2): [target false, target true])."""
+    yes = (fit & y).astype(np.uint8)
+    no = (fit & ~y).astype(np.uint8)
+    return _row_counts(np.ascontiguousarray(rows).view(np.uint8), np.asarray(which, np.int64), yes, no)
+
+
+@njit(cache=True, nogil=True)
 def bin_counts(bins, y, fit, n_bins):  # pragma: no cover - compiled
     """Per input row of `bins` (n, E): how many fit examples fall in each bin, split by target
     ((n, n_bins, 2): [..., 0] target false, [..., 1] target true)."""

@@ -185,7 +185,9 @@ def search_unit(problem: LayerProblem, j: int, data: _LayerData | None = None, *
             assert lits is not None and data.fit is not None
             forced = lits.paper[weight_order(w)[: opts.small_n]]
             pool = top_literals(lits, opts.pool, forced)
-            sr = exact_small(lits, data.xt, y, pool, opts.small_n, data.fit, opts.shortlist, backend)
+            # with free thresholds one input can give several literals: N stays within the fan-in all the same
+            sr = exact_small(lits, data.xt, y, pool, min(opts.small_n, problem.fan_in), data.fit, opts.shortlist,
+                             backend)
             cands = Candidates(sr.n, sr.m, sr.errors, sr.errors / e, complexity(sr.n, sr.m, problem.fan_in, where))
             found.append(_Found(method, cands, lambda i, s=sr.subsets: pool_literals(s[i])))  # type: ignore[misc]
             continue

@@ -169,10 +169,10 @@ def extract(
         layer_acts = acts if coded is None else ChainMap({layer.input: coded}, acts)  # type: ignore[arg-type]
         ex = _examples(network, layer, layer_acts, pred, conv_examples, conv_position, seed + i, n_classes)
         heads = None if is_output else _heads(layer, ex, n_classes)
-        if (selected and mode == "chain" and not chained and chain_inputs is not None and cuts > 0
+        if (selected and mode == "chain" and not chained and chain_inputs is not None
                 and "exact" in order_methods(order) and ex.shared is not None):
             chain_inputs = target_input_splits(layer, ex.shared, _binary_targets(ex.shared, heads, n_classes, is_output),
-                                               chain_inputs, cuts)
+                                               chain_inputs)
         if selected:
             if log:
                 log(f"layer {layer.name!r}: {layer.kind}, {layer.units} units, fan-in {layer.fan_in}, "
@@ -343,12 +343,13 @@ def _binary_targets(p: Examples, heads: np.ndarray | None, n_classes: int, is_ou
     return (p.pred[:, None] == np.arange(n_classes)[None, :]) if is_output or heads is None else p.targets >= heads
 
 
-def target_input_splits(layer: Layer, ex: Examples, targets: np.ndarray, current: np.ndarray, cuts: int) -> np.ndarray:
+def target_input_splits(layer: Layer, ex: Examples, targets: np.ndarray, current: np.ndarray,
+                        cuts: int = MAX_CUTS) -> np.ndarray:
     """New input splits of a chain-mode layer chosen for its own targets (orders exact and best;
     docs/method.md, section 3.10): per input unit (dense) or input channel (convolution), among its
-    quantile cuts and the `current` split, the threshold whose literals carry the most information
-    gain about the layer's binarised targets, summed over literal indices and units (the lowest
-    threshold on ties). One threshold per input, as a program's input tests need."""
+    `cuts` quantile cuts and the `current` split, the threshold whose literals carry the most
+    information gain about the layer's binarised targets, summed over literal indices and units
+    (the lowest threshold on ties). One threshold per input, as a program's input tests need."""
     from mofn2logic.search.exact import quantile_cuts
     from mofn2logic.search.kernels import bin_counts
     from mofn2logic.search.splits import split_gain, xlogx_table
