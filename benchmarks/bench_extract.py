@@ -12,7 +12,6 @@ The plain cost is extrapolated per layer from one unit: its candidates are timed
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,34 +21,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
+from timing import run_cli  # noqa: E402
+
 import mofn2logic as M  # noqa: E402
 from mofn2logic.search.network import _chain_input_thresholds, _examples, _heads, _problems, predicted_class  # noqa: E402
-
-RUNNER = """
-import resource, sys, time
-from mofn2logic.cli import main
-t0 = time.perf_counter()
-code = main(sys.argv[1:])
-wall = time.perf_counter() - t0
-me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print(f"BENCH wall={wall:.3f} rss_main_kb={me} rss_worker_kb={kids}", file=sys.stderr)
-sys.exit(code)
-"""
-
-
-def run_cli(model: Path, data: Path, key: str | None, device: str, out: Path) -> dict:
-    args = [sys.executable, "-c", RUNNER, "extract", str(model), "--data", str(data), "-o", str(out),
-            "--device", device]
-    if key:
-        args += ["--key", key]
-    proc = subprocess.run(args, capture_output=True, text=True)
-    if proc.returncode:
-        raise SystemExit(proc.stderr)
-    line = next(s for s in proc.stderr.splitlines() if s.startswith("BENCH"))
-    vals = dict(kv.split("=") for kv in line.split()[1:])
-    return {"wall": float(vals["wall"]), "rss_main_gb": int(vals["rss_main_kb"]) / 1024**2,
-            "rss_worker_gb": int(vals["rss_worker_kb"]) / 1024**2}
 
 
 def plain_estimate(model: Path, x: np.ndarray) -> list[tuple[str, int, int, int, float]]:
@@ -81,7 +56,8 @@ def main() -> None:
     args = ap.parse_args()
     work = HERE / "_work"
     work.mkdir(exist_ok=True)
-    cases = [("demo CNN (digits 8x8)", M.default_model_path(), M.default_data_path(), "images")]
+    cases: list[tuple[str, Path, Path, str | None]] = [
+        ("demo CNN (digits 8x8)", M.default_model_path(), M.default_data_path(), "images")]
     mnist = work / "mnist_cnn_relu.onnx"
     if mnist.is_file():
         cases.append(("Keras-style MNIST CNN", mnist, work / "mnist_train.npy", None))

@@ -1,7 +1,7 @@
 """Single-layer search: mofn2logic's one-pass search against the plain one-rule-at-a-time
 implementation of METHOD.md (tests/plain_method.py), side by side in one run.
 
-    .venv/bin/python benchmarks/bench_search.py [--full]
+    .venv/bin/python benchmarks/bench_search.py [--full] [--device cuda]
 
 Layers: (E=2000, n=128, U=10) and (E=2000, n=1024, U=16), random ReLU-like activations, weights
 and targets (seeded). The plain search is run in full on the n=128 layer (all units); at n=1024
@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from plain_method import plain_order, plain_search
 
-from mofn2logic.search.backends import NumbaBackend, NumpyBackend, TorchBackend
+from mofn2logic.search.backends import NumbaBackend, NumpyBackend, TorchBackend, make_backend
 from mofn2logic.search.layer import LayerProblem, search_layer
 from mofn2logic.search.splits import best_splits
 
@@ -101,12 +101,14 @@ def bench_paper_layer(e: int, n: int, u: int) -> None:
     print(f"  mofn2logic numba (cpu), 1 process {t_ours:10.4f} s   speed-up x{total / t_ours:,.0f}")
 
 
-def bench(e: int, n: int, u: int, full: bool) -> None:
+def bench(e: int, n: int, u: int, full: bool, devices: tuple[str, ...] = ()) -> None:
     p = layer(e, n, u)
     print(f"\n== layer E={e}, n={n}, U={u} (betas {BETAS})")
     runs = {}
-    for name, make, workers in (("numba (cpu), 1 process", NumbaBackend, 1), ("numba (cpu), 2 processes", NumbaBackend, 2),
-                                ("numpy, 1 process", NumpyBackend, 1), ("torch CPU", lambda: TorchBackend("cpu"), 1)):
+    backends = [("numba (cpu), 1 process", NumbaBackend, 1), ("numba (cpu), 2 processes", NumbaBackend, 2),
+                ("numpy, 1 process", NumpyBackend, 1), ("torch CPU", lambda: TorchBackend("cpu"), 1)]
+    backends += [(f"--device {d}", lambda d=d: make_backend(d), 1) for d in devices]
+    for name, make, workers in backends:
         runs[name] = time_it(lambda make=make, workers=workers: search_layer(p, betas=BETAS, order="weight", backend=make(),
                                                                             workers=workers), 5)
     a = runs["numba (cpu), 1 process"][1]
@@ -126,9 +128,14 @@ def bench(e: int, n: int, u: int, full: bool) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--full", action="store_true", help="run the plain search in full at n=1024 too (hours)")
+    ap.add_argument("--device", action="append", default=[], help="another column: the search with --device DEVICE "
+                    "(e.g. cuda; may be given more than once)")
     args = ap.parse_args()
-    bench(2000, 128, 10, args.full)
-    bench(2000, 1024, 16, args.full)
+    devices = tuple(args.device)
+    for d in devices:
+        make_backend(d).prefix_histogram(np.zeros((1, 8), bool), np.zeros(8, bool))  # compile / start CUDA first
+    bench(2000, 128, 10, args.full, devices)
+    bench(2000, 1024, 16, args.full, devices)
     bench_paper_layer(2000, 128, 10)
 
 

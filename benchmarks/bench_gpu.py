@@ -1,0 +1,114 @@
+"""--device cpu against --device cuda, side by side in one run: the single-layer search and
+`mofn2logic extract` of the MNIST CNN, with the ratio and whether both found the same rules.
+
+    bash benchmarks/gpu.sh               # sets up the environment, then runs this
+    python benchmarks/bench_gpu.py [--second cuda|torch] [--quick]
+
+Rows: the search of one random ReLU-like layer (bench_search.layer) at E=2000 n=128 U=10,
+E=2000 n=1024 U=16 and E=10000 n=9216 U=32, in one process (workers=1; the backend uses every
+core it can); `mofn2logic extract` of the Keras-style MNIST CNN (benchmarks/train_mnist_cnn.py)
+on 2,000 and 8,000 training images, as a user runs it (a subprocess; wall time). Each row runs
+with --device cpu and with the second device (cuda; torch -- torch on the CPU -- where there is
+no GPU), after one warm-up run per device (compilation, CUDA context). "same rules": the search
+rows compare the units' rules, the extract rows the two rules.json files' rule sets (every layer,
+unit, rule, literal and front; the provenance records the device, so it may differ).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bench_search import BETAS, layer  # noqa: E402
+from timing import run_cli  # noqa: E402
+
+from mofn2logic.search.backends import make_backend  # noqa: E402
+from mofn2logic.search.layer import search_layer  # noqa: E402
+from mofn2logic.search.rules_file import read_rules  # noqa: E402
+
+WORK = HERE / "_work"
+SEARCH_ROWS = ((2000, 128, 10), (2000, 1024, 16), (10000, 9216, 32))
+EXTRACT_ROWS = (2000, 8000)
+
+
+def search_time(e: int, n: int, u: int, device: str, repeat: int):
+    p = layer(e, n, u)
+    backend = make_backend(device)
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = search_layer(p, betas=BETAS, order="weight", backend=backend, workers=1, progress=False)
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def warm_up(device: str) -> None:
+    """Compile the kernels / start the CUDA context outside the timed runs."""
+    search_time(200, 16, 2, device, 1)
+
+
+def mnist_data(n: int) -> Path:
+    path = WORK / f"mnist_train_{n}.npy"
+    if not path.is_file():
+        from mnist import load_mnist
+
+        x, _, held = load_mnist()
+        train = x[~held]
+        if len(train) < n:
+            raise SystemExit(f"MNIST has {len(train)} training images here; {n} asked")
+        np.save(path, train[:n])
+    return path
+
+
+def same_rules(a: Path, b: Path) -> bool:
+    ra, rb = read_rules(a), read_rules(b)
+    return ra.betas == rb.betas and ra.layers == rb.layers
+
+
+def row(label: str, t_cpu: float, t_second: float | None, same: bool | None) -> str:
+    second = f"{t_second:10.3f}" if t_second is not None else f"{'-':>10}"
+    ratio = f"x{t_cpu / t_second:8.2f}" if t_second else f"{'-':>9}"
+    verdict = "-" if same is None else "yes" if same else "NO"
+    return f"| {label:<34} | {t_cpu:10.3f} | {second} | {ratio} | {verdict:^10} |"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--second", default="cuda", help="the device set against --device cpu (cuda; torch: torch on the CPU)")
+    ap.add_argument("--quick", action="store_true", help="only the two smaller search rows and 2,000 images")
+    args = ap.parse_args()
+    WORK.mkdir(exist_ok=True)
+    devices = ("cpu", args.second)
+    print(f"devices: cpu (numba) against {args.second}", flush=True)
+    for d in devices:
+        warm_up(d)
+    lines = [f"| {'benchmark':<34} | {'cpu s':>10} | {args.second + ' s':>10} | {'cpu/' + args.second:>9} | same rules |",
+             f"|{'-' * 36}|{'-' * 12}|{'-' * 12}|{'-' * 11}|{'-' * 12}|"]
+    for e, n, u in SEARCH_ROWS[:2] if args.quick else SEARCH_ROWS:
+        repeat = 3 if e * n * u < 10**8 else 1
+        (t1, r1), (t2, r2) = (search_time(e, n, u, d, repeat) for d in devices)
+        lines.append(row(f"search E={e} n={n} U={u}", t1, t2, r1 == r2))
+        print(lines[-1], flush=True)
+    model = WORK / "mnist_cnn_relu.onnx"
+    if not model.is_file():
+        raise SystemExit(f"{model} is missing: run benchmarks/train_mnist_cnn.py (gpu.sh does)")
+    for n in EXTRACT_ROWS[:1] if args.quick else EXTRACT_ROWS:
+        data = mnist_data(n)
+        outs = [WORK / f"rules_{n}_{d}.json" for d in devices]
+        t1, t2 = (run_cli(model, data, None, d, out)["wall"] for d, out in zip(devices, outs))
+        lines.append(row(f"extract MNIST CNN, {n:,} images", t1, t2, same_rules(*outs)))
+        print(lines[-1], flush=True)
+    print("\n" + "\n".join(lines))
+    if any(line.rstrip("| ").endswith("NO") for line in lines):
+        raise SystemExit("the devices found different rules")
+
+
+if __name__ == "__main__":
+    main()
