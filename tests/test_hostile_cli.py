@@ -294,8 +294,8 @@ OPTION_CASES = [
     ("pool 0", _extract, ("--pool", "0"), r"argument --pool: expected an integer >= 1, got '0'"),
     ("small-n negative", _extract, ("--small-n", "-1"), r"argument --small-n: expected an integer >= 0, got '-1'"),
     ("small-n search too large", _extract, ("--order", "best", "--small-n", "9", "--pool", "200"),
-     r"the small-N search with a pool of 200 literals and N up to 9 would score [\d,]+ subsets per unit; "
-     r"expected at most 250,000"),
+     r"search with a pool of \d+ literals and N up to 9 would score [\d,]+ subsets per unit; "
+     r"expected at most [\d,]+"),
     ("conv examples 0", _extract, ("--conv-examples", "0"), r"argument --conv-examples: expected an integer >= 1"),
     ("providers unknown", _extract, ("--providers", "WarpDriveExecutionProvider"),
      r"argument --providers: execution providers \['WarpDriveExecutionProvider'\] are not available"),
