@@ -73,7 +73,7 @@ def random_rules(seed: int) -> RuleSet:
         output_tensor="h", input_shape=(n_flat,), output_shape=(hidden,), n_examples=50,
         units=tuple(_unit(rng, u, False, n_flat, t_flat, True) for u in range(hidden) if rng.random() < 0.9)
         or (_unit(rng, 0, False, n_flat, t_flat, True),),
-        steps=steps, chained=shared)
+        steps=steps, chained=shared, fit_on="program" if shared else "network")
     out = LayerRules(
         name="ünïcødé out", kind="dense", mode=mode, order="weight", activation="softmax", fan_in=hidden,
         input_tensor="h", output_tensor="y", input_shape=(hidden,), output_shape=(k,), n_examples=50,
@@ -109,6 +109,17 @@ def test_v2_round_trip_of_random_rule_sets(seed):
     if rs.layers[1].mode == "chain":
         assert all(la["input_thresholds"] is not None for la in doc["layers"])
         assert all("threshold" not in u["literals"] for la in doc["layers"] for u in la["units"])
+
+
+def test_older_files_lack_fit_on_and_chained():
+    rs = next(r for r in map(random_rules, range(50)) if r.layers[1].fit_on == "program")
+    doc = rules_file.to_dict(rs)
+    for la in doc["layers"]:
+        del la["fit_on"]
+    assert {la.fit_on for la in from_dict(doc).layers} == {"network"}
+    doc["layers"][1]["fit_on"] = "atoms"
+    with pytest.raises(ProgramError, match=r"layer 'fc1' fit_on is \"atoms\"; expected one of network, program"):
+        from_dict(doc, "rules.json")
 
 
 def test_v2_refers_to_a_table():

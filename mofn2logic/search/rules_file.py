@@ -8,7 +8,7 @@ per beta) refer to that table::
      "provenance": {"package", "version", "model", "model_sha256", "data", "data_sha256", "options"},
      "betas": [...],
      "layers": [{"name", "kind", "mode", "order", "activation", "fan_in", "input_tensor",
-                 "output_tensor", "input_shape", "output_shape", "n_examples", "conv", "chained",
+                 "output_tensor", "input_shape", "output_shape", "n_examples", "conv", "chained", "fit_on",
                  "steps": [{"op", ...attributes}],
                  "input_thresholds": {"input": [...], "threshold": [...]} or null,
                  "units": [{"unit", "threshold",
@@ -37,7 +37,8 @@ about 20 times smaller)::
 The fields mean what the IR's do (`mofn2logic.ir.rules`); ``conv`` holds the convolution's
 attributes and ``position`` (all or best); ``steps`` the typed steps' attributes and tensors;
 ``chained`` (absent in older files: true in chain mode) whether the inputs' thresholds are the
-head splits of the layer below. Both versions are read by the same strict reader: every field is
+head splits of the layer below; ``fit_on`` (absent in older files: network) what the rules were
+fitted on. Both versions are read by the same strict reader: every field is
 type- and range-checked, and a bad one is a one-line `ProgramError` that says where it is, what
 was expected and what arrived. Writing is deterministic: the same rule set gives the same bytes.
 """
@@ -58,6 +59,7 @@ from mofn2logic.ir.steps import STEP_TYPES, Step, step_fields
 
 FORMAT = "mofn2logic-rules"
 VERSION = 2
+FIT_ON = ("network", "program")  # what a layer's rules were fitted on (LayerRules.fit_on)
 VERSIONS = (1, 2)  # the versions this reader reads
 
 
@@ -73,7 +75,7 @@ def _layer_head(la: LayerRules) -> dict[str, Any]:
             "fan_in": la.fan_in, "input_tensor": la.input_tensor, "output_tensor": la.output_tensor,
             "input_shape": list(la.input_shape), "output_shape": list(la.output_shape),
             "n_examples": la.n_examples, "conv": conv,
-            "chained": la.chained,
+            "chained": la.chained, "fit_on": la.fit_on,
             "steps": [{"op": s.op, **step_fields(s), "input": s.input, "output": s.output, **({"node": s.node} if s.node else {})}
                       for s in la.steps]}
 
@@ -513,7 +515,8 @@ def _layer(r: _Reader, la: Any, where: str, betas: tuple[float, ...], version: i
         output_tensor=r.text(k("output_tensor"), f"{where} output_tensor"), input_shape=input_shape,
         output_shape=output_shape, n_examples=r.integer(k("n_examples"), f"{where} n_examples", 0),
         units=tuple(sorted(units, key=lambda u: u.unit)), conv=conv, conv_position=position, steps=steps,
-        chained=r.flag(la.get("chained", mode == "chain"), f"{where} chained"))
+        chained=r.flag(la.get("chained", mode == "chain"), f"{where} chained"),
+        fit_on=r.text(la.get("fit_on", "network"), f"{where} fit_on", FIT_ON))
 
 
 def from_dict(d: Any, source: str = "rules") -> RuleSet:
