@@ -58,7 +58,7 @@ def test_report_renders_in_chromium_without_console_errors(run_dir):
     assert result["console_errors"] == [] and result["page_errors"] == []
     assert result["title"] == "mofn2logic report: default_cnn.onnx"
     assert result["svgs"] == 10  # 4 layers x 2 figures, the rule graph, the pixel maps
-    assert result["graph_overflow"] == [0, 0]  # the rule graph and the pixel maps need no sideways scroll
+    assert result["graph_overflow"] and max(result["graph_overflow"]) <= 0  # no figure box scrolls sideways
     assert result["height"] > 2000
     assert shot.stat().st_size > 50_000
 
