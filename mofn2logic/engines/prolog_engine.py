@@ -80,11 +80,18 @@ def run(program: Program, x: np.ndarray, with_atoms: bool = True) -> tuple[dict[
     return atoms, classes
 
 
+# A batch of a 200,000-literal replica takes seconds (benchmarks/README.md); past this, swipl is stuck.
+BATCH_SECONDS = 1800
+
+
 def _swipl(exe: str, prog: Path, data: Path, mode: str) -> str:
     goal = f"classify_file({quote_atom(str(data))}, {mode})"
     try:
         proc = subprocess.run([exe, "-q", "-O", "-g", goal, "-t", "halt", str(prog)], capture_output=True,
-                              text=True, encoding="utf-8")
+                              text=True, encoding="utf-8", timeout=BATCH_SECONDS)
+    except subprocess.TimeoutExpired as err:
+        raise ExportError(f"SWI-Prolog did not finish a batch within {BATCH_SECONDS} s; expected a smaller program "
+                          "or fewer samples") from err
     except OSError as err:
         raise ExportError(f"SWI-Prolog ({exe}) could not be started: {err}") from err
     if proc.returncode or proc.stderr.strip():
