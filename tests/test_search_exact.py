@@ -376,6 +376,16 @@ def test_exact_rules_are_what_they_say():
                         assert np.float32(li.threshold) == own[li.input]
 
 
+@pytest.mark.parametrize("order", ["exact", "best"])
+def test_a_betas_rule_does_not_depend_on_the_other_betas(order):
+    for paper in (False, True):
+        p = _layer(17, paper=paper)
+        every = search_layer(p, betas=BETAS, order=order, backend=NumbaBackend())
+        for k, beta in enumerate(BETAS):
+            alone = search_layer(p, betas=(beta,), order=order, backend=NumbaBackend())
+            assert [u.rules[0] for u in alone] == [u.rules[k] for u in every]
+
+
 def test_exact_in_a_worker_pool_equals_serial():
     p = _layer(13, e=200, u=6)
     a = search_layer(p, betas=BETAS, order="best", backend=NumbaBackend(), workers=1)

@@ -160,7 +160,7 @@ def unit_literals(xt: np.ndarray, base_t: np.ndarray, thresholds: np.ndarray, w:
         lit_off = np.where(positive[:, None], off, on)
         gain = np.nan_to_num(split_gain(lit_on, lit_off, table))
         ins.append(nz[k_idx])
-        ths.append(np.array([cut_values[nz[k]][j] for k, j in zip(k_idx, j_idx)], dtype=thresholds.dtype))
+        ths.append(np.concatenate([cut_values[i] for i in nz]).astype(thresholds.dtype))  # (k, j) row-major, as k_idx, j_idx
         pol.append(positive)
         gns.append(gain)
     inputs = np.concatenate(ins)

@@ -192,7 +192,8 @@ def search_unit(problem: LayerProblem, j: int, data: _LayerData | None = None, *
             found.append(_Found(method, cands, lambda i, s=sr.subsets: pool_literals(s[i])))  # type: ignore[misc]
             continue
         if method == "local":
-            found.append(_local(found, lits, data, y, betas, problem.fan_in, opts, where, pool_literals))
+            local, local_of = _local(found, lits, data, y, betas, problem.fan_in, opts, where, pool_literals)
+            found.append(local)
             continue
         key = {"weight": None, "std": None if data.std is None else np.abs(w) * data.std, "gain": gains}[method]
         ordered = weight_order(w, key)
@@ -200,8 +201,16 @@ def search_unit(problem: LayerProblem, j: int, data: _LayerData | None = None, *
         cands = candidates_from_histogram(h, n_pos, n_neg, problem.fan_in, where)
         found.append(_Found(method, cands, lambda i, o=ordered, c=cands: paper_literals(o[: c.n[i]])))  # type: ignore[misc]
     allc, locate = _union(found)
+    chosen = choose(allc, tuple(betas))
+    if "local" in methods:
+        # each beta's rule is its own improvement (when a move was made), never another beta's: the rules of
+        # a beta do not depend on which other betas were asked for
+        base, _ = _union(found[:-1])
+        offset = len(base.n)
+        chosen = [offset + local_of[k] if k in local_of else i
+                  for k, i in enumerate(choose(base, tuple(betas)))]
     rules = []
-    for beta, i in zip(betas, choose(allc, tuple(betas))):
+    for beta, i in zip(betas, chosen):
         f, li = locate(i)
         ins, ths, pos = f.literals(li)
         rules.append(ScoredRule(beta=float(beta), n=int(allc.n[i]), m=int(allc.m[i]), error=float(allc.error[i]),
@@ -227,39 +236,43 @@ def _union(found: list[_Found]) -> tuple[Candidates, Callable[[int], tuple[_Foun
 
 
 def _local(found: list[_Found], lits: Literals | None, data: _LayerData, y: np.ndarray, betas: Sequence[float],
-           fan_in: int, opts: ExactOptions, where: str, pool_literals) -> _Found:
+           fan_in: int, opts: ExactOptions, where: str, pool_literals) -> tuple[_Found, dict[int, int]]:
     """Local improvement (docs/method.md, section 3.10) of each beta's best rule among the other methods'
-    candidates; one candidate per beta whose rule it improved."""
+    candidates: one candidate per beta whose rule it improved, and beta index -> that candidate."""
     assert lits is not None
     if opts.improve_steps <= 0 or not found:
-        return _Found("local", _empty_candidates(), pool_literals)
+        return _Found("local", _empty_candidates(), pool_literals), {}
     allc, locate = _union(found)
     index = {(int(k), float(th), bool(p)): i
              for i, (k, th, p) in enumerate(zip(lits.inputs, lits.thresholds, lits.positive))}
-    ns, ms, errs, subs = [], [], [], []
-    starts: dict[tuple, tuple[np.ndarray, int, float]] = {}
-    e = len(y)
-    for beta, i in zip(betas, choose(allc, tuple(betas))):
+    todo: list[tuple[int, np.ndarray, int, float]] = []
+    for k, (beta, i) in enumerate(zip(betas, choose(allc, tuple(betas)))):
         n, m = int(allc.n[i]), int(allc.m[i])
         if n == 0 or m == 0 or m > n or n > opts.improve_max_n:
             continue  # constants, and rules too long for the move scan
         f, li = locate(i)
         ins, ths, pos = f.literals(li)
-        start = np.array([index[(int(k), float(th), bool(p))] for k, th, p in zip(ins, ths, pos)], np.int64)
-        starts.setdefault((tuple(start.tolist()), m, float(beta)), (start, m, float(beta)))
-    done = thread_map(lambda a: improve(lits, data.xt, y, a[0], a[1], a[2], fan_in, opts, where), starts.values(),
+        start = np.array([index[(int(a), float(th), bool(p))] for a, th, p in zip(ins, ths, pos)], np.int64)
+        todo.append((k, start, m, float(beta)))
+    done = thread_map(lambda a: improve(lits, data.xt, y, a[1], a[2], a[3], fan_in, opts, where), todo,
                       search_threads())
-    for imp in done:
+    ns: list[int] = []
+    ms: list[int] = []
+    errs: list[int] = []
+    subs: list[np.ndarray] = []
+    of: dict[int, int] = {}
+    for (k, *_), imp in zip(todo, done):
         if imp.moves:
+            of[k] = len(ns)
             ns.append(len(imp.literals))
             ms.append(imp.m)
             errs.append(imp.errors)
             subs.append(imp.literals)
     if not ns:
-        return _Found("local", _empty_candidates(), pool_literals)
+        return _Found("local", _empty_candidates(), pool_literals), {}
     n_arr, m_arr, err_arr = np.array(ns, np.int64), np.array(ms, np.int64), np.array(errs, np.int64)
-    cands = Candidates(n_arr, m_arr, err_arr, err_arr / e, complexity(n_arr, m_arr, fan_in, where))
-    return _Found("local", cands, lambda k, s=subs: pool_literals(s[k]))  # type: ignore[misc]
+    cands = Candidates(n_arr, m_arr, err_arr, err_arr / len(y), complexity(n_arr, m_arr, fan_in, where))
+    return _Found("local", cands, lambda j, s=subs: pool_literals(s[j])), of  # type: ignore[misc]
 
 
 def _literal(problem: LayerProblem, k: int, threshold: float, positive: bool) -> ThresholdLiteral:
