@@ -106,7 +106,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
     rs = api.extract(
         args.model, args.data, key=args.key, layers=args.layers, mode=args.mode, order=args.order,
         betas=args.beta, device=args.device, small_n=args.small_n, pool_size=args.pool,
-        conv_examples=args.conv_examples, conv_position=args.conv_position, seed=args.seed,
+        conv_examples=args.conv_examples, conv_position=args.conv_position, seed=args.seed, cuts=args.cuts,
+        exact_pool=args.exact_pool, validation=args.validation, improve_steps=args.improve_steps, fit_on=args.fit_on,
         log=print, **_harvest_options(args),
     )
     write_rules(rs, args.output)
@@ -431,7 +432,16 @@ def build_parser() -> Parser:
     from mofn2logic import __version__
     from mofn2logic.engines import ENGINE_NAMES
     from mofn2logic.exporters import formats
-    from mofn2logic.search import CONV_POSITIONS, DEFAULT_BETAS, DEVICES, MODES, ORDERS, extract, optimality_report
+    from mofn2logic.search import (
+        CONV_POSITIONS,
+        DEFAULT_BETAS,
+        DEVICES,
+        FIT_ON,
+        MODES,
+        ORDERS,
+        extract,
+        optimality_report,
+    )
     from mofn2logic.search.optimality import MAX_INPUTS
 
     search = _defaults(extract)
@@ -462,7 +472,8 @@ def build_parser() -> Parser:
                    help=f"chain: one threshold per unit, layers compose; paper: per (input, target) splits "
                         f"(default {search['mode']})")
     s.add_argument("--order", choices=ORDERS, default=search["order"],
-                   help="literal ordering: weight (the paper's), std, gain, or best of all + small-N search "
+                   help="literal ordering: weight (the paper's), std, gain; exact (the paper's prefixes, an exact "
+                        "search of rules of <= small-n literals, local improvement), or best of all "
                         f"(default {search['order']})")
     s.add_argument("--beta", check=_beta_list, default=_csv(DEFAULT_BETAS), help="comma-separated complexity penalties")
     s.add_argument("--device", choices=DEVICES, default=search["device"],
@@ -478,6 +489,19 @@ def build_parser() -> Parser:
                    help="all positions (a shared rule) or the reference's single best-IG position "
                         f"(default {search['conv_position']})")
     s.add_argument("--seed", check=_int_in(0, MAX_SEED), default=search["seed"], help="seed of the example subsampling")
+    s.add_argument("--cuts", check=_int_in(0, 254), default=search["cuts"],
+                   help=f"quantile cuts per input for the exact search's literals in paper mode (orders exact, best; "
+                        f"default {search['cuts']})")
+    s.add_argument("--exact-pool", check=_int_in(1), default=search["exact_pool"],
+                   help=f"literal pool of the exact search (orders exact, best; default {search['exact_pool']})")
+    s.add_argument("--validation", check=_share, default=search["validation"],
+                   help=f"share of the examples the exact search holds out to choose among near-equal rules "
+                        f"(default {search['validation']})")
+    s.add_argument("--improve-steps", check=_int_in(0), default=search["improve_steps"],
+                   help=f"local moves per rule, 0 for none (orders exact, best; default {search['improve_steps']})")
+    s.add_argument("--fit-on", choices=FIT_ON, default=search["fit_on"],
+                   help=f"chain mode: fit each layer on the network's activations below, or on the atoms the program "
+                        f"computes (default {search['fit_on']})")
 
     opt = _defaults(optimality_report)
     s = add("optimality", "Compare each literal ordering with the true optimum on small layers "
