@@ -22,7 +22,6 @@ from mofn2logic.exporters import to_text
 from mofn2logic.files import atomic_folder, file_stem, write_text_atomic
 from mofn2logic.inputs import Dataset, LoadedModel, provenance
 from mofn2logic.inputs import memory_budget as budget_bytes
-from mofn2logic.ir.network import Network
 from mofn2logic.ir.program import Program
 from mofn2logic.onnx.harvest import DEFAULT_BATCH, DEFAULT_BUDGET, harvest
 from mofn2logic.program.compile import compile_program
@@ -172,7 +171,7 @@ def _run(model: LoadedModel, data: Dataset, out: Path, *, fit: np.ndarray, order
         name = f"program_{file_stem(la.name)}.mofn"
         mofn_texts[la.name] = to_text(program, "mofn")
         write_text_atomic(out / name, mofn_texts[la.name])
-        rep = verify(program, net, held.only(_read_by(program, net)), labels=held_labels, engines=("python",),
+        rep = verify(program, net, held, labels=held_labels, engines=("python",),
                      predicted=held_pred)
         cut = CutResult(la.name, name, rep, rules=sum(len(b.rules) for b in program.rule_blocks()),
                         literals=sum(r.n for b in program.rule_blocks() for r in b.rules),
@@ -196,7 +195,7 @@ def _run(model: LoadedModel, data: Dataset, out: Path, *, fit: np.ndarray, order
                 _say(log, f"   (no {fmt}: {e})")
                 continue
             write_text_atomic(out / pattern.format(label=label), texts[fmt])
-        rep = verify(program, net, held.only(_read_by(program, net)), labels=held_labels, engines=use,
+        rep = verify(program, net, held, labels=held_labels, engines=use,
                      predicted=held_pred)
         checks.append(CheckResult(label, cut_name, rep))
         _say(log, f"   {label} program (cut {cut_name}): "
@@ -229,14 +228,6 @@ def _pixel_maps(program: Program) -> str | None:
     maps = [(f"{plain(first.name)} {'ch' if first.kind == 'conv' else 'unit'} {r.unit}", m) for r in first.rules
             if (m := pixel_map(program, first, r.unit)) is not None][:40]
     return pixel_map_figure(maps) if maps else None
-
-
-def _read_by(program: Program, network: Network) -> set[str]:
-    """The tensors `verify` reads for `program`: its cut tensor, the network's output, and the
-    output of each layer a hidden rule block explains. (It walks every tensor it is handed.)"""
-    layers = {la.name for la in network.layers}
-    hidden = [b for b in program.rule_blocks() if b is not program.output and b.name in layers]
-    return {program.input.tensor, network.output, *(network.layer(b.name).output for b in hidden)}
 
 
 def _has(tool: str) -> bool:

@@ -33,6 +33,20 @@ class Engine(Protocol):
         ...
 
 
+class EvaluatingEngine:
+    """An engine whose `evaluate(program, x)` gives (atoms per block, margins, classes) in Python."""
+
+    name = ""
+
+    @staticmethod
+    def evaluate(program: Program, x: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def run(self, program: Program, x: np.ndarray) -> EngineResult:
+        atoms, margins, classes = self.evaluate(program, x)
+        return EngineResult(flat_atoms(program, atoms), margins, classes)
+
+
 def flat_atoms(program: Program, atoms: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Every rule block's atoms, flattened per sample (the form `EngineResult` holds)."""
     return {b.name: atoms[b.name].reshape(len(atoms[b.name]), -1) for b in program.rule_blocks()}

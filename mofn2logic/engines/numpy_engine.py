@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mofn2logic.engines.base import EngineResult, flat_atoms
+from mofn2logic.engines.base import EvaluatingEngine
 from mofn2logic.errors import ProgramError
 from mofn2logic.ir.program import IndexBlock, PoolBlock, Program, RuleBlock, pad_truth
 
@@ -23,14 +23,14 @@ def input_atoms(program: Program, x: np.ndarray) -> np.ndarray:
     return out
 
 
-class NumpyEngine:
+class NumpyEngine(EvaluatingEngine):
     """The reference engine (``--engine python``): numpy, block by block, all samples at once."""
 
     name = "python"
 
-    def run(self, program: Program, x: np.ndarray) -> EngineResult:
-        atoms, margins, classes = evaluate(program, x)
-        return EngineResult(flat_atoms(program, atoms), margins, classes)
+    @staticmethod
+    def evaluate(program: Program, x: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        return evaluate(program, x)
 
 
 def evaluate(program: Program, x: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:

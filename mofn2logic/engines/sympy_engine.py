@@ -17,7 +17,7 @@ import numpy as np
 import sympy
 from sympy.printing.numpy import NumPyPrinter
 
-from mofn2logic.engines.base import EngineResult, flat_atoms
+from mofn2logic.engines.base import EvaluatingEngine
 from mofn2logic.engines.numpy_engine import structural
 from mofn2logic.exporters.sympy_expr import atom_symbol, block_numbers, input_symbol, rule_count, to_sympy_program
 from mofn2logic.ir.program import IndexBlock, PoolBlock, Program, RuleBlock, pad_truth
@@ -26,14 +26,14 @@ from mofn2logic.ir.program import IndexBlock, PoolBlock, Program, RuleBlock, pad
 BATCH_VALUES = 1 << 25
 
 
-class SympyEngine:
+class SympyEngine(EvaluatingEngine):
     """Every atom computed by its lambdified SymPy threshold expression (``--engine sympy``)."""
 
     name = "sympy"
 
-    def run(self, program: Program, x: np.ndarray) -> EngineResult:
-        atoms, margins, classes = evaluate(program, x)
-        return EngineResult(flat_atoms(program, atoms), margins, classes)
+    @staticmethod
+    def evaluate(program: Program, x: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        return evaluate(program, x)
 
 
 def _lambdify(args: list[sympy.Symbol], exprs: Any) -> Callable[..., Any]:

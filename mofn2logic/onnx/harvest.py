@@ -13,7 +13,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -94,18 +94,12 @@ class Rows(Mapping[str, np.ndarray]):
     >>> fit = acts.rows(np.flatnonzero(mask))   # doctest: +SKIP
     """
 
-    def __init__(self, arrays: Mapping[str, np.ndarray], index: np.ndarray, *, keys: Iterable[str] | None = None,
-                 _gathered: dict[str, np.ndarray] | None = None) -> None:
+    def __init__(self, arrays: Mapping[str, np.ndarray], index: np.ndarray) -> None:
         index = np.asarray(index)
         self._arrays = arrays
-        self._keys = tuple(arrays) if keys is None else tuple(k for k in arrays if k in set(keys))
+        self._keys = tuple(arrays)
         self.index = np.flatnonzero(index) if index.dtype == bool else index.astype(np.intp, copy=False)
-        self._gathered: dict[str, np.ndarray] = {} if _gathered is None else _gathered
-
-    def only(self, keys: Iterable[str]) -> Rows:
-        """The same rows of just the tensors `keys` (sharing what was gathered), for a reader that
-        walks every tensor of the mapping it is given."""
-        return Rows(self._arrays, self.index, keys=keys, _gathered=self._gathered)
+        self._gathered: dict[str, np.ndarray] = {}
 
     def __getitem__(self, key: str) -> np.ndarray:
         if key not in self._keys:
