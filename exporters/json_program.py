@@ -1,5 +1,6 @@
 """The program IR as JSON (format ``mofn2logic-program``, version 2): the same data as .mofn.
-`to_json` and `parse_json` are exact inverses; version 1 files (blocks named *Layer) still read."""
+`to_json` and `parse_json` are exact inverses; version 1 files (blocks named *Layer) still read.
+A decision list is a block of type DecisionListBlock (its rules in order, then `default`)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,20 @@ from typing import Any
 
 from mofn2logic.errors import ProgramError
 from mofn2logic.exporters.base import Printer
-from mofn2logic.ir.program import AtomLiteral, IndexBlock, InputTests, MofNRule, PoolBlock, Program, RuleBlock
+from mofn2logic.ir.program import (
+    AtomLiteral,
+    DecisionListBlock,
+    IndexBlock,
+    InputTests,
+    MofNRule,
+    PoolBlock,
+    Program,
+    RuleBlock,
+)
 from mofn2logic.ir.steps import MaxPool, step_fields
 
 FORMAT, VERSION = "mofn2logic-program", 2
-KINDS = {"RuleBlock": RuleBlock, "PoolBlock": PoolBlock, "IndexBlock": IndexBlock}
+KINDS = {"RuleBlock": RuleBlock, "PoolBlock": PoolBlock, "IndexBlock": IndexBlock, "DecisionListBlock": DecisionListBlock}
 # Version 1 named the blocks *Layer and kept a pool's attributes flat.
 V1_KINDS = {"RuleLayer": "RuleBlock", "PoolLayer": "PoolBlock", "IndexLayer": "IndexBlock"}
 
@@ -43,6 +53,9 @@ class JsonPrinter(Printer):
 
     def _print_IndexBlock(self, b: IndexBlock) -> dict[str, Any]:
         return {**asdict(b), "type": "IndexBlock"}
+
+    def _print_DecisionListBlock(self, b: DecisionListBlock) -> dict[str, Any]:
+        return {**asdict(b), "type": "DecisionListBlock"}
 
 
 def to_dict(program: Program) -> dict[str, Any]:
@@ -93,7 +106,7 @@ def from_dict(d: dict[str, Any], source: str = "program") -> Program:
             if kind is PoolBlock:
                 pool: dict[str, Any] = {k: bool(v) if k == "ceil_mode" else _tuple(v) for k, v in b["pool"].items()}
                 fields["pool"] = MaxPool(**pool)
-            if kind is RuleBlock:
+            if kind is RuleBlock or kind is DecisionListBlock:
                 fields["rules"] = tuple(
                     MofNRule(r["unit"], r["m"],
                              tuple(AtomLiteral(li["src"], li["positive"], _tuple(li["offset"])) for li in r["lits"]),

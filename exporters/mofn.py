@@ -18,6 +18,7 @@ from mofn2logic.exporters.base import Printer
 from mofn2logic.exporters.quoting import Quoting
 from mofn2logic.ir.program import (
     AtomLiteral,
+    DecisionListBlock,
     IndexBlock,
     InputTests,
     MofNRule,
@@ -90,6 +91,10 @@ class MofnPrinter(Printer):
         return (f"pool {quote(b.name)} from {_source(b.source)} shape {_ints(b.shape)} kernel {_ints(k.kernel)} "
                 f"stride {_ints(k.strides)} pad {_ints(k.pads)} dilation {_ints(k.dilations)}"
                 + (" ceil" if k.ceil_mode else ""))
+
+    def _print_DecisionListBlock(self, b: DecisionListBlock) -> str:
+        head = f"list {quote(b.name)} from {_source(b.source)} shape {_ints(b.shape)}"
+        return "\n".join([head, *(self._print(r) for r in b.rules), f"  default {b.default}"])
 
     def _print_IndexBlock(self, b: IndexBlock) -> str:
         return f"index {quote(b.name)} from {_source(b.source)} shape {_ints(b.shape)} map {_ints(b.index)}"
@@ -173,6 +178,10 @@ class _ToIR(Transformer):
     def index(self, items):
         name, source, shape, index = items
         return IndexBlock(name, source, shape, index)
+
+    def dlist(self, items):
+        name, source, shape, *rules, default = items
+        return DecisionListBlock(name, source, shape, tuple(rules), default)
 
     def start(self, items):
         (name, decision), inp, *blocks = items

@@ -20,6 +20,10 @@ The clause form (one file; ``swipl program.pl`` runs it standalone):
 * Pool blocks, one clause (some position of the window holds; geometry: the ``maxpool/7`` fact):
   ``'p'(S, C, Y, X) :- window('p', Y, X, Y1, X1), 'c2'(S, C, Y1, X1).``
 * Index blocks, one clause per atom: ``'flat'(S, 17) :- 'p'(S, 1, 0, 1).``
+* A decision list (the class block of a program with decision ``first``): ordered clauses with
+  cuts, the first whose rule holds names the class, the default last:
+  ``'out'(S, Class) :- at_least(2, ['h'(S, 4), \\+ 'h'(S, 7)]), !, Class = 3.`` ...
+  ``'out'(_, 0).`` (the class is bound after the cut, so asking ``'out'(S, 1)`` is exact too).
 * Header facts: ``program_name/1``, ``decision/1``, ``input(Tensor, Shape, Grain, Predicate)``,
   ``block(Order, Name, Kind, Predicate, Source, Shape)`` (Source: the predicate the block reads),
   ``stride(Predicate, SY, SX)``, ``maxpool(Predicate, kernel(..), strides(..), pads(Top, Left,
@@ -56,6 +60,7 @@ from mofn2logic.exporters.base import Printer
 from mofn2logic.exporters.quoting import Quoting
 from mofn2logic.ir.program import (
     AtomLiteral,
+    DecisionListBlock,
     IndexBlock,
     InputTests,
     MofNRule,
@@ -211,7 +216,8 @@ class PrologPrinter(Printer):
             f"{self.q['']}).",
         ]
         for k, b in enumerate(p.blocks, 1):
-            kind = b.kind if isinstance(b, RuleBlock) else "pool" if isinstance(b, PoolBlock) else "index"
+            kind = (b.kind if isinstance(b, RuleBlock) else "pool" if isinstance(b, PoolBlock)
+                    else "decision_list" if isinstance(b, DecisionListBlock) else "index")
             lines.append(f"block({k}, {quote_atom(b.name)}, {kind}, {self.q[b.name]}, {self.q[b.source]}, "
                          f"{_list(b.shape)}).")
         for b in p.blocks:
@@ -316,9 +322,23 @@ class PrologPrinter(Printer):
         guard_line = f"    {guard.rstrip()}\n" if guard else ""
         return f"{head} :-\n{guard_line}" + _wrap_list(f"    at_least({r.m}, ", lits, ").")
 
-    def _literal(self, b: RuleBlock, li: AtomLiteral, sample: str) -> str:
+    def _print_DecisionListBlock(self, b: DecisionListBlock) -> str:
+        pred, src = self.q[b.name], self.q[b.source]
+        k = b.shape[0]
+        lines = self._comment(f"decision list {quote_atom(b.name)}, {k} class{'' if k == 1 else 'es'}, reads {src}: "
+                              f"the first rule that holds names the class, else class {b.default}")
+        for r in b.rules:
+            sample = "S" if r.lits else "_"
+            lits = [self._literal(b, li, sample) for li in r.lits]
+            head, tail = f"{pred}({sample}, Class)", f"), !, Class = {r.unit}."
+            one = _wrap_list(f"{head} :- at_least({r.m}, ", lits, tail)
+            lines.append(one if "\n" not in one else f"{head} :-\n" + _wrap_list(f"    at_least({r.m}, ", lits, tail))
+        lines.append(f"{pred}(_, {b.default}).")
+        return "\n".join(lines)
+
+    def _literal(self, b: RuleBlock | DecisionListBlock, li: AtomLiteral, sample: str) -> str:
         src = self.q[b.source]
-        if b.kind == "dense":
+        if isinstance(b, DecisionListBlock) or b.kind == "dense":
             coords = ", ".join(str(c) for c in coordinates(li.src, source_shape(self.program, b.source)))
         else:
             assert li.offset is not None  # a checked program: conv literals have offsets

@@ -20,6 +20,7 @@ from mofn2logic.exporters.prolog import ATOMS, runtime_marker
 from mofn2logic.ir.program import (
     AtomLiteral,
     Block,
+    DecisionListBlock,
     IndexBlock,
     InputTests,
     MofNRule,
@@ -55,6 +56,15 @@ class Neg:
 class Ge:
     left: Any
     right: Any
+
+
+@dataclass(frozen=True)
+class Eq:
+    left: Any
+    right: Any
+
+
+CUT = Atom("!")
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,12 @@ class _Terms(Transformer):
 
     def at_least_as(self, items: list[Any]) -> Ge:
         return Ge(items[0], items[1])
+
+    def unify(self, items: list[Any]) -> Eq:
+        return Eq(items[0], items[1])
+
+    def cut(self, items: list[Any]) -> Atom:
+        return CUT
 
     def add(self, items: list[Any]) -> Arith:
         return Arith("+", items[0], items[1])
@@ -201,6 +217,8 @@ def _show(v: Any) -> str:
         return f"\\+ {_show(v.goal)}"
     if isinstance(v, Ge):
         return f"{_show(v.left)} >= {_show(v.right)}"
+    if isinstance(v, Eq):
+        return f"{_show(v.left)} = {_show(v.right)}"
     if isinstance(v, Arith):
         return f"{_show(v.left)} {v.op} {_show(v.right)}"
     if isinstance(v, list):
@@ -234,6 +252,7 @@ class _Reader:
     def __init__(self, statements: list[Statement]) -> None:
         self.facts: dict[str, list[Statement]] = {}
         self.clauses: dict[str, list[Statement]] = {}
+        self.other_facts: list[Statement] = []  # a decision list's default, once its predicate is known
         for st in statements:
             if st.kind == "directive":
                 name = st.head.name if isinstance(st.head, Struct) else st.head
@@ -243,7 +262,10 @@ class _Reader:
             if not isinstance(st.head, Struct) or not isinstance(st.head.name, Atom):
                 raise _Bad(st, f"{_show(st.head)} is not a fact or clause mofn2logic writes")
             if st.kind == "fact":
-                if HEADER.get(st.head.name) != len(st.head.args):
+                if st.head.name not in HEADER:
+                    self.other_facts.append(st)
+                    continue
+                if HEADER[st.head.name] != len(st.head.args):
                     raise _Bad(st, f"fact {_show(st.head)} is not one mofn2logic writes")
                 self.facts.setdefault(st.head.name, []).append(st)
             else:
@@ -281,8 +303,8 @@ class _Reader:
                 raise _Bad(st, f"block order {_show(order)} is not an integer")
             bname = _atom(bname, st, "the block name")
             kind = _atom(kind, st, "the block kind")
-            if kind not in ("dense", "conv", "pool", "index"):
-                raise _Bad(st, f"block kind {kind!r}; expected dense, conv, pool or index")
+            if kind not in ("dense", "conv", "pool", "index", "decision_list"):
+                raise _Bad(st, f"block kind {kind!r}; expected dense, conv, pool, index or decision_list")
             pred = _atom(pred, st, "the block predicate")
             src = _atom(src, st, "the block source")
             if pred in self.names:
@@ -327,6 +349,12 @@ class _Reader:
         for pred in self.clauses:
             if pred not in self.names:
                 raise _Bad(self.clauses[pred][0], f"clause for {ATOMS.quote(pred)}, which no block or input declares")
+        lists = {pred for _, _, _, kind, pred, _ in decls if kind == "decision_list"}
+        self.defaults: dict[str, list[Statement]] = {}
+        for st in self.other_facts:
+            if st.head.name not in lists:
+                raise _Bad(st, f"fact {_show(st.head)} is not one mofn2logic writes")
+            self.defaults.setdefault(st.head.name, []).append(st)
 
         self.padding: dict[str, set[int]] = {}
         inp = InputTests(tensor, in_shape, grain == "channel", self._input(str(pred_a), in_shape, grain == "channel"))
@@ -337,6 +365,8 @@ class _Reader:
             source = self.names[src]
             if kind in ("dense", "conv"):
                 blocks.append(self._rules(st, bname, kind, pred, src, source))
+            elif kind == "decision_list":
+                blocks.append(self._list(st, bname, pred, src, source))
             elif kind == "pool":
                 blocks.append(self._pool(st, bname, pred, src, source))
             else:
@@ -440,6 +470,43 @@ class _Reader:
         if extra:
             raise _Bad(self.facts["threshold"][0], f"threshold fact for unit {extra[0]} of {name!r}, which has no rule")
         return RuleBlock(name, kind, source, shape, tuple(rules), stride)
+
+    def _list(self, decl: Statement, name: str, pred: str, src: str, source: str) -> DecisionListBlock:
+        """Ordered clauses P(S, Class) :- at_least(M, Literals), !, Class = C, then the fact P(_, Default)."""
+        shape, src_shape = self.shapes[pred], self.shapes[src]
+        if len(shape) != 1:
+            raise _Bad(decl, f"decision list {name!r} has shape {list(shape)}; expected [classes]")
+        own, pads = self._split(pred)
+        if pads:
+            raise _Bad(pads[0], f"decision list {name!r} has a padding clause; a decision list is never padded")
+        defaults = self.defaults.get(pred, [])
+        if len(defaults) != 1:
+            raise _Bad(defaults[1] if defaults else decl,
+                       f"decision list {name!r} needs exactly one default fact {ATOMS.quote(pred)}(_, Class); "
+                       f"found {len(defaults)}")
+        default = defaults[0]
+        if len(default.head.args) != 2 or default.head.args[0] != Var("_") or not _is_int(default.head.args[1]):
+            raise _Bad(default, f"the default {_show(default.head)} of decision list {name!r} does not have the form "
+                                f"{ATOMS.quote(pred)}(_, Class)")
+        late = [st for st in own if (st.line, st.column) > (default.line, default.column)]
+        if late:
+            raise _Bad(late[0], f"a rule of decision list {name!r} comes after its default; the default is last")
+        form = f"{ATOMS.quote(pred)}(S, Class) :- at_least(M, Literals), !, Class = C"
+        rules = []
+        for st in sorted(own, key=lambda st: (st.line, st.column)):
+            h, body = st.head.args, st.body
+            ok = (len(h) == 2 and isinstance(h[0], Var) and isinstance(h[1], Var) and h[1] != "_" and h[0] != h[1]
+                  and len(body) == 3 and isinstance(body[0], Struct) and body[0].name == "at_least"
+                  and len(body[0].args) == 2 and _is_int(body[0].args[0]) and isinstance(body[0].args[1], list)
+                  and body[1] == CUT and isinstance(body[2], Eq) and body[2].left == h[1] and _is_int(body[2].right))
+            if not ok:
+                raise _Bad(st, f"rule {_show(st.head)} of decision list {name!r} does not have the form {form}")
+            m, lits = body[0].args
+            if lits and h[0] == "_":
+                raise _Bad(st, "a rule with literals needs a named sample variable")
+            parsed = tuple(self._literal(st, lit, "dense", h[0], src, src_shape, (1, 1)) for lit in lits)
+            rules.append(MofNRule(body[2].right, m, parsed))
+        return DecisionListBlock(name, source, (shape[0],), tuple(rules), default.head.args[1])
 
     def _literal(self, st: Statement, lit: Any, kind: str, sample: Any, src: str, src_shape: tuple[int, ...],
                  stride: tuple[int, int]) -> AtomLiteral:

@@ -16,6 +16,12 @@ Python code `lambdify` makes of it nests too deeply to compile; the nested form 
 
 The expanded DNF (an Or of C(N, M) Ands) is offered only when it has at most `dnf_limit` terms:
 it explodes past N of about 16.
+
+A decision list (the class block of a program with decision ``first``) is one integer-valued
+``Piecewise((c1, count1 >= M1), (c2, count2 >= M2), ..., (default, True))``: SymPy's Piecewise is
+itself first-true in order, so the list is written as it reads, one pair per rule (no DNF, no
+products of negated conditions), and `lambdify` turns it into one ``select``. It is keyed by the
+block's name in `decision_list`; the block's atoms are the one-hot of that class.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from itertools import combinations
 import sympy
 
 from mofn2logic.exporters.base import Printer
-from mofn2logic.ir.program import IndexBlock, InputTests, MofNRule, PoolBlock, Program, RuleBlock
+from mofn2logic.ir.program import DecisionListBlock, IndexBlock, InputTests, MofNRule, PoolBlock, Program, RuleBlock
 
 
 def input_symbol(index: int) -> sympy.Symbol:
@@ -138,6 +144,23 @@ def rule_expr(rule: MofNRule, source: int, terms: LiteralTerms | None = None) ->
     return sympy.Piecewise((1, count >= rule.m), (0, True))  # SymPy gathers the sum's constant into M
 
 
+def rule_condition(rule: MofNRule, source: int, terms: LiteralTerms | None = None) -> sympy.Basic:
+    """``count >= M`` unevaluated (a constant rule: true or false), as a Piecewise condition."""
+    if rule.m == 0:
+        return sympy.true
+    if rule.m > rule.n:
+        return sympy.false
+    return sympy.GreaterThan(rule_count(rule, source, terms), sympy.Integer(rule.m), evaluate=False)
+
+
+def list_expr(block: DecisionListBlock, source: int, terms: LiteralTerms | None = None) -> sympy.Expr:
+    """The decided class of a decision list: ``Piecewise((class, condition), ..., (default, True))``,
+    first true in order (module docstring)."""
+    terms = terms or LiteralTerms(source)
+    pairs = [(sympy.Integer(r.unit), rule_condition(r, source, terms)) for r in block.rules]
+    return sympy.Piecewise(*pairs, (sympy.Integer(block.default), sympy.true), evaluate=False)
+
+
 def is_nested(rule: MofNRule) -> bool:
     """Whether the rule's count is nested partial counts (more than CHUNK literals)."""
     return rule.n > CHUNK
@@ -158,11 +181,13 @@ def rule_dnf(rule: MofNRule, source: int, limit: int) -> sympy.Expr | None:
 
 @dataclass(frozen=True)
 class SympyProgram:
-    """Expressions keyed by (block name, unit); input atoms keyed by ('', index)."""
+    """Expressions keyed by (block name, unit); input atoms keyed by ('', index); a decision list's
+    class expression keyed by its block name."""
 
     inputs: dict
     atoms: dict
     dnf: dict
+    decision_list: dict
 
 
 def _srepr(expr: sympy.Expr, nested: bool) -> str:
@@ -181,17 +206,19 @@ class SympyPrinter(Printer):
         inp = p.input
         for idx, t in inp.tests:
             inputs[("", idx)] = input_expr(idx, t)
-        atoms, dnf = {}, {}
+        atoms, dnf, lists = {}, {}, {}
         num = block_numbers(p)
         for b in p.blocks:
-            if isinstance(b, RuleBlock):
+            if isinstance(b, DecisionListBlock):
+                lists[b.name] = list_expr(b, num[b.source])
+            elif isinstance(b, RuleBlock):
                 terms = LiteralTerms(num[b.source])
                 for r in b.rules:
                     atoms[(b.name, r.unit)] = rule_expr(r, terms.source, terms)
                     d = rule_dnf(r, terms.source, self.settings["dnf_limit"])
                     if d is not None:
                         dnf[(b.name, r.unit)] = d
-        return SympyProgram(inputs, atoms, dnf)
+        return SympyProgram(inputs, atoms, dnf, lists)
 
     def _print_Program(self, p: Program) -> str:
         sp = self.build(p)
@@ -199,6 +226,7 @@ class SympyPrinter(Printer):
         lines = [
             f"# SymPy expressions of the mofn2logic program {p.name!r} (generated).",
             "# exec() this file: `inputs`, `atoms` and `dnf` map (block, unit) to expressions;",
+            "# `decision_list` maps a decision list's block to its class (Piecewise: the first true condition wins);",
             "# input tests are keyed ('', index) (per channel when `per_channel`). Symbol a<K>_<i> is atom i of",
             "# block K in `blocks` (0: the input tests); a conv literal a<K>_<c>_<dy>_<dx> (m = minus).",
             "from sympy import *  # noqa: F401,F403",
@@ -213,6 +241,10 @@ class SympyPrinter(Printer):
             "}",
             "dnf = {",
             *[f"    {k!r}: {sympy.srepr(v)}," for k, v in sp.dnf.items()],
+            "}",
+            "decision_list = {",
+            *[f"    {b.name!r}: {_srepr(sp.decision_list[b.name], any(is_nested(r) for r in b.rules))},"
+              for b in p.blocks if isinstance(b, DecisionListBlock)],
             "}",
         ]
         return "\n".join(lines) + "\n"

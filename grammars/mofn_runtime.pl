@@ -9,12 +9,16 @@
 %   predict(S, Class)          the class of sample S (every loaded sample if S is unbound): the highest margin (Count - M) / max(N, 1)
 %                              of the class rules, ties to the lowest class; a class without a
 %                              rule has margin -1.0
-%   margins(S, Margins)        the margin of every class, in class order
+%   margins(S, Margins)        the margin of every class, in class order (a decision list:
+%                              1.0 for the class it decides, 0.0 for the others)
 %   explain(S, Class, Proof)   the predicted class and the proof of its rule (below)
 %   classify_file(File, Mode)  every sample of a data file, evaluated bottom-up on all
 %                              samples at once; one line per sample
 %
 % The proof term of explain/3: the class rule, and recursively the literals that held in it.
+%   first(Atom, K, Rule)       a decision list: its K-th rule (from 1) was the first to hold;
+%                              Rule is rule(Atom, M, N, Held) as below
+%   default(Atom)              a decision list: no rule held, Atom names its default class
 %   rule(Atom, M, N, Held)     Atom's rule: "at least M of these N literals"; Held lists the
 %                              proofs of the literals that held, in rule order (the class rule
 %                              may hold fewer than M: its margin is still the highest)
@@ -90,8 +94,16 @@ window(P, Y, X, Y1, X1) :-
 % ---- decision ---------------------------------------------------------------------------
 
 class_block(P, K) :-
-    block(O, _, dense, P, _, [K]),
+    block(O, _, Kind, P, _, [K]),
+    ( Kind == dense ; Kind == decision_list ),
     \+ ( block(O2, _, _, _, _, _), O2 > O ), !.
+
+%   A decision list's clauses, in order: P(S, Class) :- at_least(M, Literals), !, Class = C.
+%   and the default last, P(_, Default). Its class is the first answer.
+list_class(P, S, Class) :-
+    Goal =.. [P, S, C],
+    once(Goal),
+    Class = C.
 
 predict(S, Class) :-
     (   var(S) -> sample(S) ; true ),
@@ -101,7 +113,11 @@ predict(S, Class) :-
 margins(S, Margins) :-
     class_block(P, K),
     K1 is K - 1,
-    findall(Margin, ( between(0, K1, C), margin(P, S, C, Margin) ), Margins).
+    (   block(_, _, decision_list, P, _, _)
+    ->  list_class(P, S, D),
+        findall(Margin, ( between(0, K1, C), ( C =:= D -> Margin = 1.0 ; Margin = 0.0 ) ), Margins)
+    ;   findall(Margin, ( between(0, K1, C), margin(P, S, C, Margin) ), Margins)
+    ).
 
 margin(P, S, C, Margin) :-
     Head =.. [P, S, C],
@@ -131,8 +147,28 @@ best([M|Ms], I, Best, C0, C) :-
 explain(S, Class, Proof) :-
     predict(S, Class),
     class_block(P, _),
-    Head =.. [P, S, Class],
-    rule_proof(Head, Proof).
+    (   block(_, _, decision_list, P, _, _)
+    ->  Head =.. [P, S, _],
+        findall(Head-Body, clause(Head, Body), Clauses),
+        list_proof(Clauses, 1, Proof)
+    ;   Head =.. [P, S, Class],
+        rule_proof(Head, Proof)
+    ).
+
+%   list_proof(+Clauses, +K, -Proof): the proof of the first clause of a decision list that holds.
+list_proof([Head-Body|Cs], K, Proof) :-
+    (   Body = (at_least(M, Literals), !, _ = C)
+    ->  (   at_least(M, Literals)
+        ->  Head =.. [P, S, _],
+            A =.. [P, S, C],
+            held(Literals, Held),
+            length(Literals, N),
+            Proof = first(A, K, rule(A, M, N, Held))
+        ;   K1 is K + 1,
+            list_proof(Cs, K1, Proof)
+        )
+    ;   Proof = default(Head)
+    ).
 
 rule_proof(A, Proof) :-
     (   clause(A, Body), rule_body(Body, Guard, M, Literals), call(Guard)
@@ -183,13 +219,14 @@ atom_proof(index, A, index(A, Proof)) :-
 % classify_file(File, Mode) loads the x/N facts of File, evaluates the program on every sample
 % at once (batch_evaluate/3, below) and prints, in file order, one line per sample:
 %   Mode class   "Sample Class"
-%   Mode atoms   "Sample Class" followed by every rule block's atoms as a string of 0/1 in the
+%   Mode atoms   "Sample Class" followed by every rule block's (and a decision list's) atoms as a string of 0/1 in the
 %                block's flat order, one string per rule block in block order
 %   Mode masks   "Sample Class", then one line per unit (dense) or channel (conv) of every rule
 %                block in block order: a hexadecimal integer whose bit P * E + K is the atom
 %                at position P = Y * W + X of the channel (P = 0 for a dense unit) for the K-th
 %                sample, E samples in all (what the mofn2logic Prolog engine reads)
-% The class is predict/2's: the highest margin, ties to the lowest class.
+% The class is predict/2's: the highest margin, ties to the lowest class (a decision list: the
+% class of its first rule that holds, else its default).
 
 classify_file(File, Mode) :-
     load_files(File, [silent(true)]),
@@ -357,6 +394,13 @@ batch_block(pool, P, _, [C, OH, OW], SrcShape, SrcValue, Ctx, grid(OH, OW, Out))
                batch_or(Masks, 0, A),
                nb_setarg(C1, Out, A)
            )).
+batch_block(decision_list, P, _, [K], SrcShape, SrcValue, Ctx, vec(Out)) :-
+    batch_vector(SrcValue, SrcShape, Ctx, vec(SV)),
+    Ctx = ctx(_, Ones),
+    batch_zeros(K, Out),
+    functor(Head, P, 2),
+    findall(Head-Body, clause(Head, Body), Clauses),
+    batch_list(Clauses, SrcShape, SV, Ones, Ones, Out).
 batch_block(index, P, Src, Shape, SrcShape, SrcValue, Ctx, vec(Out)) :-
     batch_vector(SrcValue, SrcShape, Ctx, vec(SV)),
     batch_size(Shape, N),
@@ -371,6 +415,25 @@ batch_block(index, P, Src, Shape, SrcShape, SrcValue, Ctx, vec(Out)) :-
                arg(I1, SV, A),
                nb_setarg(K1, Out, A)
            )).
+
+%   batch_list(+Clauses, +SrcShape, +SV, +Ones, +Left, !Out): a decision list's clauses in order;
+%   Left holds the samples no earlier rule took. Each rule takes the samples of Left where it holds,
+%   the default the rest.
+batch_list([], _, _, _, _, _).
+batch_list([Head-Body|Cs], SrcShape, SV, Ones, Left, Out) :-
+    (   Body = (at_least(M, Literals), !, _ = C)
+    ->  batch_dense_literals(Literals, SrcShape, SV, Ones, Ints),
+        batch_at_least(M, Ints, Ones, Fires),
+        Take is Fires /\ Left
+    ;   arg(2, Head, C),
+        Take = Left
+    ),
+    Left1 is Left xor Take,
+    C1 is C + 1,
+    arg(C1, Out, Old),
+    New is Old \/ Take,
+    nb_setarg(C1, Out, New),
+    batch_list(Cs, SrcShape, SV, Ones, Left1, Out).
 
 batch_or([], A, A).
 batch_or([M|Ms], A0, A) :-
@@ -555,6 +618,12 @@ batch_ge([S|Ss], M, Ge0, Ge) :-
 
 %   batch_classes(+Samples, +Ctx, +Values, -Classes): Sample-Class for every sample, by the
 %   margins of margins/2 computed from the class rules' counts.
+batch_classes(Samples, _, Values, Classes) :-
+    class_block(P, K),
+    block(_, _, decision_list, P, _, _), !,
+    memberchk(P-vec(Out), Values),
+    K1 is K - 1,
+    batch_list_pick(Samples, 0, Out, K1, Classes).
 batch_classes(Samples, ctx(_, Ones), Values, Classes) :-
     class_block(P, K),
     block(_, _, dense, P, Src, _),
@@ -574,6 +643,12 @@ batch_class_rule(P, C, SrcShape, SV, Ones, Rule) :-
         Rule = rule(M, N, Slices)
     ;   Rule = no_rule
     ).
+
+batch_list_pick([], _, _, _, []).
+batch_list_pick([S|Ss], I, Out, K1, [S-Class|Cs]) :-
+    once(( between(0, K1, Class), C1 is Class + 1, arg(C1, Out, A), getbit(A, I) =:= 1 )),
+    I1 is I + 1,
+    batch_list_pick(Ss, I1, Out, K1, Cs).
 
 batch_pick([], _, _, []).
 batch_pick([S|Ss], K, Rules, [S-Class|Cs]) :-
@@ -599,7 +674,7 @@ batch_digits([S|Ss], K, D, Count0, Count) :-
 
 batch_print(Mode, Classes, K, Ctx, Values) :-
     (   Mode == atoms
-    ->  findall(V, ( block(_, _, Kind, P, _, Shape), ( Kind == dense ; Kind == conv ),
+    ->  findall(V, ( block(_, _, Kind, P, _, Shape), ( Kind == dense ; Kind == conv ; Kind == decision_list ),
                      memberchk(P-Value, Values), batch_vector(Value, Shape, Ctx, vec(V)) ), Atoms)
     ;   Atoms = []
     ),
@@ -624,7 +699,7 @@ batch_write_atoms([V|Vs], K) :-
     batch_write_atoms(Vs, K).
 
 batch_write_masks(Values) :-
-    forall(( block(_, _, Kind, P, _, _), ( Kind == dense ; Kind == conv ) ),
+    forall(( block(_, _, Kind, P, _, _), ( Kind == dense ; Kind == conv ; Kind == decision_list ) ),
            (   memberchk(P-Value, Values),
                (   Value = vec(T) -> true ; Value = grid(_, _, T) ),
                functor(T, _, N),

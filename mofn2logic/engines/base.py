@@ -14,9 +14,10 @@ from mofn2logic.ir.program import Program
 class EngineResult:
     """A program run on E samples.
 
-    atoms: rule block name -> (E, atoms of the block) bool, flat in the block's shape order;
-    margins: (E, classes) float, (count - M) / max(N, 1) per class, or None when the engine
-             reports only the decision;
+    atoms: rule block (or decision list) name -> (E, atoms of the block) bool, flat in the block's
+           shape order; a decision list's atoms are the one-hot of its class;
+    margins: (E, classes) float, (count - M) / max(N, 1) per class (a decision list: the one-hot
+             of its class as 1.0 / 0.0), or None when the engine reports only the decision;
     classes: (E,) int, the decided class (the highest margin, lowest index on ties).
     """
 
@@ -48,5 +49,5 @@ class EvaluatingEngine:
 
 
 def flat_atoms(program: Program, atoms: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Every rule block's atoms, flattened per sample (the form `EngineResult` holds)."""
-    return {b.name: atoms[b.name].reshape(len(atoms[b.name]), -1) for b in program.rule_blocks()}
+    """Every rule block's (and a decision list's) atoms, flattened per sample (the form `EngineResult` holds)."""
+    return {b.name: atoms[b.name].reshape(len(atoms[b.name]), -1) for b in program.atom_blocks()}

@@ -6,7 +6,7 @@ import numpy as np
 
 from mofn2logic.engines.base import EvaluatingEngine
 from mofn2logic.errors import ProgramError
-from mofn2logic.ir.program import IndexBlock, PoolBlock, Program, RuleBlock, pad_truth
+from mofn2logic.ir.program import DecisionListBlock, IndexBlock, PoolBlock, Program, RuleBlock, pad_truth
 
 
 def input_atoms(program: Program, x: np.ndarray) -> np.ndarray:
@@ -41,13 +41,18 @@ def evaluate(program: Program, x: np.ndarray) -> tuple[dict[str, np.ndarray], np
         src = atoms[b.source]
         if isinstance(b, (IndexBlock, PoolBlock)):
             atoms[b.name] = structural(src, b)
+        elif isinstance(b, DecisionListBlock):
+            atoms[b.name] = list_atoms(src.reshape(e, -1), b)
         elif b.kind == "dense":
             atoms[b.name] = dense_atoms(src.reshape(e, -1), b)[0]
         else:
             atoms[b.name] = conv_atoms(program, src, b)
     out = program.output
-    counts, m, n = dense_atoms(atoms[out.source].reshape(e, -1), out)[1:]
-    margins = (counts - m) / np.maximum(n, 1)
+    if isinstance(out, DecisionListBlock):  # margins: the one-hot of the decided class
+        margins = atoms[out.name].astype(np.float64)
+    else:
+        counts, m, n = dense_atoms(atoms[out.source].reshape(e, -1), out)[1:]
+        margins = (counts - m) / np.maximum(n, 1)
     return atoms, margins, np.argmax(margins, axis=1)  # argmax: first (lowest) class on ties
 
 
@@ -73,6 +78,28 @@ def dense_atoms(src: np.ndarray, b: RuleBlock):
     s = src.astype(np.int32)
     counts = s @ pos + (1 - s) @ neg
     return counts >= m, counts, np.broadcast_to(m, (e, units)), np.broadcast_to(n, (e, units))
+
+
+def rule_fires(src: np.ndarray, rule) -> np.ndarray:
+    """(E,) whether a dense rule holds on flat source atoms `src` (E, A)."""
+    count = np.zeros(len(src), np.int64)
+    for li in rule.lits:
+        count += src[:, li.src] if li.positive else ~src[:, li.src]
+    return count >= rule.m
+
+
+def list_classes(src: np.ndarray, b: DecisionListBlock) -> np.ndarray:
+    """(E,) the class of the first rule that fires, else the default; rules are applied last to first
+    so that an earlier rule overwrites a later one."""
+    classes = np.full(len(src), b.default, np.int64)
+    for r in reversed(b.rules):
+        classes[rule_fires(src, r)] = r.unit
+    return classes
+
+
+def list_atoms(src: np.ndarray, b: DecisionListBlock) -> np.ndarray:
+    """(E, classes) the one-hot of the decided class."""
+    return list_classes(src, b)[:, None] == np.arange(b.shape[0])[None, :]
 
 
 def conv_atoms(program: Program, src: np.ndarray, b: RuleBlock) -> np.ndarray:

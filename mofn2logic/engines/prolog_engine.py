@@ -1,8 +1,9 @@
 """The Prolog engine: the exported program (`exporters/prolog.py`) run by SWI-Prolog (`swipl`)
 in one subprocess per batch of samples (no Python-Prolog bridge): the samples go in as x/N
 facts, and the runtime's `classify_file(Data, masks)` evaluates the program's clauses bottom-up
-on all of them at once and prints each sample's class, then every rule block's atoms as one
-integer per unit or channel (bit P * E + K: position P of the K-th of E samples)."""
+on all of them at once and prints each sample's class, then every rule block's (and a decision
+list's) atoms as one integer per unit or channel (bit P * E + K: position P of the K-th of E
+samples)."""
 
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ def run(program: Program, x: np.ndarray, with_atoms: bool = True) -> tuple[dict[
     exe = swipl()
     x = np.asarray(x)
     e = len(x)
-    blocks = program.rule_blocks() if with_atoms else ()
+    blocks = program.atom_blocks() if with_atoms else ()
     atoms = {b.name: np.zeros((e, int(np.prod(b.shape))), bool) for b in blocks}
     classes = np.full(e, -1, np.int64)
     step = batch_size(program)

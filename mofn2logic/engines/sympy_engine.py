@@ -20,7 +20,7 @@ from sympy.printing.numpy import NumPyPrinter
 from mofn2logic.engines.base import EvaluatingEngine
 from mofn2logic.engines.numpy_engine import structural
 from mofn2logic.exporters.sympy_expr import atom_symbol, block_numbers, input_symbol, rule_count, to_sympy_program
-from mofn2logic.ir.program import IndexBlock, PoolBlock, Program, RuleBlock, pad_truth
+from mofn2logic.ir.program import DecisionListBlock, IndexBlock, PoolBlock, Program, RuleBlock, pad_truth
 
 # int32 values held at once for a convolution's shifted source atoms (the batch is sized to fit).
 BATCH_VALUES = 1 << 25
@@ -57,6 +57,12 @@ class _Dense:
 
 
 @dataclass
+class _List:
+    sources: list[int]  # source atoms the decision list reads (flat indices), in argument order
+    classes: Callable[..., Any]  # values -> the decided class (the lambdified Piecewise)
+
+
+@dataclass
 class _ConvRule:
     reads: list[tuple[int, tuple[int, int]]]  # (channel, offset) per argument
     atom: Callable[..., Any]
@@ -68,6 +74,11 @@ def _compile_dense(b: RuleBlock, source: int, atoms: dict, counts: bool) -> _Den
     f = _lambdify(args, [atoms[(b.name, r.unit)] for r in b.rules])
     g = _lambdify(args, [rule_count(r, source) for r in b.rules]) if counts else None
     return _Dense(sources, f, g)
+
+
+def _compile_list(b: DecisionListBlock, source: int, exprs: dict) -> _List:
+    sources = sorted({li.src for r in b.rules for li in r.lits})
+    return _List(sources, _lambdify([atom_symbol(source, i) for i in sources], exprs[b.name]))
 
 
 def _compile_conv(b: RuleBlock, source: int, atoms: dict) -> list[_ConvRule]:
@@ -89,7 +100,9 @@ def evaluate(program: Program, x: np.ndarray) -> tuple[dict[str, np.ndarray], np
     tests = _lambdify([input_symbol(i) for i in keys], list(sp.inputs.values())) if keys else None
     compiled: dict[str, Any] = {}
     for b in program.blocks:
-        if isinstance(b, RuleBlock):
+        if isinstance(b, DecisionListBlock):
+            compiled[b.name] = _compile_list(b, num[b.source], sp.decision_list)
+        elif isinstance(b, RuleBlock):
             compiled[b.name] = (_compile_dense(b, num[b.source], sp.atoms, b is program.output) if b.kind == "dense"
                                 else _compile_conv(b, num[b.source], sp.atoms))
     e = len(x)
@@ -121,6 +134,12 @@ def _run(program: Program, compiled: dict[str, Any], tests: Callable[..., Any] |
         src = atoms[b.source]
         if isinstance(b, (IndexBlock, PoolBlock)):  # structure, not expressions
             atoms[b.name] = structural(src, b)
+        elif isinstance(b, DecisionListBlock):  # the class from the Piecewise; atoms and margins its one-hot
+            dl: _List = compiled[b.name]
+            rows = np.ascontiguousarray(src.reshape(e, -1).T[dl.sources], dtype=np.int32)
+            classes = _column(dl.classes(list(rows)), (e,), np.int64)
+            atoms[b.name] = classes[:, None] == np.arange(b.shape[0])[None, :]
+            margins = atoms[b.name].astype(np.float64)
         elif b.kind == "dense":
             d: _Dense = compiled[b.name]
             out = np.zeros((e, b.shape[0]), bool)
@@ -135,7 +154,7 @@ def _run(program: Program, compiled: dict[str, Any], tests: Callable[..., Any] |
             atoms[b.name] = out
         else:
             atoms[b.name] = _conv(program, src, b, compiled[b.name])
-    assert margins is not None  # check_program: the last block is the dense class layer
+    assert margins is not None  # check_program: the last block is the dense class layer or a decision list
     return atoms, margins
 
 

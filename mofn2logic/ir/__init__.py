@@ -9,15 +9,16 @@ Glossary (docs/method.md has the definitions):
 - **rule set** (`RuleSet`, `LayerRules`, `UnitRules`, `ScoredRule`, `ThresholdLiteral`,
   `FrontPoint`): what the search found, per layer, unit and beta; a literal is a threshold
   test on an input unit.
-- **program** (`Program`, `InputTests`, `RuleBlock`, `PoolBlock`, `IndexBlock`, `MofNRule`,
-  `AtomLiteral`): the layered logic program compiled from a chain-mode rule set; a literal
-  is a reference to a source atom.
+- **program** (`Program`, `InputTests`, `RuleBlock`, `PoolBlock`, `IndexBlock`,
+  `DecisionListBlock`, `MofNRule`, `AtomLiteral`): the layered logic program compiled from a
+  chain-mode rule set; a literal is a reference to a source atom.
 """
 
 from mofn2logic.ir.network import Activation, ConvAttrs, Kind, Layer, Network, Shape
 from mofn2logic.ir.program import (
     AtomLiteral,
     Block,
+    DecisionListBlock,
     IndexBlock,
     InputTests,
     MofNRule,
@@ -54,6 +55,6 @@ __all__ = [
     # rule set
     "RuleSet", "LayerRules", "UnitRules", "ScoredRule", "ThresholdLiteral", "FrontPoint",
     # program
-    "Program", "InputTests", "RuleBlock", "PoolBlock", "IndexBlock", "Block", "MofNRule", "AtomLiteral",
+    "Program", "InputTests", "RuleBlock", "PoolBlock", "IndexBlock", "DecisionListBlock", "Block", "MofNRule", "AtomLiteral",
     "channel_threshold", "pad_truth", "source_shape", "literal_count",
 ]

@@ -13,9 +13,15 @@ then defines atoms from the atoms of its source block:
   PoolBlock   max pooling of atoms (`mofn2logic.ir.steps.MaxPool`): an OR over each window,
               exact for thresholded units.
   IndexBlock  flatten / reshape / transpose: output atom k is source atom index[k].
+  DecisionListBlock  the classes as an ordered decision list of dense M-of-N rules over the
+              source atoms (only as the last block): the first rule that fires names the class
+              (its `unit`), else the `default` class.
 
-The last block's atoms are the classes. Decision (``margin``): the class with the highest
-margin (count - M) / max(N, 1), ties to the lowest class index -- the same in every engine.
+The last block's atoms are the classes. Decision (``margin``, a RuleBlock last): the class with
+the highest margin (count - M) / max(N, 1), ties to the lowest class index -- the same in every
+engine. Decision (``first``, a DecisionListBlock last): the class of the first rule that fires,
+else the default; the block's atoms are the one-hot of that class, and its margins (what the
+engines report) are that one-hot as 1.0 / 0.0, so the argmax is the decided class.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from dataclasses import dataclass
 
 from mofn2logic.ir.steps import MaxPool
 
-DECISIONS = ("margin",)
+DECISIONS = ("margin", "first")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +90,22 @@ class IndexBlock:
     index: tuple[int, ...]  # flat output index -> flat source index
 
 
-Block = RuleBlock | PoolBlock | IndexBlock
+@dataclass(frozen=True, slots=True)
+class DecisionListBlock:
+    """Ordered rules over the flat atoms of `source`: rule k is an M-of-N rule (dense literals) whose
+    `unit` is the class it names; the first that fires decides, else `default`."""
+
+    name: str
+    source: str
+    shape: tuple[int]  # (classes,)
+    rules: tuple[MofNRule, ...]  # in order; unit = the class named, threshold None
+    default: int
+
+    kind = "list"  # class-level: what the block is called in the text forms
+
+
+Block = RuleBlock | PoolBlock | IndexBlock | DecisionListBlock
+OutputBlock = RuleBlock | DecisionListBlock
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +113,10 @@ class Program:
     name: str
     input: InputTests
     blocks: tuple[Block, ...]
-    decision: str = "margin"
+    decision: str = "margin"  # "first" when the last block is a DecisionListBlock
 
     @property
-    def output(self) -> RuleBlock:
+    def output(self) -> OutputBlock:
         return self.blocks[-1]  # type: ignore[return-value]
 
     def block(self, name: str) -> Block:
@@ -108,6 +129,10 @@ class Program:
 
     def rule_blocks(self) -> tuple[RuleBlock, ...]:
         return tuple(b for b in self.blocks if isinstance(b, RuleBlock))
+
+    def atom_blocks(self) -> tuple[OutputBlock, ...]:
+        """The blocks whose atoms the engines report: every rule block, and a decision list."""
+        return tuple(b for b in self.blocks if isinstance(b, (RuleBlock, DecisionListBlock)))
 
 
 def channel_threshold(program: Program, source: str, channel: int) -> float | None:
@@ -136,5 +161,5 @@ def source_shape(program: Program, source: str) -> tuple[int, ...]:
 
 
 def literal_count(program: Program) -> int:
-    """Literals over every rule of the program (its size)."""
-    return sum(r.n for b in program.rule_blocks() for r in b.rules)
+    """Literals over every rule of the program, a decision list's included (its size)."""
+    return sum(r.n for b in program.atom_blocks() for r in b.rules)

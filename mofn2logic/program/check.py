@@ -2,7 +2,8 @@
 
 Types (a program read from a file can hold anything), finite thresholds, sizes within bounds,
 sources defined before use, literals within their source, shapes that follow from their sources,
-M within 0..N+1, and a dense class layer last. The postcondition of compile and prune, and what
+M within 0..N+1, and a dense class layer or a decision list last (the decision list only there,
+with the decision ``first``; a class layer with ``margin``). The postcondition of compile and prune, and what
 every reader runs on what it read. `check_program_for` adds what a program must share with the
 network it is verified against.
 """
@@ -14,7 +15,17 @@ from numbers import Integral, Real
 from typing import Any
 
 from mofn2logic.errors import ProgramError
-from mofn2logic.ir.program import AtomLiteral, IndexBlock, InputTests, MofNRule, PoolBlock, Program, RuleBlock
+from mofn2logic.ir.program import (
+    DECISIONS,
+    AtomLiteral,
+    DecisionListBlock,
+    IndexBlock,
+    InputTests,
+    MofNRule,
+    PoolBlock,
+    Program,
+    RuleBlock,
+)
 from mofn2logic.ir.steps import MaxPool
 
 # Bounds that keep a hostile file from asking for huge allocations: atoms per block (the engines
@@ -67,16 +78,16 @@ class _Checker:
             raise ProgramError(f"{self.where}: expected a Program, got {type(p).__name__}")
         if not isinstance(p.name, str):
             self.fail(f"the program name is {p.name!r}; expected text")
-        if p.decision != "margin":
-            self.fail(f"decision {p.decision!r} is unknown; expected margin")
+        if p.decision not in DECISIONS:
+            self.fail(f"decision {p.decision!r} is unknown; expected {' or '.join(DECISIONS)}")
         self.input(p.input)
         if not isinstance(p.blocks, tuple) or not p.blocks:
             self.fail("the program has no blocks; expected at least the class layer")
         shapes: dict[str, tuple[int, ...]] = {"": p.input.shape}
         literals = 0
         for b in p.blocks:
-            if not isinstance(b, (RuleBlock, PoolBlock, IndexBlock)):
-                self.fail(f"a block is a {type(b).__name__}; expected a rule, pool or index block")
+            if not isinstance(b, (RuleBlock, PoolBlock, IndexBlock, DecisionListBlock)):
+                self.fail(f"a block is a {type(b).__name__}; expected a rule, pool, index or decision-list block")
             if not isinstance(b.name, str) or not b.name:
                 self.fail(f"a block is named {b.name!r}; expected non-empty text")
             if b.name in shapes:
@@ -88,14 +99,27 @@ class _Checker:
                 literals += self.rule_block(b, src)
                 if literals > MAX_LITERALS:
                     self.fail(f"the program has more than {MAX_LITERALS} literals")
+            elif isinstance(b, DecisionListBlock):
+                if b is not p.blocks[-1]:
+                    self.fail(f"decision list {b.name!r} is not the last block; a decision list decides the class")
+                literals += self.decision_list(b, src)
+                if literals > MAX_LITERALS:
+                    self.fail(f"the program has more than {MAX_LITERALS} literals")
             elif isinstance(b, PoolBlock):
                 self.pool_block(b, src)
             else:
                 self.index_block(b, src)
             shapes[b.name] = b.shape
         out = p.blocks[-1]
-        if not isinstance(out, RuleBlock) or out.kind != "dense":
-            self.fail(f"the last block, {out.name!r}, must be a dense rule layer (the classes)")
+        if isinstance(out, DecisionListBlock):
+            if p.decision != "first":
+                self.fail(f"the program ends with decision list {out.name!r} but decides by {p.decision}; "
+                          "expected decision first")
+        elif not isinstance(out, RuleBlock) or out.kind != "dense":
+            self.fail(f"the last block, {out.name!r}, must be a dense rule layer or a decision list (the classes)")
+        elif p.decision != "margin":
+            self.fail(f"the program ends with class layer {out.name!r} but decides by {p.decision}; "
+                      "expected decision margin")
 
     def input(self, inp: Any) -> None:
         if not isinstance(inp, InputTests):
@@ -147,7 +171,30 @@ class _Checker:
             count += r.n
         return count
 
-    def literal(self, b: RuleBlock, r: MofNRule, li: Any, limit: int) -> None:
+    def decision_list(self, b: DecisionListBlock, src: tuple[int, ...]) -> int:
+        self.shape(f"decision list {b.name!r}", b.shape, 1)
+        classes, limit = b.shape[0], _shape_size(src)
+        if not _int(b.default) or not 0 <= b.default < classes:
+            self.fail(f"decision list {b.name!r} has default class {b.default!r}; expected 0 to {classes - 1}")
+        if not isinstance(b.rules, tuple):
+            self.fail(f"the rules of decision list {b.name!r} are not a list")
+        count = 0
+        for k, r in enumerate(b.rules, 1):
+            if not isinstance(r, MofNRule) or not _int(r.unit) or not _int(r.m) or not isinstance(r.lits, tuple):
+                self.fail(f"decision list {b.name!r} holds {r!r}; expected M-of-N rules with integer class and M")
+            if not 0 <= r.unit < classes:
+                self.fail(f"rule {k} of decision list {b.name!r} names class {r.unit}; expected 0 to {classes - 1}")
+            if r.threshold is not None:
+                self.fail(f"rule {k} of decision list {b.name!r} stands for threshold {r.threshold!r}; "
+                          "a class rule has none")
+            if not 0 <= r.m <= r.n + 1:
+                self.fail(f"rule {k} of decision list {b.name!r} asks {r.m} of {r.n} literals; expected 0 to {r.n + 1}")
+            for li in r.lits:
+                self.literal(b, r, li, limit)
+            count += r.n
+        return count
+
+    def literal(self, b: RuleBlock | DecisionListBlock, r: MofNRule, li: Any, limit: int) -> None:
         if not isinstance(li, AtomLiteral) or not _int(li.src) or not isinstance(li.positive, bool):
             self.fail(f"rule {r.unit} of {b.name!r} holds {li!r}; expected literals over source atoms")
         if not 0 <= li.src < limit:
