@@ -10,6 +10,12 @@ more than `max_literals` literals show the first ones (the search's order: the s
 first) and one node counting the rest; hidden layers show the `max_units` rules with the most
 literals and say how many are left out; `classes` ("3,8") draws only those classes. Every node
 and edge has an SVG tooltip with the full test. A legend explains the marks.
+
+A decision list (the class block of a program with decision ``first``) is drawn in its order: its
+rules numbered from 1 ("1. class 3: at least 2 of 3"), each with its literals, chained by
+"else" edges to the next and, after the last, to the default class ("otherwise class 0"). An
+order cannot be filtered, so `classes` does not apply; past `max_units` rules the rest are
+counted in one node before the default.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import os
 
 from mofn2logic.exporters.base import Printer
 from mofn2logic.exporters.wording import AtomNames, shortest
-from mofn2logic.ir.program import MofNRule, Program, RuleBlock
+from mofn2logic.ir.program import DecisionListBlock, MofNRule, Program, RuleBlock
 
 POSITIVE, NEGATIVE = "#2b7a3b", "#b03030"
 LAYOUT_SECONDS = 120  # Graphviz lays out thousands of nodes in seconds; past this something is wrong
@@ -44,8 +50,8 @@ class DotPrinter(Printer):
                  '  edge [arrowsize=0.4];']
         if self.settings["legend"]:
             lines += self._legend()
-        for b in reversed(p.rule_blocks()):
-            lines += self._layer(b)
+        for b in reversed(p.atom_blocks()):
+            lines += self._list(b) if isinstance(b, DecisionListBlock) else self._layer(b)
         lines.append("}")
         return "\n".join(lines) + "\n"
 
@@ -82,21 +88,46 @@ class DotPrinter(Printer):
         lines.append("  }")
         return lines
 
-    def _rule(self, b: RuleBlock, r: MofNRule, is_output: bool) -> list[str]:
-        head = f"class {r.unit}" if is_output else f"{b.name} {'channel' if b.kind == 'conv' else 'unit'} {r.unit}"
+    def _list(self, b: DecisionListBlock) -> list[str]:
+        shown = b.rules[: self.settings["max_units"]]
+        lines = [f"  subgraph {quote_id('cluster_' + b.name)} {{",
+                 f"    graph [label={quote_id(f'{b.name} (decision list: the first rule that holds names the class)')}, "
+                 "style=rounded, color=\"#999999\"];"]
+        ids = []
+        for k, r in enumerate(shown, 1):
+            lines += self._rule(b, r, True, key=f"rule{k}", head=f"{k}. class {r.unit}")
+            ids.append(quote_id(f"{b.name}|rule{k}"))
+        left = len(b.rules) - len(shown)
+        if left:
+            ids.append(quote_id(b.name + "|more"))
+            lines.append(f"    {ids[-1]} [label={quote_id(f'... {left} more rules of {b.name}')}, shape=plaintext, "
+                         "style=\"\"];")
+        ids.append(quote_id(b.name + "|default"))
+        text = f"otherwise class {b.default}"
+        lines.append(f'    {ids[-1]} [label={quote_id(text)}, tooltip={quote_id(text)}, fillcolor="#dbe9f6"];')
+        lines += [f'    {a} -> {z} [label="else", fontsize=8, style=dotted, color="#888888"];' for a, z in zip(ids, ids[1:])]
+        lines.append("  }")
+        return lines
+
+    def _rule(self, b: RuleBlock | DecisionListBlock, r: MofNRule, is_output: bool, key: str | None = None,
+              head: str | None = None) -> list[str]:
+        """A rule's star; `key` names its nodes (default: the unit) and `head` its label (a decision list's)."""
+        if head is None:
+            head = f"class {r.unit}" if is_output else f"{b.name} {'channel' if b.kind == 'conv' else 'unit'} {r.unit}"
         if r.threshold is not None:
             head += f" (>= {shortest(r.threshold)})"
-        rid = quote_id(f"{b.name}|{r.unit}")
+        key = str(r.unit) if key is None else key
+        rid = quote_id(f"{b.name}|{key}")
         text = f"{head}: at least {r.m} of {r.n}"
         fill = "#dbe9f6" if is_output else "#eeeeee"
         label = quote_id(f"{head}\nat least {r.m} of {r.n}")
-        lines = [f"    subgraph {quote_id(f'cluster_{b.name}|{r.unit}')} {{",
+        lines = [f"    subgraph {quote_id(f'cluster_{b.name}|{key}')} {{",
                  '      graph [label="", style="rounded,filled", color="#e3e3e3", fillcolor="#fbfbfb"];',
                  f'      {rid} [label={label}, tooltip={quote_id(text)}, fillcolor="{fill}"];']
         shown = r.lits[: self.settings["max_literals"]]
         for k, li in enumerate(shown):
             label, full = self.names.literal(b, li)
-            lid = quote_id(f"{b.name}|{r.unit}|{k}")
+            lid = quote_id(f"{b.name}|{key}|{k}")
             mark = "" if li.positive else "NOT "
             style = f'color="{POSITIVE}"' if li.positive else f'color="{NEGATIVE}", style="rounded,filled,dashed"'
             tip = f"{head} {'needs' if li.positive else 'needs NOT'}: {full}"
@@ -107,7 +138,7 @@ class DotPrinter(Printer):
         if rest:
             pos = sum(li.positive for li in rest)
             summary = f"+ {len(rest)} more: {pos} that must hold, {len(rest) - pos} that must not"
-            mid = quote_id(f"{b.name}|{r.unit}|more")
+            mid = quote_id(f"{b.name}|{key}|more")
             lines.append(f"      {mid} [label={quote_id(summary)}, tooltip={quote_id(summary)}, shape=plaintext, style=\"\"];")
             lines.append(f"      {mid} -> {rid} [style=dotted, color=\"#888888\"];")
         lines.append("    }")

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from mofn2logic.ir.program import AtomLiteral, IndexBlock, PoolBlock, Program, RuleBlock
+from mofn2logic.ir.program import AtomLiteral, DecisionListBlock, IndexBlock, PoolBlock, Program, RuleBlock
 
 
 def shortest(value: float) -> str:
@@ -26,10 +26,11 @@ class AtomNames:
         self.p = program
         self.tests = dict(program.input.tests)
 
-    def literal(self, b: RuleBlock, li: AtomLiteral) -> tuple[str, str]:
-        """(short label, full text) of the atom that literal `li` of block `b` reads."""
+    def literal(self, b: RuleBlock | DecisionListBlock, li: AtomLiteral) -> tuple[str, str]:
+        """(short label, full text) of the atom that literal `li` of block `b` (a decision list's: a
+        dense literal) reads."""
         p = self.p
-        if b.kind == "conv":
+        if isinstance(b, RuleBlock) and b.kind == "conv":
             dy, dx = li.offset or (0, 0)
             name, thr = self.channel(b.source, li.src)
             where = f"ch {li.src} at ({dy:+d}, {dx:+d})"

@@ -11,7 +11,7 @@ import numpy as np
 
 from mofn2logic.errors import ProgramError
 from mofn2logic.ir.network import Network
-from mofn2logic.ir.program import Program
+from mofn2logic.ir.program import DecisionListBlock, Program
 from mofn2logic.program.check import check_program_for
 
 
@@ -27,7 +27,9 @@ class EngineCheck:
 class LayerAgreement:
     name: str
     units: int
-    agreement: float | None  # mean over the block's rules of the atom's agreement with its unit's test
+    # mean over the block's rules of the atom's agreement with its unit's test (a decision list: over its
+    # classes, the one-hot of its class against the network's)
+    agreement: float | None
     min_agreement: float | None
 
 
@@ -69,7 +71,7 @@ def verify(program: Program, network: Network, acts: Mapping[str, np.ndarray], *
     out = acts[network.output]
     tensor = program.input.tensor
     check_program_for(program, {tensor: tuple(acts[tensor].shape[1:])} if tensor in acts else {}, int(out.shape[1]))
-    missing = [b.name for b in program.rule_blocks()[:-1] if b.name not in {la.name for la in network.layers}]
+    missing = [b.name for b in program.atom_blocks()[:-1] if b.name not in {la.name for la in network.layers}]
     if missing:
         raise ProgramError(f"the program's block {missing[0]!r} is not a layer of this model")
     x = acts[program.input.tensor]
@@ -88,8 +90,12 @@ def verify(program: Program, network: Network, acts: Mapping[str, np.ndarray], *
     agree = all(np.array_equal(r.classes, first.classes)
                 and all(np.array_equal(r.atoms[b], first.atoms[b]) for b in first.atoms) for r in results[1:])
     layers = []
-    for b in program.rule_blocks():
+    for b in program.atom_blocks():
         got = first.atoms[b.name].reshape((e, *b.shape))
+        if isinstance(b, DecisionListBlock):
+            units = [float(np.mean(got[:, k] == (pred == k))) for k in range(b.shape[0])]
+            layers.append(LayerAgreement(b.name, len(b.rules), float(np.mean(units)), float(np.min(units))))
+            continue
         act = None if b is program.output else acts[network.layer(b.name).output]
         units = [float(np.mean(got[:, r.unit] == ((pred == r.unit) if act is None else act[:, r.unit] >= r.threshold)))
                  for r in b.rules]

@@ -17,6 +17,7 @@ import math
 from mofn2logic.ir.program import (
     AtomLiteral,
     Block,
+    IndexBlock,
     MofNRule,
     PoolBlock,
     Program,
@@ -78,7 +79,7 @@ class _Constants:
             return False if rule.m > rule.n else None
         if isinstance(b, PoolBlock):  # an OR over windows that always hold an inside position
             return self.atom(b.source, index if channel else index // _plane(b.shape), True)
-        if channel:
+        if channel or not isinstance(b, IndexBlock):  # a decision list is last: never a source
             return None
         return self.atom(b.source, b.index[index], False)
 

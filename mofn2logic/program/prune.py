@@ -5,13 +5,14 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
-from mofn2logic.ir.program import InputTests, PoolBlock, Program, RuleBlock, source_shape
+from mofn2logic.ir.program import DecisionListBlock, InputTests, PoolBlock, Program, RuleBlock, source_shape
 from mofn2logic.program.check import check_program
 
 
 def dependency_graph(program: Program) -> nx.DiGraph:
     """Edges from an atom to the atoms it reads. Conv and pool atoms are taken per channel
-    (a first-order rule reads the same channels at every position)."""
+    (a first-order rule reads the same channels at every position). A decision list's rules are
+    dense rules from the class they name."""
     g = nx.DiGraph()
 
     def channel_of(source: str, flat: int) -> tuple[str, int]:
@@ -24,7 +25,7 @@ def dependency_graph(program: Program) -> nx.DiGraph:
         return (source, flat)
 
     for b in program.blocks:
-        if isinstance(b, RuleBlock):
+        if isinstance(b, (RuleBlock, DecisionListBlock)):
             for r in b.rules:
                 g.add_node((b.name, r.unit))
                 for li in r.lits:

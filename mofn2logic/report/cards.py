@@ -4,7 +4,9 @@ A card lists a rule's literals in the rule's own order (the search's: strongest 
 each as a test in words with its polarity, thresholds in the shortest form that reads back in the
 tensor's dtype, and -- when the program has been run -- how often the rule agrees with the
 network and how often it fires. Printed for the terminal (`mofn2logic show`), Markdown and
-HTML (no scripts). `pixel_map` draws the first layer's rules on the input grid.
+HTML (no scripts). `pixel_map` draws the first layer's rules on the input grid. A decision list
+gives one card per rule in its order ("2. class 7, unless an earlier rule holds"), then one for
+its default ("otherwise class 0: always"); these carry no agreement or coverage.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mofn2logic.exporters.wording import AtomNames, shortest
-from mofn2logic.ir.program import Program, RuleBlock
+from mofn2logic.ir.program import DecisionListBlock, Program, RuleBlock
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +58,11 @@ def rule_cards(program: Program, *, fired: dict[str, np.ndarray] | None = None,
     what the network says) add agreement and coverage."""
     names = AtomNames(program)  # the rule graph's wording of atoms
     cards = []
-    for b in reversed(program.rule_blocks()):
+    for b in reversed(program.atom_blocks()):
         if blocks is not None and b.name not in blocks:
+            continue
+        if isinstance(b, DecisionListBlock):
+            cards += _list_cards(names, b)
             continue
         is_class = b is program.output
         for r in b.rules:
@@ -72,6 +77,16 @@ def rule_cards(program: Program, *, fired: dict[str, np.ndarray] | None = None,
                 if truth is not None and b.name in truth:
                     agreement = float(np.mean(f == _unit_column(truth[b.name], b, r.unit)))
             cards.append(RuleCard(b.name, r.unit, is_class, head, r.m, lits, agreement, coverage))
+    return cards
+
+
+def _list_cards(names: AtomNames, b: DecisionListBlock) -> list[RuleCard]:
+    cards = []
+    for k, r in enumerate(b.rules, 1):
+        head = f"{k}. class {r.unit}" + (", unless an earlier rule holds" if k > 1 else "")
+        lits = tuple(CardLiteral(names.literal(b, li)[0], li.positive) for li in r.lits)
+        cards.append(RuleCard(b.name, r.unit, True, head, r.m, lits))
+    cards.append(RuleCard(b.name, b.default, True, f"otherwise class {b.default}", 0, ()))
     return cards
 
 
