@@ -150,10 +150,12 @@ def run(model: ModelLike, data: DataLike, outdir: PathLike, *, key: str | None =
         order: str = "best", betas: Sequence[float] = DEFAULT_BETAS, beta: float = 0.0, device: str = "auto",
         paper_mode: bool = True, engines: Sequence[str] = ENGINE_NAMES, batch_size: int = DEFAULT_BATCH,
         providers: Sequence[str] | None = None, memory_budget: int | str = DEFAULT_BUDGET,
-        log=None) -> RunSummary:
+        fit_on: str = "program", log=None) -> RunSummary:
     """The whole pipeline into `outdir`: rules, programs, exports, checks, report.html and
     report.md. Rules are fitted on a seeded (1 - holdout) share of the samples (or the `fit`
-    mask) and checked on the rest.
+    mask) and checked on the rest. `fit_on="program"` fits the program cut at each layer below the
+    output on the atoms the program itself computes, reported beside the one fitted on the
+    network's activations ("network": only that one).
 
     Options, the output folder, the model, the data and the labels are all checked before any
     work; `outdir` appears whole at the end (replacing an earlier run's folder) or not at all."""
@@ -161,7 +163,7 @@ def run(model: ModelLike, data: DataLike, outdir: PathLike, *, key: str | None =
     from mofn2logic.pipeline import MARKER, check_options, run_pipeline, split
 
     check_options(holdout=holdout, seed=seed, order=order, betas=betas, beta=beta, device=device, engines=engines,
-                  batch_size=batch_size, providers=providers, memory_budget=memory_budget)
+                  batch_size=batch_size, providers=providers, memory_budget=memory_budget, fit_on=fit_on)
     check_output_folder(outdir, inputs=_files(model, data, labels), marker=MARKER)
     budget = budget_bytes(memory_budget)
     m = _model(model)
@@ -169,7 +171,7 @@ def run(model: ModelLike, data: DataLike, outdir: PathLike, *, key: str | None =
     split(len(d), holdout=holdout, seed=seed, fit=fit)  # a bad split fails before any work
     return run_pipeline(m, d, outdir, fit=fit, holdout=holdout, seed=seed, order=order, betas=betas, beta=beta,
                         device=device, paper_mode=paper_mode, engines=engines, batch_size=batch_size,
-                        providers=providers, memory_budget=memory_budget, log=log)
+                        providers=providers, memory_budget=memory_budget, fit_on=fit_on, log=log)
 
 
 def demo(outdir: PathLike, *, device: str = "auto", log=None) -> RunSummary:

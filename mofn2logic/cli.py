@@ -253,7 +253,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = api.run(args.model, args.data, args.output, key=args.key, labels=args.labels,
                       labels_key=args.labels_key, holdout=args.holdout, seed=args.seed, order=args.order,
                       betas=args.beta, beta=args.program_beta, device=args.device,
-                      paper_mode=not args.no_paper, log=print, **_harvest_options(args))
+                      paper_mode=not args.no_paper, fit_on=args.fit_on, log=print, **_harvest_options(args))
     _print_run_summary(summary, args.output)
     return 0
 
@@ -273,9 +273,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _print_run_summary(summary: api.RunSummary, outdir: str) -> None:
-    print("== cut table (held-out): cut layer -> end-to-end class fidelity, literals")
+    print("== cut table (held-out): cut layer -> end-to-end class fidelity, literals; the replica fitted on the "
+          "network's activations and on the program's atoms")
     for c in summary.cuts:
-        print(f"   {c.cut:<20} fidelity {c.fidelity:.4f}   literals {c.literals:6d}")
+        fitted = c.fitted()
+        both = "   ".join(f"on the {way}: " + (f"{f['fidelity']:.4f} ({f['literals']})" if f else "--")
+                           for way, f in fitted.items())
+        print(f"   {c.cut:<20} fidelity {c.fidelity:.4f}   literals {c.literals:6d}   fitted {both}")
     for chk in summary.checks:
         rep = chk.report
         print(f"== {chk.label} program verified: fidelity {rep.fidelity:.4f} with engines "
@@ -563,6 +567,10 @@ def build_parser() -> Parser:
                    help=f"beta whose rules the programs use (default {run['beta']:g})")
     s.add_argument("--device", choices=DEVICES, default=run["device"], help=f"{DEVICE_HELP} (default {run['device']})")
     s.add_argument("--no-paper", action="store_true", help="skip the paper-mode extraction")
+    s.add_argument("--fit-on", choices=FIT_ON, default=run["fit_on"],
+                   help="fit each cut's program on the atoms it computes for the layer below ('program', one "
+                        "extraction per cut, reported beside the rules fitted on the network's activations) or only "
+                        f"on the network's activations (default {run['fit_on']})")
 
     s = add("demo", "Run the main job on the embedded default model (what `make demo` does).")
     s.add_argument("-o", "--output", default="demo-out", help="output folder (default demo-out)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,12 +24,14 @@ from mofn2logic.files import atomic_folder, file_stem, write_text_atomic
 from mofn2logic.inputs import Dataset, LoadedModel, provenance
 from mofn2logic.inputs import memory_budget as budget_bytes
 from mofn2logic.ir.program import Program
+from mofn2logic.ir.rules import RuleSet
 from mofn2logic.onnx.harvest import DEFAULT_BATCH, DEFAULT_BUDGET, harvest
 from mofn2logic.program.compile import compile_program
+from mofn2logic.report import front
 from mofn2logic.report.cards import pixel_map, rule_cards
 from mofn2logic.report.html import ReportTexts, pixel_map_figure, plain, write_report
 from mofn2logic.run_summary import CheckResult, CutResult, RunSummary
-from mofn2logic.search.network import DEFAULT_BETAS, check_betas, extract, predicted_class, summarize
+from mofn2logic.search.network import DEFAULT_BETAS, FIT_ON, check_betas, extract, predicted_class, summarize
 from mofn2logic.search.rules_file import write_rules
 
 Log = Callable[[str], None] | None
@@ -50,7 +53,8 @@ def _say(log: Log, msg: str) -> None:
 def check_options(*, holdout: float = 0.2, seed: int = 0, order: str = "best",
                   betas: Sequence[float] = DEFAULT_BETAS, beta: float = 0.0, device: str = "auto",
                   engines: Sequence[str] = ENGINE_NAMES, batch_size: int = DEFAULT_BATCH,
-                  providers: Sequence[str] | None = None, memory_budget: int | str = DEFAULT_BUDGET) -> tuple[float, ...]:
+                  providers: Sequence[str] | None = None, memory_budget: int | str = DEFAULT_BUDGET,
+                  fit_on: str = "program") -> tuple[float, ...]:
     """Every option of a run checked before any work (and before its folder exists); the betas."""
     from mofn2logic.onnx.harvest import select_providers
     from mofn2logic.search import DEVICES, ORDERS, make_backend
@@ -62,6 +66,8 @@ def check_options(*, holdout: float = 0.2, seed: int = 0, order: str = "best",
         raise SearchError(f"order {order!r} is unknown; expected one of {', '.join(ORDERS)}")
     if device not in DEVICES:
         raise SearchError(f"unknown device {device!r}; expected one of {', '.join(DEVICES)}")
+    if fit_on not in FIT_ON:
+        raise SearchError(f"fit-on {fit_on!r} is unknown; expected one of {', '.join(FIT_ON)}")
     unknown = [e for e in engines if e not in ENGINE_NAMES]
     if unknown or not engines:
         raise SearchError(f"engines {list(engines)!r}: expected one or more of {', '.join(ENGINE_NAMES)}")
@@ -109,30 +115,36 @@ def run_pipeline(model: LoadedModel, data: Dataset, outdir: str | os.PathLike[st
                  betas: Sequence[float] = DEFAULT_BETAS, beta: float = 0.0, device: str = "auto",
                  paper_mode: bool = True, engines: Sequence[str] = ENGINE_NAMES, batch_size: int = DEFAULT_BATCH,
                  providers: Sequence[str] | None = None, memory_budget: int | str = DEFAULT_BUDGET,
-                 log: Log = None) -> RunSummary:
+                 fit_on: str = "program", log: Log = None) -> RunSummary:
     """Run everything into `outdir`; return the summary that is also OUTDIR/summary.json.
 
     `fit` (a boolean mask) picks the samples the rules are fitted on; default: a seeded
     (1 - holdout) share. Fidelity is measured on the others (held out).
 
+    `fit_on="program"`: the program cut at each layer below the output is fitted from that cut on the
+    atoms the program computes (one extraction per cut, at the program beta), and reported beside the
+    one compiled from the rules fitted on the network's activations (rules.json); "network": only those.
+
     Every option is checked first; the outputs are written into a fresh folder beside `outdir`
     that replaces it whole at the end (an earlier run's folder there goes; a failed or
     interrupted run leaves `outdir` as it was)."""
     betas = check_options(holdout=holdout, seed=seed, order=order, betas=betas, beta=beta, device=device,
-                          engines=engines, batch_size=batch_size, providers=providers, memory_budget=memory_budget)
+                          engines=engines, batch_size=batch_size, providers=providers, memory_budget=memory_budget,
+                          fit_on=fit_on)
     fit = split(len(data), holdout=holdout, seed=seed, fit=fit)
     with atomic_folder(outdir, inputs=(model.path, *data.paths), marker=MARKER) as out:
         return _run(model, data, out, fit=fit, order=order, betas=betas, beta=beta, device=device,
                     paper_mode=paper_mode, engines=engines, batch_size=batch_size, providers=providers,
-                    memory_budget=budget_bytes(memory_budget), log=log)
+                    memory_budget=budget_bytes(memory_budget), log=log, fit_on=fit_on)
 
 
 def _run(model: LoadedModel, data: Dataset, out: Path, *, fit: np.ndarray, order: str, betas: tuple[float, ...],
          beta: float, device: str, paper_mode: bool, engines: Sequence[str], batch_size: int,
-         providers: Sequence[str] | None, memory_budget: int, log: Log) -> RunSummary:
+         providers: Sequence[str] | None, memory_budget: int, log: Log, fit_on: str = "program") -> RunSummary:
     t_start = time.perf_counter()
     net = model.network
     n = len(data)
+    names = [la.name for la in net.layers]
     fit_idx, held_idx = np.flatnonzero(fit), np.flatnonzero(~fit)
     _say(log, f"== harvest: {n} samples, {len(net.layers)} layers")
     acts = harvest(net, model.proto, data.x, batch_size=batch_size, providers=list(providers) if providers else None,
@@ -145,62 +157,106 @@ def _run(model: LoadedModel, data: Dataset, out: Path, *, fit: np.ndarray, order
 
     prov = provenance(model, data)
     fit_acts = acts.rows(fit_idx)
-    t0 = time.perf_counter()
-    _say(log, f"== extract: chain mode, order {order}, {len(fit_idx)} samples")
     fit_pred = pred[fit_idx]
-    chain = extract(net, fit_acts, mode="chain", order=order, betas=betas, device=device, provenance=prov, log=log,
-                    predicted=fit_pred)
+    t0 = time.perf_counter()
+    with _Stage(log, f"extract: chain mode, order {order}, {len(fit_idx)} samples", len(names), "layer") as st:
+        chain = extract(net, fit_acts, mode="chain", order=order, betas=betas, device=device, provenance=prov,
+                        log=st.layer, predicted=fit_pred)
     write_rules(chain, out / "rules.json")
     timings["extract_chain"] = time.perf_counter() - t0
+    # Replicas fitted on the program's own atoms: one extraction from each cut below the output layer (the
+    # layers above a cut read what the program computes from that cut), at the programs' beta only (the
+    # atoms a layer is fitted on are those of the rules below at that beta). The output layer alone is the
+    # same either way.
+    refit: dict[str, RuleSet] = {}
+    if fit_on == "program" and len(names) > 1:
+        t0 = time.perf_counter()
+        with _Stage(log, f"extract: replicas fitted on the program's atoms, from each of {len(names) - 1} cuts",
+                    sum(len(names) - k for k in range(len(names) - 1)), "layer") as st:
+            for k, cut_name in enumerate(names[:-1]):
+                refit[cut_name] = extract(net, fit_acts, layers=names[k:], mode="chain", order=order, betas=(beta,),
+                                          device=device, provenance=prov, log=st.layer, predicted=fit_pred,
+                                          fit_on="program")
+                write_rules(refit[cut_name], out / f"rules_program_{file_stem(cut_name)}.json")
+        timings["extract_program"] = time.perf_counter() - t0
     paper = None
     if paper_mode:
         t0 = time.perf_counter()
-        _say(log, "== extract: paper mode (the reference's per-(input, target) splits), order weight")
-        paper = extract(net, fit_acts, mode="paper", order="weight", betas=betas, device=device, provenance=prov,
-                        log=log, predicted=fit_pred)
+        with _Stage(log, "extract: paper mode (the reference's per-(input, target) splits), order weight", len(names),
+                    "layer") as st:
+            paper = extract(net, fit_acts, mode="paper", order="weight", betas=betas, device=device, provenance=prov,
+                            log=st.layer, predicted=fit_pred)
         write_rules(paper, out / "rules_paper.json")
         timings["extract_paper"] = time.perf_counter() - t0
-    del fit_acts  # the fitting rows gathered for the search
 
     t0 = time.perf_counter()
     programs: dict[str, Program] = {}
     cuts = []
     mofn_texts: dict[str, str] = {}
-    for la in chain.layers:
-        program = programs[la.name] = compile_program(chain, cut=la.name, beta=beta)
-        name = f"program_{file_stem(la.name)}.mofn"
-        mofn_texts[la.name] = to_text(program, "mofn")
-        write_text_atomic(out / name, mofn_texts[la.name])
-        rep = verify(program, net, held, labels=held_labels, engines=("python",),
-                     predicted=held_pred)
-        cut = CutResult(la.name, name, rep, rules=sum(len(b.rules) for b in program.rule_blocks()),
-                        literals=sum(r.n for b in program.rule_blocks() for r in b.rules),
-                        input_tests=len(program.input.tests))
-        cuts.append(cut)
-        _say(log, f"   cut {la.name}: held-out fidelity {rep.fidelity:.4f}, {cut.literals} literals")
+    with _Stage(log, f"compile and verify at {len(names)} cuts", len(names), "cut") as st:
+        for la in chain.layers:
+            own = compile_program(chain, cut=la.name, beta=beta)
+            network_rep = network_literals = None
+            program = own
+            if la.name in refit:
+                program = compile_program(refit[la.name], cut=la.name, beta=beta)
+                network_rep = verify(own, net, held, labels=held_labels, engines=("python",), predicted=held_pred)
+                network_literals = _literals(own)
+            programs[la.name] = program
+            name = f"program_{file_stem(la.name)}.mofn"
+            mofn_texts[la.name] = to_text(program, "mofn")
+            write_text_atomic(out / name, mofn_texts[la.name])
+            rep = verify(program, net, held, labels=held_labels, engines=("python",), predicted=held_pred)
+            cut = CutResult(la.name, name, rep, rules=sum(len(b.rules) for b in program.rule_blocks()),
+                            literals=_literals(program), input_tests=len(program.input.tests), fit_on=fit_on,
+                            network=network_rep, network_literals=network_literals)
+            cuts.append(cut)
+            st.say(f"   cut {la.name}: held-out fidelity {rep.fidelity:.4f}, {cut.literals} literals"
+                   + (f" (fitted on the program's atoms; fitted on the network's activations: {network_rep.fidelity:.4f}, "
+                      f"{network_literals} literals)" if network_rep is not None else ""))
+            st.advance()
     timings["compile_verify_cuts"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    fronts = []
+    with _Stage(log, "size/fidelity front: programs per beta, and a decision tree with as many tests, per cut",
+                len(names), "cut") as st:
+        for c in cuts:
+            extra = ([front.program_point(programs[c.cut], held[programs[c.cut].input.tensor], held_pred,
+                                          series="program fitted on its atoms", beta=beta)]
+                     if c.cut in refit else [])
+            fronts.append(front.cut_front(chain, c.cut, fit_acts, held, fit_pred, held_pred, extra=extra))
+            st.advance()
+        for f in fronts:
+            st.say(front.text_table(f))
+    del fit_acts  # the fitting rows gathered for the search and the trees
+    timings["front"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     use = tuple(e for e in engines if e != "prolog" or _has("swipl"))
     checks = []
     showcase: dict[str, dict[str, str]] = {}
-    for label, k in SHOWCASE:
-        cut_name = chain.layers[k].name
-        program = programs[cut_name]
-        texts = showcase[label] = {"mofn": mofn_texts[cut_name]}
-        for fmt, pattern in EXPORTS:
-            try:
-                texts[fmt] = to_text(program, fmt)
-            except ToolMissingError as e:
-                _say(log, f"   (no {fmt}: {e})")
-                continue
-            write_text_atomic(out / pattern.format(label=label), texts[fmt])
-        rep = verify(program, net, held, labels=held_labels, engines=use,
-                     predicted=held_pred)
-        checks.append(CheckResult(label, cut_name, rep))
-        _say(log, f"   {label} program (cut {cut_name}): "
-             + ", ".join(f"{e.name} {e.fidelity:.4f} in {e.seconds:.2f} s" for e in rep.engines)
-             + f"; engines agree: {'yes' if rep.engines_agree else 'NO'}")
+    with _Stage(log, "exports and engine checks", len(SHOWCASE) * (len(EXPORTS) + 1), "step") as st:
+        for label, k in SHOWCASE:
+            cut_name = chain.layers[k].name
+            program = programs[cut_name]
+            texts = showcase[label] = {"mofn": mofn_texts[cut_name]}
+            for fmt, pattern in EXPORTS:
+                try:
+                    texts[fmt] = to_text(program, fmt)
+                except ToolMissingError as e:
+                    st.say(f"   (no {fmt}: {e})")
+                    continue
+                finally:
+                    st.advance()
+                write_text_atomic(out / pattern.format(label=label), texts[fmt])
+            rep = verify(program, net, held, labels=held_labels, engines=use,
+                         predicted=held_pred)
+            st.advance()
+            checks.append(CheckResult(label, cut_name, rep))
+            st.say(f"   {label} program (cut {cut_name}): "
+                   + ", ".join(f"{e.name} {e.fidelity:.4f} in {e.seconds:.2f} s" for e in rep.engines)
+                   + f"; engines agree: {'yes' if rep.engines_agree else 'NO'}")
     timings["exports_engines"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
 
@@ -208,7 +264,7 @@ def _run(model: LoadedModel, data: Dataset, out: Path, *, fit: np.ndarray, order
         model=model.name, n_samples=n, n_fit=len(fit_idx), n_held_out=len(held_idx),
         network_accuracy_held_out=None if held_labels is None else float(np.mean(held_pred == held_labels)),
         beta=beta, tradeoff_chain=tuple(summarize(chain)), tradeoff_paper=tuple(summarize(paper) if paper else ()),
-        cuts=tuple(cuts), checks=tuple(checks), timings=timings,
+        cuts=tuple(cuts), checks=tuple(checks), timings=timings, fronts=tuple(fronts), fit_on=fit_on,
     )
     write_text_atomic(out / "summary.json", json.dumps(summary.to_dict(), indent=1) + "\n")
     soft = showcase["softmax"]
@@ -220,6 +276,45 @@ def _run(model: LoadedModel, data: Dataset, out: Path, *, fit: np.ndarray, order
                  ReportTexts(mofn=soft["mofn"], prolog=soft.get("prolog", ""), svg=soft.get("svg"), cards=tuple(cards),
                              pixel_maps=_pixel_maps(programs[chain.layers[0].name])))
     return summary
+
+
+def _literals(program: Program) -> int:
+    return sum(r.n for b in program.rule_blocks() for r in b.rules)
+
+
+class _Stage:
+    """One stage of the run: its '== title' line, and a progress bar on stderr (tqdm: shown only on a
+    terminal) that lines logged meanwhile do not tear. `layer` is a log callback for `extract`, which
+    calls it once per layer it starts: the bar advances by layers."""
+
+    def __init__(self, log: Log, title: str, total: int, unit: str) -> None:
+        from tqdm.auto import tqdm
+
+        self.log = log
+        _say(log, f"== {title}")
+        self.bar = tqdm(total=total, desc=title.split(":")[0].split(" (")[0], unit=unit, leave=False, file=sys.stderr,
+                        disable=None)
+        self._layers = 0
+
+    def __enter__(self) -> _Stage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+    def say(self, msg: str) -> None:
+        if self.log:
+            with self.bar.external_write_mode(file=sys.stdout):
+                self.log(msg)
+
+    def advance(self, k: int = 1) -> None:
+        self.bar.update(k)
+
+    def layer(self, msg: str) -> None:
+        if self._layers:
+            self.advance()
+        self._layers += 1
+        self.say(msg)
 
 
 def _pixel_maps(program: Program) -> str | None:

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mofn2logic.engines.verify import VerifyReport
+
+if TYPE_CHECKING:  # the report package reads this module
+    from mofn2logic.report.front import CutFront
 
 
 @dataclass(frozen=True, slots=True)
 class CutResult:
-    """The program cut at one layer, checked on the held-out samples with the reference engine."""
+    """The program cut at one layer, checked on the held-out samples with the reference engine.
+
+    Its layers above the cut are fitted as `fit_on` says: on the atoms the program computes for the
+    layer below ("program"), or on the network's activations ("network"). `network` is the check of
+    the program compiled from the rules fitted on the network's activations, when the cut's own
+    program is fitted on the program's atoms (None otherwise: the same program)."""
 
     cut: str
     program: str  # its .mofn file, in the output folder
@@ -19,6 +27,9 @@ class CutResult:
     rules: int
     literals: int
     input_tests: int
+    fit_on: str = "network"
+    network: VerifyReport | None = None
+    network_literals: int | None = None
 
     @property
     def fidelity(self) -> float:
@@ -28,10 +39,18 @@ class CutResult:
     def accuracy(self) -> float | None:
         return self.report.accuracy
 
+    def fitted(self) -> dict[str, dict[str, Any] | None]:
+        """The held-out fidelity and literals of the cut's replica fitted each way (None: not fitted that way)."""
+        own = {"fidelity": self.fidelity, "literals": self.literals}
+        if self.network is None:
+            # the cut's program is the network-fitted one; the output layer alone is the same either way
+            return {"network": own, "program": own if self.fit_on == "program" else None}
+        return {"network": {"fidelity": self.network.fidelity, "literals": self.network_literals}, "program": own}
+
     def to_dict(self) -> dict[str, Any]:
         return {"cut": self.cut, "program": self.program, "fidelity": self.fidelity, "accuracy": self.accuracy,
                 "rules": self.rules, "literals": self.literals, "input_tests": self.input_tests,
-                "layers": [asdict(la) for la in self.report.layers]}
+                "fit_on": self.fit_on, "fitted": self.fitted(), "layers": [asdict(la) for la in self.report.layers]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +82,8 @@ class RunSummary:
     cuts: tuple[CutResult, ...]
     checks: tuple[CheckResult, ...]
     timings: Mapping[str, float]  # seconds per stage, and "total"
+    fronts: tuple[CutFront, ...] = ()  # per cut: programs and trees by number of tests
+    fit_on: str = "network"  # how the replicas' layers above their cut were fitted
 
     def check(self, label: str) -> CheckResult:
         return next(c for c in self.checks if c.label == label)
@@ -72,6 +93,7 @@ class RunSummary:
             "model": self.model, "n_samples": self.n_samples, "n_fit": self.n_fit, "n_held_out": self.n_held_out,
             "network_accuracy_held_out": self.network_accuracy_held_out, "beta": self.beta,
             "tradeoff": {"chain": list(self.tradeoff_chain), "paper": list(self.tradeoff_paper)},
-            "cuts": [c.to_dict() for c in self.cuts], "checks": {c.label: c.to_dict() for c in self.checks},
+            "fit_on": self.fit_on, "cuts": [c.to_dict() for c in self.cuts],
+            "front": [f.to_dict() for f in self.fronts], "checks": {c.label: c.to_dict() for c in self.checks},
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
         }

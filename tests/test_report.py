@@ -57,7 +57,7 @@ def test_report_renders_in_chromium_without_console_errors(run_dir):
     result = render_page(run_dir / "report.html", shot, width=1280)
     assert result["console_errors"] == [] and result["page_errors"] == []
     assert result["title"] == "mofn2logic report: default_cnn.onnx"
-    assert result["svgs"] == 10  # 4 layers x 2 figures, the rule graph, the pixel maps
+    assert result["svgs"] == 11  # 4 layers x 2 figures, the front, the rule graph, the pixel maps
     assert result["graph_overflow"] and max(result["graph_overflow"]) <= 0  # no figure box scrolls sideways
     assert result["height"] > 2000
     assert shot.stat().st_size > 50_000
@@ -75,25 +75,68 @@ def test_run_is_deterministic(run_dir, default_model, tmp_path):
     x = run_dir.parent / "x.npy"
     assert main(["run", str(default_model), "--data", str(x), "-o", str(tmp_path / "again"), "--device", "cpu",
                  "--no-paper"]) == 0
-    for name in ("rules.json", "softmax.pl", "program_node_linear_1.mofn", "softmax.svg", "softmax_sympy.py"):
+    for name in ("rules.json", "softmax.pl", "program_node_linear_1.mofn", "softmax.svg", "softmax_sympy.py",
+                 "rules_program_node_conv2d.json", "program_node_conv2d.mofn", "figures/front.svg"):
         assert (tmp_path / "again" / name).read_bytes() == (run_dir / name).read_bytes(), name
 
 
-SUMMARY_KEYS = ["model", "n_samples", "n_fit", "n_held_out", "network_accuracy_held_out", "beta", "tradeoff", "cuts",
-                "checks", "timings"]
+def test_summary_has_each_cut_fitted_both_ways(run_dir, default_model, digits):
+    """Per cut, the replica fitted on the network's activations (rules.json) and on the program's own atoms
+    (rules_program_<cut>.json, the cut's program file): figures that a fresh verify of each reproduces."""
+    from mofn2logic.files import file_stem
+    from mofn2logic.pipeline import split
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["fit_on"] == "program"
+    held = ~split(500, holdout=0.2, seed=0)
+    x = digits["images"][:500][held]
+    last = summary["cuts"][-1]["cut"]
+    for c in summary["cuts"]:
+        on_network, on_program = c["fitted"]["network"], c["fitted"]["program"]
+        network_program = mofn2logic.compile(run_dir / "rules.json", cut=c["cut"], beta=0)
+        assert on_network["fidelity"] == mofn2logic.verify(network_program, default_model, x).fidelity
+        assert on_network["literals"] == sum(r.n for b in network_program.rule_blocks() for r in b.rules)
+        assert on_program["fidelity"] == c["fidelity"] == mofn2logic.verify(run_dir / c["program"], default_model,
+                                                                              x).fidelity
+        assert on_program["literals"] == c["literals"]
+        rules_file = run_dir / f"rules_program_{file_stem(c['cut'])}.json"
+        if c["cut"] == last:  # the output layer alone is fitted the same either way
+            assert on_program == on_network and not rules_file.exists()
+        else:
+            program = mofn2logic.compile(rules_file, cut=c["cut"], beta=0)
+            assert mofn2logic.verify(program, default_model, x).fidelity == on_program["fidelity"]
+    assert summary["checks"]["replica"]["fidelity"] == summary["cuts"][0]["fitted"]["program"]["fidelity"]
+
+
+def test_the_report_shows_the_front_beside_the_tree(run_dir):
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert [f["cut"] for f in summary["front"]] == [c["cut"] for c in summary["cuts"]]
+    for f in summary["front"]:
+        assert {p["tests"] for p in f["programs"]} == {t["budget"] for t in f["trees"]}
+    page = (run_dir / "report.html").read_text()
+    figure = (run_dir / "figures" / "front.svg").read_text()
+    assert "Size and fidelity: the program beside a decision tree" in page and figure in page
+    assert "node_linear_1: decision tree" in figure and "node_conv2d: program fitted on its atoms" in figure
+    md = (run_dir / "report.md").read_text()
+    assert "![front](figures/front.svg)" in md and "| node_linear_1 | program, β=0 |" in md
+
+
+SUMMARY_KEYS = ["model", "n_samples", "n_fit", "n_held_out", "network_accuracy_held_out", "beta", "tradeoff", "fit_on",
+                "cuts", "front", "checks", "timings"]
 
 
 def test_summary_json_keeps_its_keys(run_dir):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert list(summary) == SUMMARY_KEYS
     assert list(summary["cuts"][0]) == ["cut", "program", "fidelity", "accuracy", "rules", "literals", "input_tests",
-                                        "layers"]
+                                        "fit_on", "fitted", "layers"]
+    assert list(summary["front"][0]) == ["cut", "inputs", "programs", "trees"]
     assert list(summary["cuts"][0]["layers"][0]) == ["name", "units", "agreement", "min_agreement"]
     assert list(summary["checks"]) == ["softmax", "replica"]
     assert list(summary["checks"]["softmax"]) == ["cut", "engines", "engines_agree", "fidelity", "accuracy"]
     assert list(summary["checks"]["softmax"]["engines"]["python"]) == ["fidelity", "accuracy", "seconds"]
-    assert list(summary["timings"]) == ["harvest", "extract_chain", "extract_paper", "compile_verify_cuts",
-                                        "exports_engines", "total"]
+    assert list(summary["timings"]) == ["harvest", "extract_chain", "extract_program", "extract_paper",
+                                        "compile_verify_cuts", "front", "exports_engines", "total"]
     assert summary["network_accuracy_held_out"] is not None and summary["cuts"][-1]["accuracy"] is not None
 
 

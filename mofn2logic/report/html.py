@@ -13,7 +13,7 @@ import io
 import json
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 from mofn2logic.files import file_stem, write_text_atomic
 from mofn2logic.ir.rules import RuleSet
 from mofn2logic.report.cards import CARD_CSS, RuleCard, card_html, card_markdown
+from mofn2logic.report.front import CutFront, front_rows
 from mofn2logic.run_summary import RunSummary
 
 PROLOG_LINES = 60  # of the softmax program's Prolog shown in the report
@@ -133,6 +134,37 @@ def tradeoff_figure(layer: str, rows_chain: list[dict], rows_paper: list[dict]) 
         return _svg(fig)
 
 
+def front_figure(fronts: Sequence[CutFront]) -> str:
+    """One plot of every cut's size/fidelity front: the programs (solid, one point per beta; a star for
+    the replica fitted on its own atoms) and the decision trees with as many tests (dashed), one colour
+    per cut, tests on a log axis (points of 0 tests, the constant answer, are in the table only)."""
+    import matplotlib
+
+    with _quiet_matplotlib():
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(6.4, 4.2))
+        ax: Any = fig.subplots()
+        colors = matplotlib.colormaps["tab10"]
+        for k, f in enumerate(fronts):
+            color = colors(k % 10)
+            name = _title_name(f.cut)
+            prog = [(p.tests, p.fidelity) for p in f.programs if p.series == "program" and p.tests > 0]
+            own = [(p.tests, p.fidelity) for p in f.programs if p.series != "program" and p.tests > 0]
+            trees = sorted({(t.tests, t.fidelity) for t in f.trees if t.tests > 0})
+            for pts, style, size, what in ((prog, "o-", 4, "program"), (own, "*", 10, "program fitted on its atoms"),
+                                           (trees, "x--", 5, "decision tree")):
+                if pts:
+                    ax.plot(*zip(*pts), style, color=color, markersize=size, label=f"{name}: {what}")
+        ax.set_xscale("log")
+        ax.set_xlabel("tests (program: literals; tree: internal nodes)", **PLAIN)
+        ax.set_ylabel("held-out class fidelity to the network", **PLAIN)
+        ax.set_title("Size against fidelity, per cut: programs and decision trees", fontsize=9, **PLAIN)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+        return _svg(fig)
+
+
 def scatter_figure(rs: RuleSet, layer: str) -> str:
     import matplotlib
 
@@ -220,10 +252,27 @@ def write_report(outdir: str | Path, summary: RunSummary, chain: RuleSet, paper:
         sections_md.append(f"### {plain(la.name)} ({la.kind}, {len(la.units)} units, fan-in {la.fan_in})\n\n"
                            f"![trade-off](figures/tradeoff_{safe}.svg) ![units](figures/units_{safe}.svg)\n\n"
                            + _md_table(table))
-    cut_rows = [["cut layer", "held-out fidelity", "accuracy", "rules", "literals", "input tests"]]
+    cut_rows = [["cut layer", "held-out fidelity", "accuracy", "rules", "literals", "input tests",
+                 "fitted on the network: fidelity", "literals", "fitted on the program: fidelity", "literals"]]
     for c in summary.cuts:
+        both = [v for f in c.fitted().values() for v in ((f"{f['fidelity']:.4f}", str(f["literals"])) if f else ("", ""))]
         cut_rows.append([c.cut, f"{c.fidelity:.4f}", "" if c.accuracy is None else f"{c.accuracy:.4f}",
-                         str(c.rules), str(c.literals), str(c.input_tests)])
+                         str(c.rules), str(c.literals), str(c.input_tests), *both])
+    front_section_html = front_section_md = ""
+    if summary.fronts:
+        fsvg = front_figure(summary.fronts)
+        write_text_atomic(figs / "front.svg", fsvg)
+        ftable = [front_rows(summary.fronts[0])[0]] + [r for f in summary.fronts for r in front_rows(f)[1:]]
+        front_section_html = (
+            "<h2>Size and fidelity: the program beside a decision tree</h2>\n<p class='note'>Per cut, each program "
+            "(the rules of each β, compiled at the cut: constant literals folded, rules no class depends on pruned) "
+            "by its number of literals, and a scikit-learn decision tree fitted on the same cut inputs (the "
+            "activations feeding the cut layer) and labels (the network's class) on the fitting samples, with as "
+            "many tests (internal nodes) as the program has literals, or all it grows; fidelity on the held-out "
+            "samples.</p>\n"
+            f"<div class='graph'>{fsvg}</div>\n" + _html_table(ftable))
+        front_section_md = "\n".join(["## Size and fidelity: the program beside a decision tree", "",
+                                      "![front](figures/front.svg)", "", _md_table(ftable), ""])
     check_rows = [["program", "cut", "engine", "fidelity", "seconds", "engines agree"]]
     for chk in summary.checks:
         for eng in chk.report.engines:
@@ -259,8 +308,11 @@ thresholded activation (for the output layer: with the network's one-hot argmax)
 {''.join(sections_html)}
 <h2>Cut table</h2>
 <p class="note">A program cut at a layer runs the network up to that layer's input, then only rules:
-end-to-end class fidelity to the network on held-out data.</p>
+end-to-end class fidelity to the network on held-out data. The replica from a cut is fitted two ways: each
+layer's rules on the network's activations of the layer below, or on the atoms the program itself computes
+for it (so each layer corrects the errors under it); the output layer alone is the same either way.</p>
 {_html_table(cut_rows)}
+{front_section_html}
 <h2>Engines</h2>
 {_html_table(check_rows)}
 <h2>Rule cards of the softmax layer</h2>
@@ -282,7 +334,7 @@ agreement is with the network's one-hot argmax and coverage the share of held-ou
     write_text_atomic(out / "report.html", page)
     md = [f"# mofn2logic report: {model}", "",
           intro.replace("<b>", "**").replace("</b>", "**"), "", "## Layers", "", "\n\n".join(sections_md), "",
-          "## Cut table", "", _md_table(cut_rows), "", "## Engines", "", _md_table(check_rows), "",
+          "## Cut table", "", _md_table(cut_rows), "", front_section_md, "## Engines", "", _md_table(check_rows), "",
           "## Rule cards of the softmax layer", "", "\n".join(card_markdown(c) for c in texts.cards), "",
           "## Rule graph of the softmax layer", "", "![softmax rule graph](softmax.svg)", "",
           *(["## The first layer's rules on the input grid", "", "![pixel maps](figures/pixel_maps.svg)", ""]
