@@ -169,3 +169,30 @@ def test_bad_labels_one_line(capsys, tmp_path, default_model, digits):
                            tmp_path / "out")
     assert code == 2 and "error: argument --holdout: expected a share in [0, 1), got '1'" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_run_fit_on_network_fits_the_replicas_one_way(capsys, tmp_path, default_model, digits):
+    """`run --fit-on network`: no extraction per cut, the cut table shows only the network-fitted replicas;
+    the default fits them on the program's atoms too and prints both."""
+    np.save(tmp_path / "x.npy", digits["images"][:300])
+    args = ["run", default_model, "--data", tmp_path / "x.npy", "--no-paper", "--order", "weight", "--beta", "0,1",
+            "--device", "cpu"]
+    code, out, _ = run_cli(capsys, *args, "--fit-on", "network", "-o", tmp_path / "net")
+    assert code == 0
+    summary = json.loads((tmp_path / "net" / "summary.json").read_text())
+    assert summary["fit_on"] == "network" and "extract_program" not in summary["timings"]
+    assert all(c["fitted"]["program"] is None for c in summary["cuts"])
+    assert not list((tmp_path / "net").glob("rules_program_*.json"))
+    assert "on the program: --" in out and "== size/fidelity front" in out and "tree tests" in out
+    code, out, _ = run_cli(capsys, *args, "-o", tmp_path / "both")
+    assert code == 0
+    summary = json.loads((tmp_path / "both" / "summary.json").read_text())
+    assert summary["fit_on"] == "program"
+    assert [p.name for p in sorted((tmp_path / "both").glob("rules_program_*.json"))] == [
+        "rules_program_node_conv2d.json", "rules_program_node_conv2d_1.json", "rules_program_node_linear.json"]
+    for c in summary["cuts"]:
+        assert f"{c['cut']:<20} fidelity {c['fidelity']:.4f}" in out
+        assert f"on the network: {c['fitted']['network']['fidelity']:.4f}" in out
+        assert f"on the program: {c['fitted']['program']['fidelity']:.4f}" in out
+    code, _, err = run_cli(capsys, *args, "--fit-on", "atoms", "-o", tmp_path / "bad")
+    assert code == 2 and "argument --fit-on: invalid choice: 'atoms'" in err and not (tmp_path / "bad").exists()
