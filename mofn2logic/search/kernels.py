@@ -424,3 +424,200 @@ def local_search(bits, ybits, valid, n_pos, n_examples, rule0, m0, beta, cx, ste
         made += 1
         _levels(bits, rule, n, valid, levels)
     return rule[:n].copy(), n, m, err, made
+
+
+# --------------------------------------------------------------------------- prefix search, fused
+
+@njit(cache=True, nogil=True)
+def sparse_rows(rows):  # pragma: no cover - compiled
+    """The literal-major boolean matrix `rows` (n, E) (uint8 view) as compressed rows of the examples where
+    it is true -- or, where that is more than half of them, where it is false (`complemented[i]`): at most
+    E / 2 entries per row, which is all the prefix walk (`prefix_errors`) reads."""
+    n, e = rows.shape
+    ones = np.zeros(n, np.int64)
+    for i in range(n):
+        s = 0
+        row = rows[i]
+        for j in range(e):
+            s += row[j]
+        ones[i] = s
+    complemented = np.zeros(n, np.uint8)
+    indptr = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        if 2 * ones[i] > e:
+            complemented[i] = 1
+            indptr[i + 1] = indptr[i] + e - ones[i]
+        else:
+            indptr[i + 1] = indptr[i] + ones[i]
+    indices = np.empty(indptr[n], np.int32)
+    for i in range(n):
+        row = rows[i]
+        p = indptr[i]
+        want = 1 - complemented[i]
+        for j in range(e):
+            if row[j] == want:
+                indices[p] = j
+                p += 1
+    return indptr, indices, complemented
+
+
+@njit(cache=True, nogil=True)
+def prefix_errors(indptr, indices, flip, order, up, n_pos, n_neg, out):  # pragma: no cover - compiled
+    """Errors of every "M of the first N" of the literals `order` (rows of a `sparse_rows` matrix, each read
+    as stored XOR flip[row]) for M = lo_N + 1 .. hi_N + 1, N = 0..n, where [lo_N, hi_N] is the range of the
+    examples' counts c_N -- the values of `unit.candidates_from_histogram`'s `errors`, in its layout -- and
+    per N the first M of least error (the seeds).
+
+    Only the stored entries of a row are visited. A literal read as stored moves its examples' count up by
+    one: they now fire at M = c + 1, whose error changes by up[e] (-1 for a positive target, +1 for a
+    negative one). A flipped literal moves every count up except at its stored entries: that is a shift
+    of the whole error curve by one M (kept as an offset F: err(M) = A[M - F]) and the stored examples'
+    counts moving back down. d[e] = c[e] - F is kept per example, and the number of examples at each d
+    gives lo and hi. The errors go to `out` (int32, reused between calls: fresh memory costs page
+    faults), grown when too small. Returns (out, offsets (n + 2,), lo (n + 1,), seed_err, seed_m)."""
+    n = len(order)
+    e = len(up)
+    base = n + 1  # A[d] lives at base + d, d in -n - 1 .. n + 1
+    a = np.empty(2 * n + 4, np.int64)
+    for i in range(2 * n + 4):
+        a[i] = n_neg if i <= base else n_pos
+    at = np.zeros(2 * n + 4, np.int64)  # examples per d
+    at[base] = e
+    d = np.zeros(e, np.int32)
+    dmin = 0
+    dmax = 0
+    f = 0
+    lo = np.zeros(n + 1, np.int64)
+    offsets = np.zeros(n + 2, np.int64)
+    seed_err = np.zeros(n + 1, np.int64)
+    seed_m = np.ones(n + 1, np.int64)
+    if len(out) < 1:
+        out = np.empty(max(16, 4 * (n + 1)), np.int32)
+    out[0] = a[base + 1]  # N = 0: every count is 0, M = 1
+    seed_err[0] = out[0]
+    offsets[1] = 1
+    for k in range(n):
+        r = order[k]
+        if flip[r] != 0:
+            f += 1
+            for p in range(indptr[r], indptr[r + 1]):
+                j = indices[p]
+                dj = d[j]
+                a[base + dj] -= up[j]
+                at[base + dj] -= 1
+                at[base + dj - 1] += 1
+                d[j] = dj - 1
+        else:
+            for p in range(indptr[r], indptr[r + 1]):
+                j = indices[p]
+                dj = d[j]
+                a[base + dj + 1] += up[j]
+                at[base + dj] -= 1
+                at[base + dj + 1] += 1
+                d[j] = dj + 1
+        if e > 0:
+            while at[base + dmin - 1] > 0:
+                dmin -= 1
+            while at[base + dmin] == 0:
+                dmin += 1
+            while at[base + dmax + 1] > 0:
+                dmax += 1
+            while at[base + dmax] == 0:
+                dmax -= 1
+        else:
+            dmin = -f
+            dmax = -f
+        lo[k + 1] = dmin + f
+        width = dmax - dmin + 1
+        start = offsets[k + 1]
+        if start + width > len(out):
+            grown = np.empty(max(2 * len(out), start + width), np.int32)
+            grown[:start] = out[:start]
+            out = grown
+        best = a[base + dmin + 1]
+        best_q = 0
+        for q in range(width):
+            v = a[base + dmin + 1 + q]
+            out[start + q] = v
+            if v < best:
+                best = v
+                best_q = q
+        seed_err[k + 1] = best
+        seed_m[k + 1] = lo[k + 1] + 1 + best_q
+        offsets[k + 2] = start + width
+    return out, offsets, lo, seed_err, seed_m
+
+
+@njit(cache=True, nogil=True)
+def _cx(big_n, m, table, exact, cols, den):  # pragma: no cover - compiled
+    """complexity.complexity of one "m of big_n", operation for operation (so bit for bit)."""
+    if exact:
+        return table[big_n * cols + min(m, big_n + 1)]
+    return (table[big_n] - table[max(big_n - m, 0)] - table[max(m - 1, 0)]) / den
+
+
+@njit(cache=True, nogil=True)
+def _below(lowest):  # pragma: no cover - compiled
+    """below[i] = least of lowest[:i] (inf for i = 0)."""
+    below = np.empty(len(lowest), np.float64)
+    run = np.inf
+    for i in range(len(lowest)):
+        below[i] = run
+        if lowest[i] < run:
+            run = lowest[i]
+    return below
+
+
+@njit(cache=True, nogil=True)
+def prune_candidates(errors, offsets, lo, seed_err, seed_m, n_pos, n_neg, table, exact, cols, den,
+                     lf):  # pragma: no cover - compiled
+    """`unit.candidates_from_histogram` from `prefix_errors`' layout and seeds (see there for the argument),
+    step for step: the seeds' staircase, the cheap bound `lf`, then the staircase of the survivors; no
+    array the size of `errors` is made. Returns (n, m, errors, complexity) of the candidates kept, (0, 0)
+    first."""
+    n_seg = len(lo)
+    e = n_pos + n_neg
+    lowest = np.full(e + 1, np.inf)
+    for s in range(n_seg):
+        c = _cx(s, seed_m[s], table, exact, cols, den)
+        if c < lowest[seed_err[s]]:
+            lowest[seed_err[s]] = c
+    lowest[n_neg] = 0.0
+    lowest[n_pos] = 0.0
+    below = _below(lowest)
+    for s in range(n_seg):  # the survivors of the bound lower the staircase
+        bound = lf[s]
+        for p in range(offsets[s], offsets[s + 1]):
+            er = errors[p]
+            if below[er] > bound:
+                c = _cx(s, p - offsets[s] + lo[s] + 1, table, exact, cols, den)
+                if c < lowest[er]:
+                    lowest[er] = c
+    final = _below(lowest)
+    kept = 1
+    for s in range(n_seg):
+        bound = lf[s]
+        for p in range(offsets[s], offsets[s + 1]):
+            er = errors[p]
+            if below[er] > bound and _cx(s, p - offsets[s] + lo[s] + 1, table, exact, cols, den) < final[er]:
+                kept += 1
+    n_out = np.zeros(kept, np.int64)
+    m_out = np.zeros(kept, np.int64)
+    e_out = np.zeros(kept, np.int64)
+    c_out = np.zeros(kept, np.float64)
+    e_out[0] = n_neg
+    q = 1
+    for s in range(n_seg):
+        bound = lf[s]
+        for p in range(offsets[s], offsets[s + 1]):
+            er = errors[p]
+            if below[er] > bound:
+                m = p - offsets[s] + lo[s] + 1
+                c = _cx(s, m, table, exact, cols, den)
+                if c < final[er]:
+                    n_out[q] = s
+                    m_out[q] = m
+                    e_out[q] = er
+                    c_out[q] = c
+                    q += 1
+    return n_out, m_out, e_out, c_out

@@ -33,9 +33,18 @@ from mofn2logic.search.exact import (
     validation_mask,
 )
 from mofn2logic.search.splits import literal_gain
-from mofn2logic.search.unit import Candidates, candidates_from_histogram, choose, pareto_front, weight_order
+from mofn2logic.search.unit import (
+    Candidates,
+    SparseRows,
+    candidates_from_histogram,
+    choose,
+    pareto_front,
+    prefix_candidates,
+    weight_order,
+)
 
 ORDERS = ("weight", "std", "gain", "best", "exact")
+PREFIX_METHODS = ("weight", "std", "gain")  # searches of the prefixes of one literal order
 # The small-N exact search scores every subset of the pool: bounded up front (time) and in chunks (memory).
 MAX_SMALL_SUBSETS = 250_000
 MAX_EXACT_SUBSETS = 2_000_000  # the bit-packed search is about 20 times faster per subset
@@ -122,20 +131,29 @@ class _LayerData:
     cut_values: list[np.ndarray] | None = None  # free thresholds: each input's quantile cuts
     bins: np.ndarray | None = None  # and each example's bin among them (n, S) uint8
     exact: ExactOptions = field(default_factory=ExactOptions)
+    rows: SparseRows | None = None  # chain mode, compiled prefix search: base_t as sparse rows
 
 
-def _layer_data(problem: LayerProblem, order: str, exact: ExactOptions | None = None) -> _LayerData:
+def fused(backend: Backend) -> bool:
+    """Whether the backend runs the prefix searches as one compiled pass (`unit.prefix_candidates`)."""
+    return getattr(backend, "name", "") == "numba"
+
+
+def _layer_data(problem: LayerProblem, order: str, exact: ExactOptions | None = None,
+                backend: Backend | None = None) -> _LayerData:
     exact = exact or ExactOptions()
     xt = np.ascontiguousarray(problem.x.T)
     shared = problem.input_thresholds.ndim == 1
     base_t = (xt >= problem.input_thresholds[:, None]) if shared else None
+    rows = (SparseRows.of(base_t) if base_t is not None and backend is not None and fused(backend)
+            and any(m in PREFIX_METHODS for m in order_methods(order)) else None)
     std = problem.x.std(0) if order in ("std", "best") else None
     fit = cut_values = bins = None
     if "exact" in order_methods(order):
         fit = ~validation_mask(problem.x.shape[0], exact.validation)
         if problem.free_thresholds and exact.cuts > 0:
             cut_values, bins = layer_cuts(problem.x, exact.cuts)
-    return _LayerData(xt, base_t, std, fit, cut_values, bins, exact)
+    return _LayerData(xt, base_t, std, fit, cut_values, bins, exact, rows)
 
 
 def _empty_candidates() -> Candidates:
@@ -146,7 +164,7 @@ def _empty_candidates() -> Candidates:
 def search_unit(problem: LayerProblem, j: int, data: _LayerData | None = None, *, betas: Sequence[float],
                 order: str, backend: Backend, small_n: int = 3, pool_size: int = 16, where: str = "",
                 exact: ExactOptions | None = None) -> UnitRules:
-    data = data or _layer_data(problem, order, exact)
+    data = data or _layer_data(problem, order, exact, backend)
     opts = data.exact
     w = problem.weights[j]
     t = problem.input_thresholds if problem.input_thresholds.ndim == 1 else problem.input_thresholds[j]
@@ -171,6 +189,7 @@ def search_unit(problem: LayerProblem, j: int, data: _LayerData | None = None, *
         assert lits is not None
         return lits.inputs[idx], lits.thresholds[idx], lits.positive[idx]
 
+    rows = data.rows
     found: list[_Found] = []
     for method in methods:
         if method == "small":
@@ -197,8 +216,12 @@ def search_unit(problem: LayerProblem, j: int, data: _LayerData | None = None, *
             continue
         key = {"weight": None, "std": None if data.std is None else np.abs(w) * data.std, "gain": gains}[method]
         ordered = weight_order(w, key)
-        h = backend.prefix_histogram(base_t[ordered] ^ neg[ordered][:, None], y)
-        cands = candidates_from_histogram(h, n_pos, n_neg, problem.fan_in, where)
+        if fused(backend):
+            rows = rows or SparseRows.of(base_t)
+            cands = prefix_candidates(rows, ordered, neg, y, problem.fan_in, where)
+        else:
+            h = backend.prefix_histogram(base_t[ordered] ^ neg[ordered][:, None], y)
+            cands = candidates_from_histogram(h, n_pos, n_neg, problem.fan_in, where)
         found.append(_Found(method, cands, lambda i, o=ordered, c=cands: paper_literals(o[: c.n[i]])))  # type: ignore[misc]
     allc, locate = _union(found)
     chosen = choose(allc, tuple(betas))
@@ -210,12 +233,22 @@ def search_unit(problem: LayerProblem, j: int, data: _LayerData | None = None, *
         chosen = [offset + local_of[k] if k in local_of else i
                   for k, i in enumerate(choose(base, tuple(betas)))]
     rules = []
+    made: dict[tuple[int, float, bool], ThresholdLiteral] = {}  # betas share literals: each is made once
+
+    def literal(k: int, th: float, p: bool) -> ThresholdLiteral:
+        key = (k, th, p)
+        got = made.get(key)
+        if got is None:
+            got = made[key] = _literal(problem, k, th, p)
+        return got
+
     for beta, i in zip(betas, chosen):
         f, li = locate(i)
         ins, ths, pos = f.literals(li)
         rules.append(ScoredRule(beta=float(beta), n=int(allc.n[i]), m=int(allc.m[i]), error=float(allc.error[i]),
                                 complexity=float(allc.complexity[i]), method=f.method,
-                                literals=tuple(_literal(problem, int(k), th, bool(p)) for k, th, p in zip(ins, ths, pos))))
+                                literals=tuple(literal(k, th, p) for k, th, p in zip(ins.tolist(), ths.tolist(),
+                                                                                    pos.tolist()))))
     front = tuple(FrontPoint(int(allc.n[i]), int(allc.m[i]), float(allc.error[i]), float(allc.complexity[i]))
                   for i in pareto_front(allc))
     head = None if problem.head_thresholds is None else float(problem.head_thresholds[j])
@@ -296,6 +329,23 @@ def _work(j: int) -> UnitRules:
 POOL_CELLS = 2 * 10**8  # below this many literal-example cells per layer, forking costs more than it saves
 
 
+def _batched(problem: LayerProblem, data: _LayerData, betas: Sequence[float], order: str, backend: Backend,
+             where: str) -> tuple[UnitRules, ...]:
+    """All units at once on the torch device (`mofn2logic.search.batched`); literals made once per layer."""
+    from mofn2logic.search.batched import search_layer_batched
+
+    made: dict[tuple[int, float, bool], ThresholdLiteral] = {}
+
+    def literal(j: int, k: int, th: float, p: bool) -> ThresholdLiteral:
+        key = (k, th, p)
+        got = made.get(key)
+        if got is None:
+            got = made[key] = _literal(problem, k, th, p)
+        return got
+
+    return search_layer_batched(problem, data, betas=betas, order=order, backend=backend, where=where, literal=literal)
+
+
 def default_workers(backend: Backend, cells: int = POOL_CELLS) -> int:
     """Processes for the per-unit search: the CPU cores for the numpy and numba backends on a
     large layer (units are independent); 1 for torch, which threads (and owns a GPU) itself."""
@@ -317,16 +367,31 @@ def search_layer(problem: LayerProblem, *, betas: Sequence[float], order: str, b
 
     from tqdm.auto import tqdm
 
-    data = _layer_data(problem, order, exact)
+    data = _layer_data(problem, order, exact, backend)
     units = problem.weights.shape[0]
+    if getattr(backend, "name", "").startswith("torch") and order in PREFIX_METHODS:
+        return _batched(problem, data, betas, order, backend, where)
     units_cells = problem.x.shape[0] * problem.x.shape[1] * problem.weights.shape[0]
-    workers = default_workers(backend, units_cells) if workers is None else workers
+    # the compiled prefix search releases the GIL: its units share the process on threads (no fork, no copies)
+    threaded = fused(backend) and all(m in PREFIX_METHODS for m in order_methods(order))
+    if threaded:
+        workers = search_threads() if workers is None else workers
+    else:
+        workers = default_workers(backend, units_cells) if workers is None else workers
     bar = tqdm(total=units, desc=f"search {where}".strip(), unit="unit", leave=False, file=sys.stderr,
                disable=(not progress) if progress is not None else (units < 8 or None))
     _SHARED.update(problem=problem, data=data, betas=tuple(betas), order=order, backend=backend, small_n=small_n,
                    pool_size=pool_size, where=where)
     try:
-        if workers > 1 and units >= 4 and "fork" in multiprocessing.get_all_start_methods():
+        if threaded and workers > 1 and units > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(workers, units)) as ex:
+                out = []
+                for u in ex.map(_work, range(units)):
+                    out.append(u)
+                    bar.update(1)
+        elif workers > 1 and units >= 4 and "fork" in multiprocessing.get_all_start_methods():
             with multiprocessing.get_context("fork").Pool(min(workers, units), initializer=set_search_threads,
                                                           initargs=(1,)) as pool:
                 out = []

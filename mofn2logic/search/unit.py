@@ -15,12 +15,13 @@ beta's optimum. What survives holds every beta's optimum with the reference's ti
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from mofn2logic.search.backends import PrefixHistogram
-from mofn2logic.search.complexity import complexity, denominator
+from mofn2logic.search.complexity import EXACT_LIMIT, _table, complexity, denominator
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,51 @@ def candidates_from_histogram(h: PrefixHistogram, n_pos: int, n_neg: int, fan_in
     errs = np.concatenate([[n_neg], errs[keep]])
     cxs = np.concatenate([[0.0], cx[keep]])
     return Candidates(n_arr, m_arr, errs, errs / e, cxs)
+
+
+@dataclass(frozen=True, slots=True)
+class SparseRows:
+    """A literal-major boolean matrix (n, E) as `kernels.sparse_rows` stores it: per row the examples where
+    it is true, or false where `complemented` (at most half of them)."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    complemented: np.ndarray  # (n,) uint8
+
+    @staticmethod
+    def of(rows: np.ndarray) -> SparseRows:
+        from mofn2logic.search.kernels import sparse_rows
+
+        rows = np.ascontiguousarray(rows)
+        return SparseRows(*sparse_rows(rows.view(np.uint8) if rows.dtype == np.bool_ else rows.astype(np.uint8)))
+
+
+_SCRATCH = threading.local()  # per thread: the errors buffer of the last unit, reused (fresh pages are slow)
+_EMPTY = np.zeros(0, np.int32)
+
+
+def prefix_candidates(rows: SparseRows, order: np.ndarray, negative: np.ndarray, y: np.ndarray, fan_in: int,
+                      where: str = "") -> Candidates:
+    """`candidates_from_histogram` of the literals `order` (rows of `rows`, negated where `negative[row]`)
+    against the targets `y`, in one compiled pass that never forms the literal matrix or the histogram
+    (`kernels.prefix_errors`, then `kernels.prune_candidates`): the same candidates, bit for bit. Releases
+    the GIL, so units can run on threads."""
+    from mofn2logic.search.kernels import prefix_errors, prune_candidates
+
+    y = np.asarray(y, dtype=bool)
+    n_pos = int(y.sum())
+    n_neg = len(y) - n_pos
+    flip = (np.asarray(negative, bool) ^ rows.complemented.astype(bool)).astype(np.uint8)
+    up = np.where(y, -1, 1).astype(np.int64)
+    buf = getattr(_SCRATCH, "errors", _EMPTY)
+    errors, offsets, lo, seed_err, seed_m = prefix_errors(rows.indptr, rows.indices, flip, np.asarray(order, np.int64),
+                                                          up, n_pos, n_neg, buf)
+    _SCRATCH.errors = errors
+    den = denominator(fan_in, where)
+    lf = np.log(np.maximum(np.arange(len(order) + 1, dtype=np.float64), 1.0)) / den
+    n, m, errs, cx = prune_candidates(errors, offsets, lo, seed_err, seed_m, n_pos, n_neg, _table(fan_in),
+                                      fan_in <= EXACT_LIMIT, fan_in + 2, den, lf)
+    return Candidates(n, m, errs, errs / (n_pos + n_neg), cx)
 
 
 def choose(c: Candidates, betas: tuple[float, ...]) -> list[int]:
