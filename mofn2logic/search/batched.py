@@ -45,17 +45,17 @@ class _Device:
     """The layer on the device: examples (literal-major), thresholds, targets, and a padding literal
     (index n, never true) that fills the shorter orders of a batch."""
 
-    def __init__(self, backend, problem, xt: np.ndarray) -> None:
+    def __init__(self, backend, problem) -> None:
         torch = backend.torch
         self.torch = torch
         self.dev = backend.device
-        n, e = xt.shape
+        e, n = problem.x.shape
         self.n, self.e = n, e
         self.shared = problem.input_thresholds.ndim == 1
         self.base: Any = None
         self.x: Any = None
         self.thr: Any = None
-        x = torch.from_numpy(np.ascontiguousarray(xt)).to(self.dev)
+        x = torch.from_numpy(np.ascontiguousarray(np.asarray(problem.x))).to(self.dev).T.contiguous()
         if self.shared:
             thr = torch.from_numpy(np.ascontiguousarray(problem.input_thresholds)).to(self.dev)
             base = x >= thr[:, None]  # the layer's literal matrix, built once, on the device
@@ -114,7 +114,7 @@ def search_layer_batched(problem, data, *, betas: Sequence[float], order: str, b
     """Every unit's rules for a prefix order (weight, std or gain); `literal(j, k, threshold, positive)`
     makes a rule's literal as `layer.search_unit` does."""
     torch = backend.torch
-    dev = _Device(backend, problem, data.xt)
+    dev = _Device(backend, problem)
     gains = _gains(dev, problem) if order == "gain" else None
     orders = orders_of(problem, order, data.std, gains)
     units, n, e = problem.weights.shape[0], dev.n, dev.e

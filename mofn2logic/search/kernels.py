@@ -462,6 +462,36 @@ def sparse_rows(rows):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
+def sparse_rows_ge(x, t):  # pragma: no cover - compiled
+    """`sparse_rows` of the literal-major matrix x.T >= t[:, None], read from the example-major `x` (E, n)
+    without forming it (nor the transposed copy of x)."""
+    e, n = x.shape
+    ones = np.zeros(n, np.int64)
+    for j in range(e):
+        row = x[j]
+        for i in range(n):
+            if row[i] >= t[i]:
+                ones[i] += 1
+    complemented = np.zeros(n, np.uint8)
+    indptr = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        if 2 * ones[i] > e:
+            complemented[i] = 1
+            indptr[i + 1] = indptr[i] + e - ones[i]
+        else:
+            indptr[i + 1] = indptr[i] + ones[i]
+    indices = np.empty(indptr[n], np.int32)
+    fill = indptr[:n].copy()
+    for j in range(e):
+        row = x[j]
+        for i in range(n):
+            if (row[i] >= t[i]) != (complemented[i] != 0):
+                indices[fill[i]] = j
+                fill[i] += 1
+    return indptr, indices, complemented
+
+
+@njit(cache=True, nogil=True)
 def prefix_errors(indptr, indices, flip, order, up, n_pos, n_neg, out):  # pragma: no cover - compiled
     """Errors of every "M of the first N" of the literals `order` (rows of a `sparse_rows` matrix, each read
     as stored XOR flip[row]) for M = lo_N + 1 .. hi_N + 1, N = 0..n, where [lo_N, hi_N] is the range of the

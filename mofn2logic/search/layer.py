@@ -124,7 +124,7 @@ def small_candidates(lits: np.ndarray, y: np.ndarray, pool: np.ndarray, k: int, 
 class _LayerData:
     """Per-layer arrays shared by every unit, literal-major (n, S) for cache-friendly passes."""
 
-    xt: np.ndarray
+    xt: np.ndarray | None  # None where no search reads it (prefix orders, compiled or on torch)
     base_t: np.ndarray | None  # chain mode: x >= t for the shared thresholds
     std: np.ndarray | None
     fit: np.ndarray | None = None  # exact search: the examples it scores on (the rest choose among near-equals)
@@ -140,13 +140,21 @@ def fused(backend: Backend) -> bool:
 
 
 def _layer_data(problem: LayerProblem, order: str, exact: ExactOptions | None = None,
-                backend: Backend | None = None) -> _LayerData:
+                backend: Backend | None = None, batched: bool = False) -> _LayerData:
     exact = exact or ExactOptions()
-    xt = np.ascontiguousarray(problem.x.T)
+    methods = order_methods(order)
     shared = problem.input_thresholds.ndim == 1
-    base_t = (xt >= problem.input_thresholds[:, None]) if shared else None
-    rows = (SparseRows.of(base_t) if base_t is not None and backend is not None and fused(backend)
-            and any(m in PREFIX_METHODS for m in order_methods(order)) else None)
+    compiled = backend is not None and fused(backend)
+    # the prefix orders need neither the transposed examples nor the dense literal matrix: the compiled
+    # search reads sparse rows made straight from x, the torch one moves x to its device
+    direct = compiled and shared and all(m in ("weight", "std") for m in methods)
+    xt = None if direct or batched else np.ascontiguousarray(problem.x.T)
+    base_t = (xt >= problem.input_thresholds[:, None]) if shared and xt is not None else None
+    rows = None
+    if direct:
+        rows = SparseRows.at_least(problem.x, problem.input_thresholds)
+    elif compiled and base_t is not None and any(m in PREFIX_METHODS for m in methods):
+        rows = SparseRows.of(base_t)
     std = problem.x.std(0) if order in ("std", "best") else None
     fit = cut_values = bins = None
     if "exact" in order_methods(order):
@@ -169,7 +177,7 @@ def search_unit(problem: LayerProblem, j: int, data: _LayerData | None = None, *
     w = problem.weights[j]
     t = problem.input_thresholds if problem.input_thresholds.ndim == 1 else problem.input_thresholds[j]
     neg = w < 0
-    base_t = data.base_t if data.base_t is not None else data.xt >= t[:, None]
+    base_t = data.base_t if data.base_t is not None or data.xt is None else data.xt >= t[:, None]
     y = np.ascontiguousarray(problem.targets[:, j])
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     e = n_pos + n_neg
@@ -179,7 +187,7 @@ def search_unit(problem: LayerProblem, j: int, data: _LayerData | None = None, *
         gains = literal_gain(base_t ^ neg[:, None], y)
     lits: Literals | None = None
     if any(m in ("exact", "local") for m in methods):
-        assert data.fit is not None
+        assert data.fit is not None and data.xt is not None and base_t is not None
         lits = unit_literals(data.xt, base_t, t, w, y, data.fit, data.cut_values, data.bins)
 
     def paper_literals(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -193,7 +201,7 @@ def search_unit(problem: LayerProblem, j: int, data: _LayerData | None = None, *
     found: list[_Found] = []
     for method in methods:
         if method == "small":
-            assert gains is not None
+            assert gains is not None and base_t is not None
             nz = np.flatnonzero(w != 0)
             pool = nz[np.argsort(-gains[nz], kind="stable")][:pool_size]
             sub = (base_t[pool] ^ neg[pool][:, None]).T
@@ -201,7 +209,7 @@ def search_unit(problem: LayerProblem, j: int, data: _LayerData | None = None, *
             found.append(_Found(method, cands, lambda i, s=subsets, p=pool: paper_literals(p[s[i]])))  # type: ignore[misc]
             continue
         if method == "exact":
-            assert lits is not None and data.fit is not None
+            assert lits is not None and data.fit is not None and data.xt is not None
             forced = lits.paper[weight_order(w)[: opts.small_n]]
             pool = top_literals(lits, opts.pool, forced)
             # with free thresholds one input can give several literals: N stays within the fan-in all the same
@@ -217,9 +225,10 @@ def search_unit(problem: LayerProblem, j: int, data: _LayerData | None = None, *
         key = {"weight": None, "std": None if data.std is None else np.abs(w) * data.std, "gain": gains}[method]
         ordered = weight_order(w, key)
         if fused(backend):
-            rows = rows or SparseRows.of(base_t)
+            rows = rows or SparseRows.of(base_t)  # type: ignore[arg-type]
             cands = prefix_candidates(rows, ordered, neg, y, problem.fan_in, where)
         else:
+            assert base_t is not None
             h = backend.prefix_histogram(base_t[ordered] ^ neg[ordered][:, None], y)
             cands = candidates_from_histogram(h, n_pos, n_neg, problem.fan_in, where)
         found.append(_Found(method, cands, lambda i, o=ordered, c=cands: paper_literals(o[: c.n[i]])))  # type: ignore[misc]
@@ -272,7 +281,8 @@ def _local(found: list[_Found], lits: Literals | None, data: _LayerData, y: np.n
            fan_in: int, opts: ExactOptions, where: str, pool_literals) -> tuple[_Found, dict[int, int]]:
     """Local improvement (docs/method.md, section 3.10) of each beta's best rule among the other methods'
     candidates: one candidate per beta whose rule it improved, and beta index -> that candidate."""
-    assert lits is not None
+    assert lits is not None and data.xt is not None
+    xt = data.xt
     if opts.improve_steps <= 0 or not found:
         return _Found("local", _empty_candidates(), pool_literals), {}
     allc, locate = _union(found)
@@ -287,7 +297,7 @@ def _local(found: list[_Found], lits: Literals | None, data: _LayerData, y: np.n
         ins, ths, pos = f.literals(li)
         start = np.array([index[(int(a), float(th), bool(p))] for a, th, p in zip(ins, ths, pos)], np.int64)
         todo.append((k, start, m, float(beta)))
-    done = thread_map(lambda a: improve(lits, data.xt, y, a[1], a[2], a[3], fan_in, opts, where), todo,
+    done = thread_map(lambda a: improve(lits, xt, y, a[1], a[2], a[3], fan_in, opts, where), todo,
                       search_threads())
     ns: list[int] = []
     ms: list[int] = []
@@ -367,10 +377,10 @@ def search_layer(problem: LayerProblem, *, betas: Sequence[float], order: str, b
 
     from tqdm.auto import tqdm
 
-    data = _layer_data(problem, order, exact, backend)
     units = problem.weights.shape[0]
     if getattr(backend, "name", "").startswith("torch") and order in PREFIX_METHODS:
-        return _batched(problem, data, betas, order, backend, where)
+        return _batched(problem, _layer_data(problem, order, exact, backend, batched=True), betas, order, backend, where)
+    data = _layer_data(problem, order, exact, backend)
     units_cells = problem.x.shape[0] * problem.x.shape[1] * problem.weights.shape[0]
     # the compiled prefix search releases the GIL: its units share the process on threads (no fork, no copies)
     threaded = fused(backend) and all(m in PREFIX_METHODS for m in order_methods(order))

@@ -89,6 +89,13 @@ class SparseRows:
         rows = np.ascontiguousarray(rows)
         return SparseRows(*sparse_rows(rows.view(np.uint8) if rows.dtype == np.bool_ else rows.astype(np.uint8)))
 
+    @staticmethod
+    def at_least(x: np.ndarray, thresholds: np.ndarray) -> SparseRows:
+        """`of(x.T >= thresholds[:, None])` for examples `x` (E, n), straight from x (no (n, E) copies)."""
+        from mofn2logic.search.kernels import sparse_rows_ge
+
+        return SparseRows(*sparse_rows_ge(np.ascontiguousarray(np.asarray(x)), np.ascontiguousarray(thresholds)))
+
 
 _SCRATCH = threading.local()  # per thread: the errors buffer of the last unit, reused (fresh pages are slow)
 _EMPTY = np.zeros(0, np.int32)
