@@ -197,6 +197,12 @@ def _srepr(expr: sympy.Expr, nested: bool) -> str:
     return sympy.srepr(expr, order="none") if nested else sympy.srepr(expr)
 
 
+def _list_srepr(expr: sympy.Piecewise, nested: bool) -> str:
+    """A decision list's Piecewise, rebuilt unevaluated by `exec`: SymPy would otherwise merge and drop
+    pairs (the same classes, but not the list as written) and take seconds on long lists."""
+    return f"Piecewise({', '.join(_srepr(pair, nested) for pair in expr.args)}, evaluate=False)"
+
+
 class SympyPrinter(Printer):
     target = "SymPy"
     options = {"dnf_limit": 64}
@@ -243,7 +249,7 @@ class SympyPrinter(Printer):
             *[f"    {k!r}: {sympy.srepr(v)}," for k, v in sp.dnf.items()],
             "}",
             "decision_list = {",
-            *[f"    {b.name!r}: {_srepr(sp.decision_list[b.name], any(is_nested(r) for r in b.rules))},"
+            *[f"    {b.name!r}: {_list_srepr(sp.decision_list[b.name], any(is_nested(r) for r in b.rules))},"
               for b in p.blocks if isinstance(b, DecisionListBlock)],
             "}",
         ]

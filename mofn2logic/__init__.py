@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from mofn2logic.api import activations, compile, demo, extract, run, verify  # noqa: A004
+from mofn2logic.api import activations, compile, demo, extract, fit_decision_list, run, verify  # noqa: A004
 from mofn2logic.engines import VerifyReport
 from mofn2logic.errors import (
     DataError,
@@ -43,7 +43,7 @@ from mofn2logic.version import __version__  # the one version source (mofn2logic
 __all__ = [
     "__version__",
     # the pipeline
-    "extract", "compile", "verify", "run", "demo", "activations",
+    "extract", "compile", "verify", "run", "demo", "activations", "fit_decision_list",
     # results
     "RuleSet", "Program", "VerifyReport", "RunSummary", "CutResult", "CheckResult",
     # what the user brings

@@ -10,7 +10,7 @@ data) and returns typed results.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ from mofn2logic.ir.program import Program
 from mofn2logic.ir.rules import RuleSet
 from mofn2logic.onnx.harvest import DEFAULT_BATCH, DEFAULT_BUDGET, Activations
 from mofn2logic.run_summary import RunSummary
+from mofn2logic.search.decision_list import DEFAULT_BUDGET as LIST_BUDGET
+from mofn2logic.search.decision_list import fit_decision_list
 from mofn2logic.search.network import DEFAULT_BETAS
 
 PathLike = str | os.PathLike[str]
@@ -114,14 +116,50 @@ def extract(model: ModelLike, data: DataLike, *, key: str | None = None, layers:
                   provenance=provenance(m, d), log=log, **options)
 
 
-def compile(rules: RuleSet | PathLike, *, cut: str | None = None, beta: float | None = None) -> Program:  # noqa: A001
+def compile(rules: RuleSet | PathLike, *, cut: str | None = None, beta: float | None = None,  # noqa: A001
+            decision_list: PathLike | Mapping[str, np.ndarray] | None = None, budget: int = LIST_BUDGET) -> Program:
     """A layered logic program from a chain-mode rule set (or its rules.json), from layer `cut`
-    (default: the first) to the output, with the rules of `beta` (default: the smallest)."""
+    (default: the first) to the output, with the rules of `beta` (default: the smallest).
+
+    With `decision_list` (activations: an .npz from `harvest`, or a mapping of tensor names to
+    arrays), the class block is instead a decision list of at most `budget` literals fitted on them
+    (`fit_decision_list`) for the network's class, the argmax of its output there; it may read every
+    atom the rule set defines below the classes."""
     from mofn2logic.program.compile import compile_program
     from mofn2logic.search.rules_file import read_rules
 
     rs = rules if isinstance(rules, RuleSet) else read_rules(rules)
-    return compile_program(rs, cut=cut, beta=beta)
+    if decision_list is None:
+        return compile_program(rs, cut=cut, beta=beta)
+    program = compile_program(rs, cut=cut, beta=beta, complete=True)
+    x, y = cut_classes(decision_list, program.input.tensor)
+    return fit_decision_list(program, x, y, budget)
+
+
+def cut_classes(acts: PathLike | Mapping[str, np.ndarray], tensor: str) -> tuple[np.ndarray, np.ndarray]:
+    """(values of `tensor`, the network's class per sample) from activations: an .npz written by
+    `harvest` (its layer table names the output) or a mapping holding `tensor` and "output"."""
+    import json
+
+    from mofn2logic.inputs import read_array
+
+    if isinstance(acts, Mapping):
+        if tensor not in acts or "output" not in acts:
+            raise DataError(f"the activations hold {sorted(acts)}; expected {tensor!r} and 'output'")
+        x, out = np.asarray(acts[tensor]), np.asarray(acts["output"])
+    else:
+        meta = read_array(acts, "__layers__", what="activations")
+        try:
+            output = json.loads(str(meta))["output"]
+        except (ValueError, KeyError, TypeError):
+            raise DataError(f"{os.fspath(acts)!r} has no layer table naming the network's output; expected an .npz "
+                            "written by 'mofn2logic harvest'") from None
+        x = read_array(acts, tensor, what="activations")
+        out = read_array(acts, str(output), what="activations")
+    if out.ndim != 2 or len(out) != len(x) or not np.issubdtype(out.dtype, np.number):
+        raise DataError(f"the network's output in the activations has shape {list(out.shape)}; expected "
+                        f"[{len(x)}, classes] numbers")
+    return x, np.argmax(out, axis=1)
 
 
 def verify(program: Program | PathLike, model: ModelLike, data: DataLike, *, key: str | None = None,
@@ -186,4 +224,4 @@ def demo(outdir: PathLike, *, device: str = "auto", log=None) -> RunSummary:
                device=device, log=log)
 
 
-__all__ = ["activations", "extract", "compile", "verify", "run", "demo"]
+__all__ = ["activations", "extract", "compile", "fit_decision_list", "cut_classes", "verify", "run", "demo"]

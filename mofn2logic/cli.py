@@ -40,12 +40,14 @@ def _defaults(fn: Callable[..., Any]) -> dict[str, Any]:
 
 @command
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from mofn2logic.inputs import load_model
-    from mofn2logic.onnx.importer import layer_table
+    from mofn2logic.onnx.importer import layer_status, layer_table
 
-    net = load_model(args.model).network
+    model = _load(args)
+    net = model.network
     if args.json:
-        print(json.dumps({"layers": layer_table(net)}, indent=2))
+        print(json.dumps({"layers": layer_table(net), "graph_layers": layer_status(model.proto, output=net.output),
+                          **({"head": {"input": net.head.input, "nodes": net.head.nodes, "reason": net.head.reason}}
+                             if net.head else {})}, indent=2))
         return 0
     print(f"model {args.model}  (input {net.input!r} {_shape(net.input_shape)} {net.dtype}, "
           f"output {net.output!r}, opset {net.opset}{', producer ' + net.producer if net.producer else ''})")
@@ -59,7 +61,20 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     steps = [s for s in net.sequence if not hasattr(s, "weight")]
     if steps:
         print("steps between layers: " + ", ".join(f"{s.op} ({s.input} -> {s.output})" for s in steps))
+    if net.head:
+        print(f"explained from {net.input!r}: the {net.head.nodes} nodes before it (from input {net.head.input!r} "
+              f"{_shape(net.head.input_shape)}) run in onnxruntime only; {net.head.reason}")
+        print("every layer of the graph (--from LAYER starts the explained part at an explainable one):")
+        for row in layer_status(model.proto, output=net.output):
+            print(f"  {row['name']} ({row['op']}): {row['status']}")
     return 0
+
+
+def _load(args: argparse.Namespace) -> Any:
+    """The model with the explained part's start (--from) and output (--graph-output)."""
+    from mofn2logic.inputs import load_model
+
+    return load_model(args.model, start=args.start, output=args.graph_output)
 
 
 def _shape(shape: Sequence[int | None]) -> str:
@@ -69,13 +84,12 @@ def _shape(shape: Sequence[int | None]) -> str:
 @command
 def cmd_harvest(args: argparse.Namespace) -> int:
     from mofn2logic.files import check_output_path
-    from mofn2logic.inputs import load_model
     from mofn2logic.onnx.harvest import save_npz
 
     check_output_path(args.output, inputs=(args.model, args.data))
     if args.store is not None:
         _check_store(args.store)
-    model = load_model(args.model)
+    model = _load(args)
     acts = api.activations(model, args.data, key=args.key, store_dir=args.store, **_harvest_options(args))
     save_npz(acts, model.network, args.output)
     print(f"harvested {acts.n_samples} samples, {len(acts)} tensors on {acts.providers[0]} -> {args.output}")
@@ -104,7 +118,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
     check_output_path(args.output, inputs=(args.model, args.data))
     rs = api.extract(
-        args.model, args.data, key=args.key, layers=args.layers, mode=args.mode, order=args.order,
+        _load(args), args.data, key=args.key, layers=args.layers, mode=args.mode, order=args.order,
         betas=args.beta, device=args.device, small_n=args.small_n, pool_size=args.pool,
         conv_examples=args.conv_examples, conv_position=args.conv_position, seed=args.seed, cuts=args.cuts,
         exact_pool=args.exact_pool, validation=args.validation, improve_steps=args.improve_steps, fit_on=args.fit_on,
@@ -118,10 +132,9 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 @command
 def cmd_optimality(args: argparse.Namespace) -> int:
-    from mofn2logic.inputs import load_model
     from mofn2logic.search.network import optimality_report
 
-    model = load_model(args.model)
+    model = _load(args)
     acts = api.activations(model, args.data, key=args.key, **_harvest_options(args))
     report = optimality_report(model.network, acts, mode=args.mode, betas=args.beta, seed=args.seed,
                                max_inputs=args.max_inputs)
@@ -144,16 +157,21 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from mofn2logic.exporters import format_for_suffix, write
     from mofn2logic.files import check_output_path
 
-    check_output_path(args.output, inputs=(args.rules,))
+    if args.budget is not None and args.decision_list is None:
+        raise ExportError("--budget sizes a decision list; expected it with --decision-list ACTS.npz")
+    check_output_path(args.output, inputs=(args.rules, *([args.decision_list] if args.decision_list else [])))
     try:
         fmt = format_for_suffix(args.output)
     except ExportError:
         fmt = None
-    program = api.compile(args.rules, cut=args.cut, beta=args.beta)
+    budget = _defaults(api.compile)["budget"] if args.budget is None else args.budget
+    program = api.compile(args.rules, cut=args.cut, beta=args.beta, decision_list=args.decision_list, budget=budget)
     write(program, args.output, fmt or "mofn")
-    sizes = ", ".join(f"{b.name}: {len(b.rules)}" for b in program.rule_blocks())
+    sizes = ", ".join(f"{b.name}: {len(b.rules)}" for b in program.atom_blocks())
+    listed = (f"; the classes by a decision list of {len(program.output.rules)} rules, "
+              f"{sum(r.n for r in program.output.rules)} literals" if program.decision == "first" else "")
     print(f"program from {program.blocks[0].name!r} to the output: {len(program.input.tests)} input tests; "
-          f"rules per layer {sizes} -> {args.output}")
+          f"rules per layer {sizes}{listed} -> {args.output}")
     return 0
 
 
@@ -212,7 +230,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from mofn2logic.report.cards import card_text, rule_cards
 
     program = load_program(args.program)
-    names = [b.name for b in program.rule_blocks()]
+    names = [b.name for b in program.atom_blocks()]
     block = args.block if args.block is not None else program.output.name
     if block not in names:
         raise ProgramError(f"the program has no rule block {block!r}; it has {', '.join(map(repr, names))}")
@@ -229,7 +247,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from mofn2logic.engines import ENGINE_NAMES
 
     engines = list(ENGINE_NAMES) if args.engine == "all" else [args.engine]
-    report = api.verify(args.program, args.model, args.data, key=args.key, labels=args.labels,
+    report = api.verify(args.program, _load(args), args.data, key=args.key, labels=args.labels,
                         labels_key=args.labels_key, engines=engines, **_harvest_options(args))
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -250,7 +268,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 @command
 def cmd_run(args: argparse.Namespace) -> int:
-    summary = api.run(args.model, args.data, args.output, key=args.key, labels=args.labels,
+    summary = api.run(_load(args), args.data, args.output, key=args.key, labels=args.labels,
                       labels_key=args.labels_key, holdout=args.holdout, seed=args.seed, order=args.order,
                       betas=args.beta, beta=args.program_beta, device=args.device,
                       paper_mode=not args.no_paper, fit_on=args.fit_on, log=print, **_harvest_options(args))
@@ -266,7 +284,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     model = default_model_path()
     print(f"== embedded default model: {model.name} (digits 8x8; rules fitted on the training split, "
           "checked on the 360 held-out digits)")
-    cmd_inspect(argparse.Namespace(model=model, json=False))
+    cmd_inspect(argparse.Namespace(model=model, json=False, start=None, graph_output=None))
     summary = api.demo(args.output, log=print)
     _print_run_summary(summary, args.output)
     return 0
@@ -406,7 +424,8 @@ EXAMPLES = {
     "optimality": "example:\n  mofn2logic optimality model.onnx --data images.npy",
     "compile": "examples:\n"
                "  mofn2logic compile rules.json -o program.mofn                 # the full symbolic replica\n"
-               "  mofn2logic compile rules.json --cut fc2 --beta 0.2 -o softmax.mofn  # explain the softmax layer",
+               "  mofn2logic compile rules.json --cut fc2 --beta 0.2 -o softmax.mofn  # explain the softmax layer\n"
+               "  mofn2logic compile rules.json --cut fc2 --decision-list acts.npz --budget 50 -o list.pl",
     "export": "examples:\n  mofn2logic export program.mofn --to prolog -o program.pl\n"
               "  mofn2logic export program.mofn --to svg -o rules.svg --max-units 12",
     "show": "examples:\n  mofn2logic show softmax.mofn            # a card per class\n"
@@ -465,6 +484,7 @@ def build_parser() -> Parser:
 
     s = add("inspect", "Print the layer table of an ONNX model.")
     s.add_argument("model", help="ONNX model file")
+    _model_args(s)
     s.add_argument("--json", action="store_true", help="print the table as JSON")
 
     s = add("extract", "Search M-of-N rules for every layer (or the chosen ones) and write rules.json.")
@@ -528,6 +548,11 @@ def build_parser() -> Parser:
                    help="which beta's rules (default: the smallest in the rule set)")
     s.add_argument("-o", "--output", required=True,
                    help="output program file, in the format of its suffix (.mofn when the suffix names none)")
+    s.add_argument("--decision-list", metavar="ACTS.npz", default=None,
+                   help="fit the classes as a decision list on these activations ('mofn2logic harvest'), for the "
+                        "network's class there")
+    s.add_argument("--budget", check=_int_in(0), default=None,
+                   help=f"most literals of the decision list (default {_defaults(api.compile)['budget']})")
 
     s = add("export", f"Export a program ({readable}) to {', '.join(fmts)}.")
     s.add_argument("program", help=f"program file ({readable})")
@@ -583,9 +608,19 @@ def build_parser() -> Parser:
     return p
 
 
+def _model_args(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--from", dest="start", metavar="LAYER", default=None,
+                   help="the first explained layer (a name from 'inspect'; default: the graph input, or the first "
+                        "layer after the last branch or unsupported node)")
+    s.add_argument("--graph-output", metavar="NAME", default=None,
+                   help="the graph output holding the class probabilities or logits, when the model has several "
+                        "(default: the only one, else the one a Softmax makes)")
+
+
 def _data_args(s: argparse.ArgumentParser) -> None:
     from mofn2logic.inputs import FORMATS
 
+    _model_args(s)
     harvest = _defaults(api.activations)
     s.add_argument("--data", required=True, help=f"input samples: {', '.join(FORMATS)} (an .npz: see --key)")
     s.add_argument("--key", default=None, help="array name inside an .npz file")

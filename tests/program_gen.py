@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from mofn2logic.ir.program import AtomLiteral, IndexBlock, InputTests, MofNRule, PoolBlock, Program, RuleBlock
+from mofn2logic.ir.program import (
+    AtomLiteral,
+    DecisionListBlock,
+    IndexBlock,
+    InputTests,
+    MofNRule,
+    PoolBlock,
+    Program,
+    RuleBlock,
+)
 from mofn2logic.ir.steps import MaxPool
 
 HOSTILE = ["it's", 'say "hi"', "Capital Name", "ünïcødé ✓", "a :- halt.", "x\\y", "tab\there", "new\nline",
@@ -51,6 +60,37 @@ def conv_program(seed: int, names=None) -> Program:
     flat = IndexBlock(names[2], names[1], (c_out * 9,), tuple(int(i) for i in perm))
     out = RuleBlock(names[3], "dense", names[2], (k,), _rules(rng, k, c_out * 9, heads=False))
     return Program(name="conv program", input=inp, blocks=(conv, pool, flat, out))
+
+
+def list_block(rng, name: str, source: str, n_src: int, k: int) -> DecisionListBlock:
+    """A random decision list: 0 to 6 rules naming any class (repeats allowed); about one in ten is
+    constant (M = 0: always holds; M = N + 1: never)."""
+    rules = []
+    for _ in range(int(rng.integers(0, 7))):
+        n = int(rng.integers(1, min(4, n_src) + 1))
+        lits = tuple(AtomLiteral(int(s), bool(rng.random() < 0.6)) for s in rng.choice(n_src, size=n, replace=False))
+        m = int(rng.choice([0, n + 1])) if rng.random() < 0.1 else int(rng.integers(1, n + 1))
+        rules.append(MofNRule(int(rng.integers(k)), m, lits))
+    return DecisionListBlock(name, source, (k,), tuple(rules), int(rng.integers(k)))
+
+
+def with_list(program: Program, seed: int) -> Program:
+    """`program` with its class block replaced by a random decision list over the same source."""
+    rng = np.random.default_rng(seed + 1000)
+    out = program.output
+    n_src = int(np.prod(program.input.shape if out.source == "" else program.block(out.source).shape))
+    block = list_block(rng, out.name, out.source, n_src, int(out.shape[0]))
+    return Program(program.name, program.input, (*program.blocks[:-1], block), "first")
+
+
+def list_program(seed: int, names=None) -> Program:
+    """A dense hidden layer, then a decision list."""
+    return with_list(dense_program(seed, names), seed)
+
+
+def conv_list_program(seed: int, names=None) -> Program:
+    """Conv, pool, flatten, then a decision list."""
+    return with_list(conv_program(seed, names), seed)
 
 
 def sample_inputs(program: Program, n: int, seed: int) -> np.ndarray:

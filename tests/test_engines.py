@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import sympy
 from conftest import require_tool
-from program_gen import HOSTILE, conv_program, dense_program, sample_inputs
+from program_gen import HOSTILE, conv_list_program, conv_program, dense_program, list_program, sample_inputs
 
 from mofn2logic.engines import numpy_engine as engine_python
 from mofn2logic.engines import sympy_engine as engine_sympy
@@ -68,15 +68,90 @@ def test_dot_summarises_large_layers(default_rules):
 
 @pytest.mark.parametrize("seed", range(6))
 def test_engines_agree_on_random_programs(seed):
-    for make in (dense_program, conv_program):
+    for make in (dense_program, conv_program, list_program, conv_list_program):
         p = make(seed)
         x = sample_inputs(p, 60, seed)
         a_py, m_py, c_py = engine_python.evaluate(p, x)
         a_sy, m_sy, c_sy = engine_sympy.evaluate(p, x)
         np.testing.assert_array_equal(c_py, c_sy)
         np.testing.assert_array_equal(m_py, m_sy)
-        for b in p.rule_blocks():
+        for b in p.atom_blocks():
             np.testing.assert_array_equal(a_py[b.name], a_sy[b.name])
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_three_engines_agree_on_random_decision_lists(seed):
+    """numpy, SymPy and SWI-Prolog (batch mode) give the same class and the same atoms, the decision
+    list's one-hot included, on random programs ending with a decision list."""
+    require_tool("swipl")
+    from mofn2logic.engines.base import flat_atoms
+    from mofn2logic.engines.prolog_engine import run as prolog_run
+
+    for make in (list_program, conv_list_program):
+        p = make(seed)
+        x = sample_inputs(p, 80, seed)
+        a_py, m_py, c_py = engine_python.evaluate(p, x)
+        a_sy, m_sy, c_sy = engine_sympy.evaluate(p, x)
+        a_pl, c_pl = prolog_run(p, x)
+        np.testing.assert_array_equal(c_py, c_sy)
+        np.testing.assert_array_equal(c_py, c_pl)
+        np.testing.assert_array_equal(m_py, m_sy)
+        np.testing.assert_array_equal(m_py, a_py[p.output.name].astype(float))  # margins: the one-hot
+        flat = flat_atoms(p, a_py)
+        assert set(a_pl) == set(flat) == {b.name for b in p.atom_blocks()}
+        for name in flat:
+            np.testing.assert_array_equal(flat[name], a_pl[name], err_msg=name)
+            np.testing.assert_array_equal(flat[name], flat_atoms(p, a_sy)[name], err_msg=name)
+
+
+def test_decision_list_is_first_true():
+    """The first rule that holds names the class; a constant rule ends the list for every sample."""
+    from mofn2logic.ir.program import DecisionListBlock
+
+    inp = InputTests("x", (3,), False, ((0, 0.5), (1, 0.5), (2, 0.5)))
+    rules = (MofNRule(2, 2, (AtomLiteral(0), AtomLiteral(1))), MofNRule(1, 1, (AtomLiteral(2, False),)),
+             MofNRule(0, 0, ()), MofNRule(1, 1, (AtomLiteral(0),)))
+    p = Program("first", inp, (DecisionListBlock("out", "", (3,), rules, 1),), "first")
+    x = np.array([[1, 1, 1], [1, 1, 0], [0, 0, 1], [1, 0, 1]], float)
+    for engine in (engine_python, engine_sympy):
+        atoms, margins, classes = engine.evaluate(p, x)
+        assert classes.tolist() == [2, 2, 0, 0]
+        assert atoms["out"].tolist() == [[False, False, True], [False, False, True], [True, False, False],
+                                         [True, False, False]]
+    q = Program("default", inp, (DecisionListBlock("out", "", (3,), rules[:2], 1),), "first")
+    assert engine_python.evaluate(q, x)[2].tolist() == [2, 2, 1, 1]
+
+
+def test_sympy_decision_list_is_one_piecewise():
+    """Written as it reads (one pair per rule, first true wins): its size grows with the list, not as a DNF."""
+    from mofn2logic.exporters.sympy_expr import list_expr
+
+    for seed in range(6):
+        p = list_program(seed)
+        ns: dict = {}
+        exec(to_sympy(p), ns)  # the exported file rebuilds the list as written
+        expr = ns["decision_list"]["out"]
+        classes = []  # SymPy keeps the pairs up to the first true condition and drops the false ones
+        for r in p.output.rules:
+            if r.m <= r.n:
+                classes.append(r.unit)
+            if r.m == 0:
+                break
+        else:
+            classes.append(p.output.default)
+        assert isinstance(expr, sympy.Piecewise) and [int(e) for e, _ in expr.args] == classes
+        assert sympy.srepr(expr) == sympy.srepr(list_expr(p.output, 1))
+    # a list of 200 rules of 3 literals each over 300 atoms: 201 pairs, built and lambdified at once
+    from mofn2logic.ir.program import DecisionListBlock
+
+    rng = np.random.default_rng(0)
+    big = DecisionListBlock("out", "", (10,), tuple(
+        MofNRule(int(rng.integers(10)), 2, tuple(AtomLiteral(int(i), bool(rng.random() < 0.5))
+                                                 for i in rng.choice(300, 3, replace=False))) for _ in range(200)), 4)
+    q = Program("big", InputTests("x", (300,), False, tuple((i, 0.0) for i in range(300))), (big,), "first")
+    assert len(list_expr(big, 0).args) == 201
+    x = sample_inputs(q, 50, 0)
+    np.testing.assert_array_equal(engine_python.evaluate(q, x)[2], engine_sympy.evaluate(q, x)[2])
 
 
 def test_engines_agree_on_the_demo_model(default_rules, default_acts):

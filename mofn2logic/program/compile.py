@@ -14,11 +14,16 @@ from mofn2logic.program.prune import prune
 
 
 def compile_program(rs: RuleSet, cut: str | None = None, beta: float | None = None, name: str = "",
-                    fold: bool = True) -> Program:
+                    fold: bool = True, complete: bool = False) -> Program:
     """The program from layer `cut` (default: the first) to the output, with each unit's rule for `beta`
     (default: the smallest beta, i.e. the most faithful rules). Literals that are constant on every
     value their layer's activation can produce are folded into M and N, and rules no class depends
-    on are pruned; the result passes `check_program`."""
+    on are pruned; the result passes `check_program`.
+
+    `complete`: nothing is pruned, and the input tests are every threshold the rule set knows for
+    the cut layer's inputs (its literals under every beta, and the head splits of the layer below
+    where the inputs carry them unchanged): the atoms a class block fitted later (a decision list,
+    `mofn2logic.search.decision_list`) may read; prune after fitting it."""
     if not rs.layers:
         raise ProgramError("the rule set has no layers")
     names = [la.name for la in rs.layers]
@@ -56,12 +61,15 @@ def compile_program(rs: RuleSet, cut: str | None = None, beta: float | None = No
         if k > 0:
             source = _steps(la, layers[k - 1], source, blocks)
         blocks.append(rule_block(la, beta, source))
-    program = Program(name=name or str(prov.get("model", "")), input=input_tests(layers[0], beta), blocks=tuple(blocks))
-    check_program(program, "compiled program")
     k = names.index(cut)
+    below = rs.layers[k - 1] if k > 0 and complete else None
+    program = Program(name=name or str(prov.get("model", "")), blocks=tuple(blocks),
+                      input=input_tests(layers[0], beta, rs.betas if complete else None, below))
+    check_program(program, "compiled program")
     ranges = {la.name: activation_range(la.activation) for la in layers}
     ranges[""] = activation_range(rs.layers[k - 1].activation) if k > 0 else None
-    return prune(fold_constants(program, ranges) if fold else program)
+    folded = fold_constants(program, ranges) if fold else program
+    return folded if complete else prune(folded)
 
 
 def rule_block(la: LayerRules, beta: float, source: str) -> RuleBlock:
@@ -75,14 +83,23 @@ def rule_block(la: LayerRules, beta: float, source: str) -> RuleBlock:
                      stride=stride)
 
 
-def input_tests(la: LayerRules, beta: float) -> InputTests:
+def input_tests(la: LayerRules, beta: float, betas: tuple[float, ...] | None = None,
+                below: LayerRules | None = None) -> InputTests:
+    """The thresholds of the literals of `beta`'s rules (or of every beta in `betas`), and with `below`
+    the head splits of that layer where `la`'s inputs carry them unchanged (chained, no step between)."""
     per_channel = la.kind == "conv"
     tests: dict[int, float] = {}
-    for u in la.units:
-        for li in u.rule(beta).literals:
-            if tests.setdefault(li.input, li.threshold) != li.threshold:
-                raise ProgramError(f"input {li.input} of layer {la.name!r} has two thresholds "
-                                   f"({tests[li.input]!r} and {li.threshold!r}): not a chain-mode rule set")
+    for b in betas or (beta,):
+        for u in la.units:
+            for li in u.rule(b).literals:
+                if tests.setdefault(li.input, li.threshold) != li.threshold:
+                    raise ProgramError(f"input {li.input} of layer {la.name!r} has two thresholds "
+                                       f"({tests[li.input]!r} and {li.threshold!r}): not a chain-mode rule set")
+    if below is not None and la.chained and not [s for s in la.steps if s.op != "identity"]:
+        for u in below.units:
+            if u.threshold is not None and tests.setdefault(u.unit, u.threshold) != u.threshold:
+                raise ProgramError(f"input {u.unit} of layer {la.name!r} has threshold {tests[u.unit]!r}; the "
+                                   f"head split of {below.name!r} unit {u.unit} is {u.threshold!r}")
     return InputTests(tensor=la.input_tensor, shape=tuple(la.input_shape), per_channel=per_channel,
                       tests=tuple(sorted(tests.items())))
 

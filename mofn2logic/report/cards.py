@@ -5,7 +5,7 @@ each as a test in words with its polarity, thresholds in the shortest form that 
 tensor's dtype, and -- when the program has been run -- how often the rule agrees with the
 network and how often it fires. Printed for the terminal (`mofn2logic show`), Markdown and
 HTML (no scripts). `pixel_map` draws the first layer's rules on the input grid. A decision list
-gives one card per rule in its order ("2. class 7, unless an earlier rule holds"), then one for
+gives one card per rule in its order ("2. else class 7 if at least 2 of these 3 hold"), then one for
 its default ("otherwise class 0: always"); these carry no agreement or coverage.
 """
 
@@ -83,7 +83,7 @@ def rule_cards(program: Program, *, fired: dict[str, np.ndarray] | None = None,
 def _list_cards(names: AtomNames, b: DecisionListBlock) -> list[RuleCard]:
     cards = []
     for k, r in enumerate(b.rules, 1):
-        head = f"{k}. class {r.unit}" + (", unless an earlier rule holds" if k > 1 else "")
+        head = f"{k}. {'else ' if k > 1 else ''}class {r.unit}"
         lits = tuple(CardLiteral(names.literal(b, li)[0], li.positive) for li in r.lits)
         cards.append(RuleCard(b.name, r.unit, True, head, r.m, lits))
     cards.append(RuleCard(b.name, b.default, True, f"otherwise class {b.default}", 0, ()))
