@@ -9,7 +9,7 @@ import pytest
 from conftest import require_tool
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from program_gen import HOSTILE, conv_program, dense_program
+from program_gen import HOSTILE, conv_list_program, conv_program, dense_program, list_program
 
 from mofn2logic import exporters
 from mofn2logic.cli import main
@@ -61,10 +61,15 @@ def test_unknown_suffixes_and_names():
 
 @pytest.mark.parametrize("fmt", READABLE)
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 10_000), conv=st.booleans(), hostile=st.integers(0, len(HOSTILE) - 4))
-def test_round_trip_through_the_registry(fmt, seed, conv, hostile):
-    p = conv_program(seed, names=HOSTILE[hostile:hostile + 4]) if conv else \
-        dense_program(seed, names=HOSTILE[hostile:hostile + 2])
+@given(seed=st.integers(0, 10_000), conv=st.booleans(), hostile=st.integers(0, len(HOSTILE) - 4),
+       decision_list=st.booleans())
+def test_round_trip_through_the_registry(fmt, seed, conv, hostile, decision_list):
+    if decision_list:  # the classes as a decision list
+        p = conv_list_program(seed, names=HOSTILE[hostile:hostile + 4]) if conv else \
+            list_program(seed, names=HOSTILE[hostile:hostile + 2])
+    else:
+        p = conv_program(seed, names=HOSTILE[hostile:hostile + 4]) if conv else \
+            dense_program(seed, names=HOSTILE[hostile:hostile + 2])
     text = to_text(p, fmt)
     assert parse(text, fmt) == p
     assert to_text(parse(text, fmt), fmt) == text
@@ -83,6 +88,57 @@ def test_the_json_text():
     p = dense_program(1)
     assert json.loads(to_text(p, "json"))["format"] == "mofn2logic-program"
     assert to_text(p, "json", indent=None).count("\n") == 1
+
+
+BAD_LISTS = [
+    (lambda t: t.replace("  default 1\n", ""), r"syntax error"),
+    (lambda t: t.replace("  default 1\n", "  default 7\n"), r"decision list 'out' has default class 7; expected 0 to 2"),
+    (lambda t: t.replace("  2 :- 2 of", "  5 :- 2 of"), r"rule 1 of decision list 'out' names class 5; expected 0 to 2"),
+    (lambda t: t.replace("  2 :- 2 of", "  2 >= 0.5 :- 2 of"), r"rule 1 of decision list 'out' stands for threshold"),
+    (lambda t: t.replace("  2 :- 2 of", "  2 :- 4 of"), r"rule 1 of decision list 'out' asks 4 of 2 literals"),
+    (lambda t: t.replace("[0, ~1]", "[0, ~9]"), r"uses atom 9 of 'h', which is not defined \(it has 2\)"),
+    (lambda t: t.replace("[0, ~1]", "[0@(0,0), ~1]"), r"dense literals take no offset"),
+    (lambda t: t.replace("decision first", "decision margin"), r"ends with decision list 'out' but decides by margin"),
+    (lambda t: t.replace("decision first", "decision vote"), r"decision 'vote' is unknown; expected margin or first"),
+    (lambda t: t + "dense 'more' from 'out' shape [1]\n", r"decision list 'out' is not the last block"),
+]
+
+
+def list_text() -> str:
+    from mofn2logic.ir.program import AtomLiteral, DecisionListBlock, InputTests, MofNRule, RuleBlock
+
+    p = Program("l", InputTests("x", (2,), False, ((0, 0.5), (1, 1.5))), (
+        RuleBlock("h", "dense", "", (2,), (MofNRule(0, 1, (AtomLiteral(0),), 0.5), MofNRule(1, 1, (AtomLiteral(1),), 0.5))),
+        DecisionListBlock("out", "h", (3,), (MofNRule(2, 2, (AtomLiteral(0), AtomLiteral(1, False))),
+                                             MofNRule(0, 1, (AtomLiteral(1),))), 1)), "first")
+    return to_text(p, "mofn")
+
+
+def test_decision_list_text():
+    assert list_text().endswith("list 'out' from 'h' shape [3]\n  2 :- 2 of [0, ~1]\n  0 :- 1 of [1]\n  default 1\n")
+    assert to_text(parse(list_text(), "mofn"), "mofn") == list_text()
+
+
+@pytest.mark.parametrize("edit, match", BAD_LISTS)
+def test_malformed_decision_lists_are_one_line_errors(edit, match):
+    """Hostile .mofn decision lists: refused with one line naming what was expected (a syntax error
+    adds the line it found, under a caret); the JSON form of the same program is refused alike."""
+    from mofn2logic.errors import RuleSyntaxError
+
+    with pytest.raises((ProgramError, RuleSyntaxError), match=match) as e:
+        parse(edit(list_text()), "mofn", source="l.mofn")
+    assert str(e.value).startswith("l.mofn:")
+    if "syntax error" not in match:
+        assert "\n" not in str(e.value)
+        with pytest.raises(ProgramError, match=match):
+            parse(to_text(_unchecked(edit), "json"), "json")
+
+
+def _unchecked(edit) -> Program:
+    """The program a .mofn edit describes, built unchecked (the .mofn transformer, no check_program)."""
+    from mofn2logic.exporters.mofn import _parser, _ToIR
+
+    return _ToIR().transform(_parser().parse(edit(list_text())))
 
 
 def test_readers_check_what_they_read(tmp_path):

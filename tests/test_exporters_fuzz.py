@@ -26,9 +26,15 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 
 
 @pytest.fixture(scope="module")
-def programs(default_rules) -> dict[str, Program]:
+def programs(default_rules, default_acts) -> dict[str, Program]:
+    from mofn2logic.search.decision_list import fit_decision_list
+
+    net, acts = default_acts
+    full = compile_program(default_rules, cut="node_linear", beta=0.2, complete=True)
+    listed = fit_decision_list(full, np.asarray(acts[full.input.tensor]), np.argmax(acts[net.output], axis=1), 25)
     return {"dense": compile_program(default_rules, cut="node_linear_1", beta=0.2),
-            "conv": compile_program(default_rules, cut=default_rules.layers[0].name, beta=1.0)}
+            "conv": compile_program(default_rules, cut=default_rules.layers[0].name, beta=1.0),
+            "list": listed}
 
 
 def _loads_or_refuses(parse, text: str) -> None:
@@ -53,7 +59,7 @@ def _mutate(data: st.DataObject, text: str) -> str:
     return text
 
 
-@pytest.mark.parametrize("case", ["dense", "conv"])
+@pytest.mark.parametrize("case", ["dense", "conv", "list"])
 @FUZZ
 @given(data=st.data())
 def test_mofn_reader(programs, case, data):
@@ -61,7 +67,7 @@ def test_mofn_reader(programs, case, data):
     _loads_or_refuses(lambda t: exporters.parse(t, "mofn"), _mutate(data, text))
 
 
-@pytest.mark.parametrize("case", ["dense", "conv"])
+@pytest.mark.parametrize("case", ["dense", "conv", "list"])
 @FUZZ
 @given(data=st.data())
 def test_prolog_reader(programs, case, data):
@@ -108,7 +114,7 @@ def _mutate_json(data: st.DataObject, doc) -> str:
     return json.dumps(doc)
 
 
-@pytest.mark.parametrize("case", ["dense", "conv"])
+@pytest.mark.parametrize("case", ["dense", "conv", "list"])
 @FUZZ
 @given(data=st.data())
 def test_program_json_reader(programs, case, data):

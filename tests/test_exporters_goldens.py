@@ -1,4 +1,4 @@
-"""Golden files: the Prolog, DOT and SymPy texts of two fixed programs, byte for byte.
+"""Golden files: the Prolog, DOT, SymPy and .mofn texts of three fixed programs, byte for byte.
 
 A change to a printer shows up here as a diff to review. To accept a deliberate change, run
 ``MOFN2LOGIC_REGOLD=1 pytest tests/test_goldens.py`` and commit the files in tests/golden/.
@@ -12,7 +12,17 @@ from pathlib import Path
 import pytest
 
 from mofn2logic import exporters
-from mofn2logic.ir import AtomLiteral, IndexBlock, InputTests, MaxPool, MofNRule, PoolBlock, Program, RuleBlock
+from mofn2logic.ir import (
+    AtomLiteral,
+    DecisionListBlock,
+    IndexBlock,
+    InputTests,
+    MaxPool,
+    MofNRule,
+    PoolBlock,
+    Program,
+    RuleBlock,
+)
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -56,8 +66,19 @@ def conv_program() -> Program:
     )
 
 
-CASES = {"dense": dense_program, "conv": conv_program}
-TARGETS = {"prolog": ".pl", "dot": ".dot", "sympy": ".py"}
+def list_program() -> Program:
+    """dense_program's hidden layer, then the classes as a decision list: a repeated class, a constant rule."""
+    p = dense_program()
+    return Program("tiny 'list'", p.input, (p.blocks[0], DecisionListBlock("Class List", "hidden", (3,), (
+        MofNRule(2, 2, (AtomLiteral(0), AtomLiteral(1, False))),
+        MofNRule(0, 1, (AtomLiteral(1),)),
+        MofNRule(2, 3, (AtomLiteral(0), AtomLiteral(1))),
+        MofNRule(1, 0, ()),
+    ), 0)), "first")
+
+
+CASES = {"dense": dense_program, "conv": conv_program, "list": list_program}
+TARGETS = {"prolog": ".pl", "dot": ".dot", "sympy": ".py", "mofn": ".mofn"}
 
 
 @pytest.mark.parametrize("fmt", sorted(TARGETS))

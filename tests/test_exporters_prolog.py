@@ -14,7 +14,7 @@ import pytest
 from conftest import require_tool
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from program_gen import HOSTILE, conv_program, dense_program, sample_inputs
+from program_gen import HOSTILE, conv_list_program, conv_program, dense_program, list_program, sample_inputs
 
 from mofn2logic.engines import numpy_engine
 from mofn2logic.engines.prolog_engine import PrologEngine
@@ -32,6 +32,7 @@ from mofn2logic.exporters.prolog import (
 from mofn2logic.exporters.prolog_read import parse_prolog, read_prolog
 from mofn2logic.ir.program import (
     AtomLiteral,
+    DecisionListBlock,
     IndexBlock,
     InputTests,
     MofNRule,
@@ -70,6 +71,16 @@ def tiny_conv(threshold: float = -0.5) -> Program:
     ))
 
 
+def tiny_list() -> Program:
+    """Two hidden atoms (h0: x0 >= 0.5, h1: x2 >= -1.25), then a decision list: class 2 if h0 and not h1,
+    else class 0 if h1, else class 1."""
+    p = tiny_dense()
+    hidden = RuleBlock("h", "dense", "", (2,), (MofNRule(0, 1, (AtomLiteral(0),), 0.25),
+                                                MofNRule(1, 1, (AtomLiteral(2),), -0.5)))
+    return Program("tiny list", p.input, (hidden, DecisionListBlock("out", "h", (3,), (
+        MofNRule(2, 2, (AtomLiteral(0), AtomLiteral(1, False))), MofNRule(0, 1, (AtomLiteral(1),))), 1)), "first")
+
+
 def _query(program: Program, x: np.ndarray, goal: str, tmp_path) -> str:
     """Run `goal` in SWI-Prolog on the exported program with the samples loaded; no warnings allowed."""
     exe = require_tool("swipl")
@@ -85,8 +96,8 @@ def _agree(p: Program, x: np.ndarray) -> None:
     atoms, classes = prolog_run(p, x)
     ref_atoms, _, ref_classes = numpy_engine.evaluate(p, x)
     np.testing.assert_array_equal(classes, ref_classes)
-    assert set(atoms) == {b.name for b in p.rule_blocks()}
-    for b in p.rule_blocks():
+    assert set(atoms) == {b.name for b in p.atom_blocks()}
+    for b in p.atom_blocks():
         np.testing.assert_array_equal(atoms[b.name], ref_atoms[b.name].reshape(len(x), -1), err_msg=b.name)
 
 
@@ -131,6 +142,37 @@ threshold('h', 1, -0.5).
 """
     assert text.startswith(":- encoding(utf8).\n")
     assert "\n:- dynamic x/3.\n" in text
+
+
+def test_exact_text_of_a_decision_list():
+    """Ordered clauses with cuts, the class bound after the cut, the default last."""
+    text = to_prolog(tiny_list(), runtime=False)
+    assert "decision(first).\n" in text and "block(2, 'out', decision_list, 'out', 'h', [3]).\n" in text
+    assert text.endswith("""% ---- decision list 'out', 3 classes, reads 'h': the first rule that holds names the class, else class 1
+'out'(S, Class) :- at_least(2, ['h'(S, 0), \\+ 'h'(S, 1)]), !, Class = 2.
+'out'(S, Class) :- at_least(1, ['h'(S, 1)]), !, Class = 0.
+'out'(_, 1).
+""")
+    assert parse_prolog(text) == tiny_list()
+
+
+def test_decision_list_top_down(tmp_path):
+    """predict/2, margins/2 (the one-hot), explain/3 and a class asked for directly, against numpy."""
+    x = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [1.0, 0.0, -2.0], [0.0, 0.0, -2.0]])
+    _, margins, classes = numpy_engine.evaluate(tiny_list(), x)
+    assert classes.tolist() == [0, 0, 2, 1]
+    out = _query(tiny_list(), x, "forall(predict(S, C), (margins(S, M), format('~w ~w ~w~n', [S, C, M])))", tmp_path)
+    rows = [ln.split(" ", 2) for ln in out.splitlines()]
+    assert [int(c) for _, c, _ in rows] == classes.tolist()
+    np.testing.assert_array_equal([[float(v) for v in m.strip("[]").split(",")] for _, _, m in rows], margins)
+    out = _query(tiny_list(), x, "forall(between(0, 3, S), (findall(C, 'out'(S, C), Cs), print(Cs), nl))", tmp_path)
+    assert out.splitlines() == [f"[{c}]" for c in classes]  # one class each, also when asked for
+    out = _query(tiny_list(), x, "forall(explain(S, C, P), (print(S-C), nl, print(P), nl))", tmp_path).splitlines()
+    assert out == ["0-0", "first(out(0,0),2,rule(out(0,0),1,1,[rule(h(0,1),1,1,[test(relu_2(0,2),0.0,-1.25)])]))",
+                   "1-0", "first(out(1,0),2,rule(out(1,0),1,1,[rule(h(1,1),1,1,[test(relu_2(1,2),0.0,-1.25)])]))",
+                   "2-2", "first(out(2,2),1,rule(out(2,2),2,2,[rule(h(2,0),1,1,[test(relu_2(2,0),1.0,0.5)]),"
+                   "not(h(2,1))]))",
+                   "3-1", "default(out(3,1))"]
 
 
 def test_conv_pool_and_index_clauses():
@@ -194,7 +236,7 @@ def test_predicate_names_are_unique_and_never_builtins():
     assert predicate_names(replace(d, input=replace(d.input, tensor="h"))) == {"h": "h", "out": "out", "": "h_2"}
 
 
-@pytest.mark.parametrize("make, k", [(dense_program, 2), (conv_program, 4)])
+@pytest.mark.parametrize("make, k", [(dense_program, 2), (conv_program, 4), (list_program, 2), (conv_list_program, 4)])
 def test_hostile_and_reserved_names_run_and_read_back(make, k):
     require_tool("swipl")
     names = HOSTILE + RESERVED
@@ -219,7 +261,7 @@ def test_round_trip_of_the_demo_programs(default_rules):
 
 def test_round_trip_of_random_programs():
     for seed in range(12):
-        for make in (dense_program, conv_program):
+        for make in (dense_program, conv_program, list_program, conv_list_program):
             p = make(seed)
             assert parse_prolog(to_prolog(p, comments=seed % 2 == 0)) == p
 
@@ -284,6 +326,32 @@ def test_reader_errors_name_file_line_and_column(edit, match):
         parse_prolog(bad, "f.pl")
 
 
+@pytest.mark.parametrize("edit, match", [
+    (lambda t: t.replace("'out'(_, 1).\n", ""), r"^f\.pl:\d+:\d+: decision list 'out' needs exactly one default fact"),
+    (lambda t: t + "'out'(_, 2).\n", r"^f\.pl:\d+:1: decision list 'out' needs exactly one default fact 'out'\(_, Class\); "
+                                    r"found 2"),
+    (lambda t: t.replace("'out'(_, 1).\n", "'out'(_, 1).\n'out'(S, Class) :- at_least(0, []), !, Class = 2.\n"),
+     r"^f\.pl:\d+:1: a rule of decision list 'out' comes after its default; the default is last"),
+    (lambda t: t.replace("]), !, Class = 2.", "]), Class = 2."),
+     r"^f\.pl:\d+:1: rule 'out'\(S, Class\) of decision list 'out' does not have the form"),
+    (lambda t: t.replace("!, Class = 2.", "!, C = 2."), r"does not have the form 'out'\(S, Class\) :- at_least"),
+    (lambda t: t.replace("!, Class = 2.", "!, Class = two."), r"does not have the form"),
+    (lambda t: t.replace("'out'(_, 1).", "'out'(_, C)."), r"the default 'out'\(_, C\) of decision list 'out' does not "),
+    (lambda t: t.replace("'out'(_, 1).", "'out'(_, 5)."), r"decision list 'out' has default class 5; expected 0 to 2"),
+    (lambda t: t.replace("Class = 2.", "Class = 3."), r"rule 1 of decision list 'out' names class 3; expected 0 to 2"),
+    (lambda t: t.replace("decision(first).", "decision(margin)."), r"ends with decision list 'out' but decides by margin"),
+    (lambda t: t + "'h'(_, 1).\n", r"fact 'h'\(_, 1\) is not one mofn2logic writes"),
+    (lambda t: t.replace("block(2, 'out', decision_list", "block(2, 'out', dense"),
+     r"fact 'out'\(_, 1\) is not one mofn2logic writes"),
+    (lambda t: t.replace("'h'(S, 1)]), !", "'h'(S, 7)]), !"), r"outside shape \[2\]"),
+])
+def test_reader_refuses_malformed_decision_lists(edit, match):
+    bad = edit(to_prolog(tiny_list(), runtime=False))
+    with pytest.raises((RuleSyntaxError, ProgramError), match=match) as e:
+        parse_prolog(bad, "f.pl")
+    assert "\n" not in str(e.value)
+
+
 def test_reader_refuses_bad_escapes_and_index_gaps():
     with pytest.raises(RuleSyntaxError, match=r"unknown escape"):
         parse_prolog(to_prolog(tiny_dense()).replace("'relu_2', [3]", "'relu\\q_2', [3]"))
@@ -341,7 +409,7 @@ def test_explain_gives_only_the_path_of_the_predicted_class(tmp_path):
 @pytest.mark.parametrize("seed", range(6))
 def test_engine_agrees_with_numpy_on_random_programs(seed):
     require_tool("swipl")
-    for make in (dense_program, conv_program):
+    for make in (dense_program, conv_program, list_program, conv_list_program):
         p = make(seed)
         _agree(p, sample_inputs(p, 60, seed))
 
@@ -463,7 +531,11 @@ def test_batch_evaluation_agrees_with_numpy_on_every_geometry(seed):
 
 def test_classify_file_modes_agree(tmp_path):
     """class, atoms (0/1 strings, for people) and masks (integers, for the engine) say the same."""
-    p = geometry_program(3)
+    _classify_file_modes_agree(geometry_program(3), tmp_path)
+    _classify_file_modes_agree(conv_list_program(3), tmp_path)
+
+
+def _classify_file_modes_agree(p: Program, tmp_path) -> None:
     x = sample_inputs(p, 9, 3)
     atoms, _, classes = numpy_engine.evaluate(p, x)
     class_lines = _query(p, x, "classify_file('d.pl', class)", tmp_path).splitlines()
@@ -472,9 +544,9 @@ def test_classify_file_modes_agree(tmp_path):
     for s, row in enumerate(rows):
         parts = row.split()
         assert parts[:2] == [str(s), str(classes[s])]
-        assert parts[2:] == ["".join("1" if v else "0" for v in atoms[b.name][s].reshape(-1)) for b in p.rule_blocks()]
+        assert parts[2:] == ["".join("1" if v else "0" for v in atoms[b.name][s].reshape(-1)) for b in p.atom_blocks()]
     masks = _query(p, x, "classify_file('d.pl', masks)", tmp_path).splitlines()
-    assert masks[:len(x)] == class_lines and len(masks) == len(x) + sum(b.shape[0] for b in p.rule_blocks())
+    assert masks[:len(x)] == class_lines and len(masks) == len(x) + sum(b.shape[0] for b in p.atom_blocks())
 
 
 def test_classify_file_reads_samples_in_file_order_with_any_names(tmp_path):
