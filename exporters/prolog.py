@@ -326,7 +326,7 @@ class PrologPrinter(Printer):
         pred, src = self.q[b.name], self.q[b.source]
         k = b.shape[0]
         lines = self._comment(f"decision list {quote_atom(b.name)}, {k} class{'' if k == 1 else 'es'}, reads {src}: "
-                              f"the first rule that holds names the class, else class {b.default}")
+                              f"the first rule that holds decides, else class {b.default}")
         for r in b.rules:
             sample = "S" if r.lits else "_"
             lits = [self._literal(b, li, sample) for li in r.lits]

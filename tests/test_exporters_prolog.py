@@ -148,7 +148,7 @@ def test_exact_text_of_a_decision_list():
     """Ordered clauses with cuts, the class bound after the cut, the default last."""
     text = to_prolog(tiny_list(), runtime=False)
     assert "decision(first).\n" in text and "block(2, 'out', decision_list, 'out', 'h', [3]).\n" in text
-    assert text.endswith("""% ---- decision list 'out', 3 classes, reads 'h': the first rule that holds names the class, else class 1
+    assert text.endswith("""% ---- decision list 'out', 3 classes, reads 'h': the first rule that holds decides, else class 1
 'out'(S, Class) :- at_least(2, ['h'(S, 0), \\+ 'h'(S, 1)]), !, Class = 2.
 'out'(S, Class) :- at_least(1, ['h'(S, 1)]), !, Class = 0.
 'out'(_, 1).

@@ -16,7 +16,9 @@ boolean source atoms X (E, A) and the network's classes y, within a literal budg
    other classes, f_d of class d. Its score is ``tp - penalty * fp``: the fp examples are covered
    for good, and wrongly, so a rule must be precise;
    it qualifies when the score is positive and ``tp - f_d >= min_gain`` -- by exactly tp - f_d it
-   lowers the errors of the list so far followed by the default d. The penalty starts at `penalty`
+   lowers the errors of the list so far followed by the default d -- or, for c = d, ``tp >=
+   min_gain``: it changes no error, but takes d's examples out of the way of precise rules for
+   the other classes (and the default may then change to a better one). The penalty starts at `penalty`
    (default 8: more than 8/9 of what the rule fires on is class c) and is halved whenever no rule
    qualifies, down to `min_penalty` (default 1: more than half), so precise rules come first;
 4. of the qualifying rules that fit the budget left, the largest score per literal wins (ties: the
@@ -24,11 +26,10 @@ boolean source atoms X (E, A) and the network's classes y, within a literal budg
    order); it is appended, and the examples it fires on are covered.
 
 The loop ends at the budget, when no rule qualifies at the lowest penalty, or when every example
-is covered. The
-default is the majority class of the examples left (ties: the lowest; none left: the majority of
-all); rules at the end that name the default are dropped (they change no decision). Each rule
-lowers the training errors of the list followed by the majority class of what is left, so the list
-is never worse on its training data than the majority class.
+is covered. The default is the majority class of the examples left (ties: the lowest; none left:
+the majority of all); rules at the end that name the default are dropped (they change no
+decision). No rule raises the training errors of the list followed by the majority class of what
+is left, so the list is never worse on its training data than the majority class.
 """
 
 from __future__ import annotations
@@ -178,7 +179,8 @@ def learn_decision_list(x: np.ndarray, y: np.ndarray, n_classes: int, budget: in
             target = ys == c
             atoms, positive = class_pool(xs, target, pool)
             truth = xs[:, atoms] == positive[None, :]  # (E, P) literal truth
-            masks = np.stack([target, ys == d, np.ones(len(ys), bool)])  # class c, class d, all
+            # class c, class d (none for c = d: covering d's own examples changes no error), all
+            masks = np.stack([target, (ys == d) & (c != d), np.ones(len(ys), bool)])
             for value, m, idx in _class_rules(truth, masks, pen, max_n, grow, budget - used, min_gain):
                 key = (-value / len(idx) if per_literal else -value, -value, len(idx), c, m)
                 if best is None or key < best[0]:
