@@ -122,7 +122,8 @@ def _class_rules(truth: np.ndarray, masks: np.ndarray, pen: Fraction, max_n: int
     for big_n in range(1, min(max_n, truth.shape[1], room) + 1):
         found, combos = subset_counts(bits, packed, big_n)
         for m in range(1, big_n + 1):
-            score, ok = _qualified(*found[m - 1].T, pen, min_gain)
+            tp, f_d, f = found[m - 1].T
+            score, ok = _qualified(tp, f_d, f, pen, min_gain)
             if ok.any():
                 i = int(np.argmax(np.where(ok, score, -1)))  # argmax: the first subset on ties
                 out.append((Fraction(int(score[i]), pen.denominator), m, combos[i]))
