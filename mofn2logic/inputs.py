@@ -278,9 +278,10 @@ class LoadedModel:
         return self.path.name
 
 
-def load_model(path: str | os.PathLike[str]) -> LoadedModel:
+def load_model(path: str | os.PathLike[str], *, start: str | None = None, output: str | None = None) -> LoadedModel:
     """Load and check the ONNX file once (at most MAX_MODEL_BYTES, protobuf's limit), and import
-    its network from that same proto."""
+    its network from that same proto: from layer `start` (`--from`; default: see
+    `import_network`) to the output tensor `output` (`--graph-output`; default: the class vector)."""
     from mofn2logic.onnx.importer import import_network, load_onnx
 
     st = check_input_file(path, "model")
@@ -288,7 +289,7 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
         raise InputFileError(f"model file {shown(path)} has {size_text(st.st_size)}; expected at most "
                              f"{size_text(MAX_MODEL_BYTES)} (larger weights belong in external data files)")
     proto = load_onnx(path)
-    network = import_network(proto, source=str(path))
+    network = import_network(proto, source=str(path), start=start, output=output)
     return LoadedModel(Path(path), proto, network, file_sha256(path))
 
 
@@ -349,14 +350,14 @@ def load_dataset(data: PathOrArray, model: LoadedModel | Network, *, key: str | 
         raise DataError(f"a labels key ({labels_key!r}) was given without labels")
     paths: list[Path] = []
     if isinstance(data, (str, os.PathLike)):
-        x = check_data(read_array(data, key, max_bytes=limit), net.input_shape, net.dtype,
+        x = check_data(read_array(data, key, max_bytes=limit), net.data_shape, net.data_dtype,
                        name=f"data {shown(data)}", max_bytes=limit)
         source, sha = Path(data).name, file_sha256(data)
         paths.append(Path(data))
     else:
         if key is not None:
             raise DataError(f"a key ({key!r}) names an array inside an .npz file; the data is an array")
-        x = check_data(np.asarray(data), net.input_shape, net.dtype, max_bytes=limit)
+        x = check_data(np.asarray(data), net.data_shape, net.data_dtype, max_bytes=limit)
         source, sha = ARRAY_SOURCE, _array_sha256(x)
     y = None
     if labels is not None:

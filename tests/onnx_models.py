@@ -206,6 +206,68 @@ def torch_cnn(path: Path, dynamo: bool) -> Path:
     return path
 
 
+TORCH_OPSET = 17  # pinned (with IR_VERSION) so the suite means the same with any onnx/onnxruntime pair
+IR_VERSION = 8
+
+
+def pin_versions(path: Path) -> Path:
+    """A torch export stamped with IR_VERSION: torch writes the IR version of the installed onnx,
+    which an older onnxruntime of the pins may not run (the graph uses nothing IR 8 lacks)."""
+    model = onnx.load(str(path))
+    model.ir_version = IR_VERSION
+    onnx.save(model, str(path))
+    return path
+
+
+def torch_branchy(path: Path, dynamo: bool, x=None, y=None, epochs: int = 3) -> Path:
+    """A small ResNet/Inception-style CNN for 8x8 digits: a stem conv with BatchNorm, a residual
+    block (two convs and a skip Add), an Inception block (1x1 and 3x3 convs, Concat), then MaxPool,
+    Flatten, Linear 32 -> 16, ReLU, Linear 16 -> 10, Softmax. Trained for `epochs` passes (about a
+    second) on `x` (N, 1, 8, 8) with labels `y` when given, then exported by dynamo or legacy."""
+    import torch
+    from torch import nn
+
+    class Branchy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+            self.res = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                     nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8))
+            self.b1 = nn.Conv2d(8, 4, 1)
+            self.b3 = nn.Conv2d(8, 4, 3, padding=1)
+            self.pool = nn.MaxPool2d(4)
+            self.fc1 = nn.Linear(32, 16)
+            self.fc2 = nn.Linear(16, 10)
+
+        def forward(self, x):
+            h = self.stem(x)
+            h = torch.relu(h + self.res(h))
+            h = torch.cat([torch.relu(self.b1(h)), torch.relu(self.b3(h))], dim=1)
+            h = torch.flatten(self.pool(h), 1)
+            return torch.softmax(self.fc2(torch.relu(self.fc1(h))), dim=1)
+
+    torch.manual_seed(3)
+    net = Branchy()
+    if x is not None and y is not None:
+        xt, yt = torch.from_numpy(np.asarray(x, np.float32)), torch.from_numpy(np.asarray(y, np.int64))
+        opt = torch.optim.Adam(net.parameters(), lr=0.01)
+        gen = torch.Generator().manual_seed(0)
+        net.train()
+        for _ in range(epochs):
+            for idx in torch.randperm(len(xt), generator=gen).split(64):
+                opt.zero_grad()
+                loss = nn.functional.nll_loss(torch.log(net(xt[idx]) + 1e-9), yt[idx])
+                loss.backward()
+                opt.step()
+    net.eval()
+    example = torch.zeros(2, 1, 8, 8)
+    kw = ({"dynamic_shapes": {"x": {0: torch.export.Dim("batch", min=1)}}, "external_data": False}
+          if dynamo else {"dynamic_axes": {"x": {0: "batch"}}})
+    torch.onnx.export(net, (example,), str(path), input_names=["x"], output_names=["y"], dynamo=dynamo,
+                      opset_version=TORCH_OPSET, **kw)
+    return pin_versions(path)
+
+
 def save(model: onnx.ModelProto, path: Path) -> Path:
     onnx.save(model, str(path))
     return path

@@ -38,6 +38,9 @@ class Case:
     commands: tuple[str, ...] = COMMANDS
     in_shape: tuple[int, ...] = (4,)
     dtype: type = np.float32
+    # --from LAYER: what is not a chain before the last layer is a head by default (explained
+    # after it, tests/test_onnx_head.py), and a refusal when the explained part must start before it
+    start: str | None = None
 
 
 def cli(capfd, *argv) -> tuple[int, str, str, list[warnings.WarningMessage]]:
@@ -51,23 +54,24 @@ def cli(capfd, *argv) -> tuple[int, str, str, list[warnings.WarningMessage]]:
     return code, out, err, list(caught)
 
 
-def argv_for(command: str, model: Path, data: Path, out: Path) -> list[object]:
+def argv_for(command: str, model: Path, data: Path, out: Path, start: str | None = None) -> list[object]:
+    given = ["--from", start] if start else []
     if command == "inspect":
-        return ["inspect", model]
+        return ["inspect", model, *given]
     if command == "extract":
-        return ["extract", model, "--data", data, "-o", out / "rules.json", "--device", "cpu"]
-    return ["run", model, "--data", data, "-o", out / "run-out", "--device", "cpu", "--no-paper"]
+        return ["extract", model, "--data", data, "-o", out / "rules.json", "--device", "cpu", *given]
+    return ["run", model, "--data", data, "-o", out / "run-out", "--device", "cpu", "--no-paper", *given]
 
 
 def assert_refused(capfd, tmp_path: Path, command: str, model: Path, pattern: str, in_shape=(4,),
-                   dtype=np.float32) -> str:
+                   dtype=np.float32, start: str | None = None) -> str:
     data = tmp_path / "data" / "x.npy"
     data.parent.mkdir(exist_ok=True)
     np.save(data, np.random.default_rng(0).normal(size=(12, *in_shape)).astype(dtype))
     out = tmp_path / "out"
     out.mkdir(exist_ok=True)
     t0 = time.monotonic()
-    code, stdout, stderr, caught = cli(capfd, *argv_for(command, model, data, out))
+    code, stdout, stderr, caught = cli(capfd, *argv_for(command, model, data, out, start))
     assert time.monotonic() - t0 < 30
     assert code == 2, (stdout, stderr)
     assert "Traceback" not in stdout + stderr
@@ -303,9 +307,10 @@ def custom_domain_relu(d):
 
 
 def activation_first(d):
+    """A second activation after a layer's own (a Relu before the first layer is a head instead)."""
     n, i = om.mlp_parts()
-    n = [helper.make_node("Relu", ["x"], ["x_r"], name="early"),
-         helper.make_node("Gemm", ["x_r", "w1", "b1"], ["h"], transB=1, name="fc1"), *n[1:]]
+    n = [*n[:2], helper.make_node("Relu", ["a"], ["a_r"], name="early"),
+         helper.make_node("Gemm", ["a_r", "w2", "b2"], ["g"], transB=1, name="fc2"), n[3]]
     return _save(om.raw_model(n, i), d)
 
 
@@ -575,11 +580,14 @@ CASES = [
     Case("opset_99", opset_99, r"uses opset 99 of the default ONNX domain, newer than this installation supports: "
                                r"onnxruntime \S+ runs up to IR version \d+ and opset \d+"),
     Case("opset_6", opset_6, r"uses opset 6 of the default ONNX domain; supported: opset 7 and later"),
-    Case("branching_graph", branching, r"'residual' \(Add\) combines two computed tensors"),
+    Case("branching_graph", branching, r"'residual' \(Add\) combines computed tensors 'a', 'g'"),
     Case("no_affine_layer", no_layer, r"no dense or conv layer \(Gemm, MatMul, Conv\)"),
-    Case("unsupported_op_einsum", einsum, r"'ein' \(Einsum\) has op type 'Einsum'.*supported between input and output"),
-    Case("op_from_another_domain", custom_domain_relu, r"'fake_relu' \(Relu\) is an op of domain 'evil\.ops'"),
-    Case("activation_before_affine", activation_first, r"'early' \(Relu\) applies an activation that does not follow"),
+    Case("unsupported_op_einsum", einsum, r"^--from 'fc1': the part from it to the output 'y' is not a chain of "
+         r"layers: node 'ein' \(Einsum\) has op type 'Einsum'.*supported between input and output", start="fc1"),
+    Case("op_from_another_domain", custom_domain_relu, r"'fake_relu' \(Relu\) is an op of domain 'evil\.ops'",
+         start="fc1"),
+    Case("activation_not_after_affine", activation_first,
+         r"'early' \(Relu\) applies an activation that does not follow", start="fc1"),
     Case("flatten_axis0_output", flatten_axis0, r"'squash' \(Flatten\) flattens from axis 0, which mixes the samples "
                                                 r"of a batch"),
     Case("output_4d", output_4d, r"output 'y4' has shape \(N, 3, 1, 1\); " + IMPORT_EXPECT),
@@ -607,7 +615,8 @@ CASES = [
     Case("conv_same_unknown_size", conv_same_unknown, r"'conv' \(Conv\): auto_pad=SAME_UPPER needs a known input "
                                                       r"size.*\(N, 1, H, W\)", in_shape=(1, 5, 5)),
     Case("gemm_transA_without_transpose", gemm_trans_a, r"'fc1' \(Gemm\) has transA=1 on data that is not"),
-    Case("weight_from_data", weight_from_data, r"'fc1' \(Gemm\): its weight 'xw' is computed from the data"),
+    Case("weight_from_data", weight_from_data, r"'fc1' \(Gemm\): its weight 'xw' is computed from the data",
+         start="fc1"),
     Case("maxpool_3d", maxpool_3d, r"'pool3d' \(MaxPool\) pools over 3 axes; supported: 2-D", in_shape=(1, 4, 4, 4)),
     Case("batchnorm_negative_variance", negative_variance, r"'bn' \(BatchNormalization\): input_var \+ epsilon is "
                                                            r"not positive for 1 units"),
@@ -638,7 +647,7 @@ def test_enough_distinct_cases():
                                            for c in CASES for cmd in c.commands])
 def test_refused_in_one_line(capfd, tmp_path, case, command):
     model = case.build(tmp_path)
-    assert_refused(capfd, tmp_path, command, model, case.pattern, case.in_shape, case.dtype)
+    assert_refused(capfd, tmp_path, command, model, case.pattern, case.in_shape, case.dtype, case.start)
 
 
 def test_external_data_outside_is_refused_by_the_api_too(tmp_path):

@@ -8,6 +8,10 @@ Weight orientation (the one documented convention):
   dense: ``weight.shape == (units, fan_in)``; pre-activation = x @ weight.T + bias
   conv:  ``weight.shape == (C_out, C_in // groups, kh, kw)`` (ONNX/PyTorch NCHW order)
 Shapes are per sample (no batch dimension); ``None`` marks a dimension the file leaves open.
+
+The explained part may start inside the graph (`Head`): then `Network.input` is the tensor
+that feeds the first explained layer (the programs' input), while the data feed the graph's
+own input and onnxruntime runs everything before the cut.
 """
 
 from __future__ import annotations
@@ -66,6 +70,18 @@ class Layer:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class Head:
+    """The part of the graph before the explained layers: whatever onnxruntime runs (branches,
+    residual adds, concatenations, custom ops). Only its input and a description are kept."""
+
+    input: str  # the graph input the data feed
+    input_shape: Shape
+    dtype: np.dtype  # of the data
+    nodes: int  # ONNX nodes before the cut
+    reason: str  # why the explained part starts where it does (for messages and `inspect`)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class Network:
     input: str
     input_shape: Shape
@@ -75,10 +91,24 @@ class Network:
     source: str = ""
     opset: int = 0
     producer: str = ""
+    head: Head | None = None  # None: the explained part starts at the graph input
     layers: tuple[Layer, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(s for s in self.sequence if isinstance(s, Layer)))
+
+    @property
+    def data_input(self) -> str:
+        """The graph input the data feed (== `input` without a head)."""
+        return self.head.input if self.head else self.input
+
+    @property
+    def data_shape(self) -> Shape:
+        return self.head.input_shape if self.head else self.input_shape
+
+    @property
+    def data_dtype(self) -> np.dtype:
+        return self.head.dtype if self.head else self.dtype
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:

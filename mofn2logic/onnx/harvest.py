@@ -1,7 +1,9 @@
 """Harvest every layer's input, pre-activation and output with one onnxruntime run per batch.
 
 The boundary tensors of the network IR are exposed as extra graph outputs, so a batch costs
-one `session.run`. Activations stay in RAM up to a memory budget; past it they go to an
+one `session.run`. The data feed the graph's input; when the explained part starts inside the
+graph (`Network.head`), onnxruntime runs the head and the tensor at the cut is read like any
+other boundary tensor. Activations stay in RAM up to a memory budget; past it they go to an
 on-disk store of memory-mapped ``.npy`` files, one per tensor.
 """
 
@@ -181,7 +183,7 @@ def augmented_bytes(network: Network, model: onnx.ModelProto) -> bytes:
     saved: list[onnx.NodeProto] | None = None
     try:
         for name in fetch_list(network):
-            if name not in existing and name != network.input:
+            if name not in existing and name != network.data_input:
                 graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None))
         keep = needed_nodes(graph, [o.name for o in graph.output])
         if not all(keep):
@@ -236,7 +238,7 @@ def _harvest(network: Network, model: onnx.ModelProto | str | os.PathLike[str], 
     inp = sess.get_inputs()[0]
     fixed = inp.shape[0] if inp.shape and isinstance(inp.shape[0], int) and inp.shape[0] > 0 else None
     bs = fixed or batch_size
-    run_fetch = [f for f in fetch if f != network.input]
+    run_fetch = [f for f in fetch if f != network.data_input]
     n = x.shape[0]
     arrays: dict[str, np.ndarray] = {}
     cleanup = None
@@ -269,11 +271,11 @@ def _harvest(network: Network, model: onnx.ModelProto | str | os.PathLike[str], 
                             created.append(directory)
                         directory.mkdir(parents=True, exist_ok=True)
                 alloc = dict(zip(run_fetch, outs))
-                alloc[network.input] = x
+                alloc[network.data_input] = x
                 for name in fetch:
                     first = alloc[name]
                     shape, dtype = (n, *first.shape[1:]), first.dtype
-                    if name == network.input and directory is None:
+                    if name == network.data_input and directory is None:
                         arrays[name] = x
                     elif directory is not None:
                         created.append(directory / f"{len(arrays):04d}.npy")
@@ -283,8 +285,8 @@ def _harvest(network: Network, model: onnx.ModelProto | str | os.PathLike[str], 
                 if directory is not None:
                     created.append(directory / "index.json")
                     created[-1].write_text(json.dumps(list(arrays)), encoding="utf-8")
-                    if network.input in arrays and arrays[network.input] is not x:
-                        arrays[network.input][:] = x
+                    if network.data_input in arrays and arrays[network.data_input] is not x:
+                        arrays[network.data_input][:] = x
             for name, out in zip(run_fetch, outs):
                 arrays[name][start:start + real] = out[:real]
             bar.update(real)
@@ -351,7 +353,8 @@ def save_npz(acts: Mapping[str, np.ndarray], network: Network, path: str | os.Pa
     """Write activations as .npz (one array per tensor) with the layer table under '__layers__'."""
     from mofn2logic.files import atomic_path
 
-    meta = json.dumps({"layers": layer_table(network), "input": network.input, "output": network.output})
+    meta = json.dumps({"layers": layer_table(network), "input": network.input, "output": network.output,
+                       **({"data_input": network.data_input} if network.head else {})})
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             arrays: dict[str, Any] = {"__layers__": np.array(meta), **{k: np.asarray(v) for k, v in acts.items()}}

@@ -28,6 +28,7 @@ import dataclasses
 import math
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +38,7 @@ import onnx
 from onnx import helper, shape_inference
 
 from mofn2logic.errors import Mofn2LogicError, UnsupportedModelError
-from mofn2logic.ir.network import Activation, ConvAttrs, Kind, Layer, Network, Shape
+from mofn2logic.ir.network import Activation, ConvAttrs, Head, Kind, Layer, Network, Shape
 from mofn2logic.ir.steps import (
     AvgPool,
     Flatten,
@@ -48,7 +49,7 @@ from mofn2logic.ir.steps import (
     Step,
     Transpose,
 )
-from mofn2logic.onnx.constants import ConstantGraph
+from mofn2logic.onnx.constants import ConstantGraph, subgraph_inputs
 from mofn2logic.onnx.load import check_no_external_data, default_opset, load_onnx, one_line, quiet
 
 ACTIVATIONS: dict[str, Activation] = {
@@ -58,12 +59,17 @@ ACTIVATIONS: dict[str, Activation] = {
 STEPS = {
     "Flatten": "flatten", "Reshape": "reshape", "MaxPool": "maxpool", "AveragePool": "avgpool",
     "GlobalAveragePool": "globalavgpool", "Transpose": "transpose", "Dropout": "identity",
-    "Identity": "identity",
+    "Identity": "identity", "Cast": "identity",
 }
 AFFINE = ("Gemm", "MatMul", "Conv")
 SUPPORTED = ", ".join(sorted({*AFFINE, "Add", "BatchNormalization", *ACTIVATIONS, *STEPS}))
 FLOAT_TYPES: dict[int, np.dtype[Any]] = {onnx.TensorProto.FLOAT: np.dtype(np.float32),
                                          onnx.TensorProto.DOUBLE: np.dtype(np.float64)}
+# What the data may be when the explained part starts inside the graph (the head reads it).
+DATA_TYPES: dict[int, np.dtype[Any]] = {**FLOAT_TYPES, onnx.TensorProto.FLOAT16: np.dtype(np.float16),
+                                        onnx.TensorProto.INT32: np.dtype(np.int32),
+                                        onnx.TensorProto.INT64: np.dtype(np.int64)}
+CHAINS_ONLY = ": mofn2logic reads chains of layers only, not branching graphs"
 MAX_SAMPLE = 1 << 31  # values in one sample of any tensor the layers read or write
 MAX_ATTR = 1 << 31  # kernel sizes, strides, pads, dilations, groups
 # Characters a name may not hold (see the module docstring for why).
@@ -72,9 +78,15 @@ REFUSED_NAME_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe
 __all__ = ["import_network", "layer_table", "load_onnx"]
 
 
-def import_network(model: str | os.PathLike[str] | onnx.ModelProto, *, source: str | None = None) -> Network:
+def import_network(model: str | os.PathLike[str] | onnx.ModelProto, *, source: str | None = None,
+                   start: str | None = None, output: str | None = None) -> Network:
     """Read an ONNX model into a `Network`: a file path (loaded with `load_onnx`) or a model
     already loaded, so a caller that needs the proto too (to run it) loads the file once.
+
+    `start` names the first explained layer (`--from`); by default the explained part starts at
+    the graph input when the whole graph is a chain, else at the first layer after the last
+    branch or unsupported node (a UserWarning says so). `output` names the classifier's output
+    tensor (`--graph-output`) when the graph has several (`_choose_output` says the default).
 
     >>> net = import_network(load_onnx("model.onnx"), source="model.onnx")   # doctest: +SKIP
     """
@@ -86,14 +98,35 @@ def import_network(model: str | os.PathLike[str] | onnx.ModelProto, *, source: s
     importer = None
     with quiet():
         try:
-            importer = _Importer(model, source=source or "<model>")
-            return importer.run()
+            importer = _Importer(model, source=source or "<model>", output=output)
+            net = importer.run(start)
         except Mofn2LogicError:
             raise
         except (ValueError, TypeError, IndexError, KeyError, ArithmeticError) as e:
             # A construct no check foresaw: still one line, naming the node being read.
             at = importer.at if importer is not None else "(the graph's inputs and outputs)"
             raise UnsupportedModelError(f"cannot read node {at}: {type(e).__name__}: {one_line(e)}") from e
+    for note in importer.notes:  # after quiet(), which silences every warning
+        warnings.warn(note, UserWarning, stacklevel=2)
+    return net
+
+
+def layer_status(model: onnx.ModelProto, *, output: str | None = None) -> list[dict[str, str]]:
+    """Every affine node (Gemm, MatMul, Conv) the chosen output depends on, in graph order, with
+    whether the explained part may start there (`--from`) and, if not, why: what the chain from
+    it to the output meets (a branch, a node combining two paths, an unsupported op)."""
+    check_no_external_data(model)
+    with quiet():
+        importer = _Importer(model, source="<model>", output=output)
+        rows = []
+        for name, node in importer.affine_nodes():
+            try:
+                importer.walk(node.input[0])
+                status = "explainable"
+            except UnsupportedModelError as e:
+                status = "not explainable: " + str(e).removesuffix(CHAINS_ONLY)
+            rows.append({"name": name, "op": node.op_type, "status": status})
+    return rows
 
 
 def shown(name: object, limit: int = 80) -> str:
@@ -119,6 +152,12 @@ def _printable(text: object) -> str:
     return REFUSED_NAME_CHARS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
+class NotAChainError(UnsupportedModelError):
+    """The graph from a tensor to the output is not a chain of layers (a branch, a join, an op
+    that is not a layer or step): by default the explained part then starts after it. Other
+    refusals (constants too large, non-finite weights, shapes that disagree) stop the import."""
+
+
 @dataclass(slots=True)
 class _PendingLayer:
     """An affine map read so far: the Add and BatchNormalization nodes that follow fold into its
@@ -135,7 +174,7 @@ class _PendingLayer:
 
 
 class _Importer:
-    def __init__(self, model: onnx.ModelProto, source: str) -> None:
+    def __init__(self, model: onnx.ModelProto, source: str, output: str | None = None) -> None:
         self.source = source
         self.at = "(none yet)"
         g = model.graph
@@ -153,32 +192,77 @@ class _Importer:
                 self.dims[vi.name] = tuple(
                     d.dim_value if d.HasField("dim_value") else (_symbol(d.dim_param))
                     for d in vi.type.tensor_type.shape.dim)
+        self.elem: dict[str, int] = {vi.name: vi.type.tensor_type.elem_type
+                                     for vi in [*g.input, *g.value_info, *g.output] if vi.type.HasField("tensor_type")}
+        self.notes: list[str] = []
         self.consts = ConstantGraph(g, self.model.opset_import, self._declared, self._label)
         inputs = [i for i in g.input if not self.consts.is_constant(i.name)]
         if len(inputs) != 1:
             raise UnsupportedModelError(
                 f"expected a model with one input tensor, got {len(inputs)}: {', '.join(shown(i.name) for i in inputs)}")
         self.input = inputs[0]
-        if len(g.output) != 1:
-            raise UnsupportedModelError(
-                f"expected a model with one output tensor, got {len(g.output)}"
-                + (f": {', '.join(shown(o.name) for o in g.output)}" if len(g.output) else ""))
-        self.output = g.output[0].name
+        self.producer = {o: n for n in g.node for o in n.output if o}
+        self.output = self._choose_output(g, output)
         kind = self.input.type.WhichOneof("value")
         elem = self.input.type.tensor_type.elem_type if kind == "tensor_type" else 0
-        if kind != "tensor_type" or elem not in FLOAT_TYPES:
+        if kind != "tensor_type" or elem not in DATA_TYPES:
             got = (onnx.TensorProto.DataType.Name(elem) if elem in onnx.TensorProto.DataType.values() else elem) \
                 if kind == "tensor_type" else (kind or "no type")
             raise UnsupportedModelError(f"input {shown(self.input.name)} has element type {got}; "
                                         "supported: FLOAT, DOUBLE")
-        self.dtype = FLOAT_TYPES[elem]
+        self.data_dtype, self.data_elem = DATA_TYPES[elem], elem
+        self.dtype = FLOAT_TYPES.get(elem, np.dtype(np.float32))
         self.input_dims = self.dims.get(self.input.name)
-        self.input_shape = self._per_sample(self.input.name, "input") or ()
+        self.data_shape = self._per_sample(self.input.name, "input") or ()
+        self.input_shape = self.data_shape
         if self.input_dims is not None and len(self.input_dims) < 2:
             raise UnsupportedModelError(
                 f"input {shown(self.input.name)} has shape {_fmt(self.input_dims)}; expected a batch axis and "
                 "at least one axis per sample, e.g. (batch, features) or (batch, channels, height, width)")
         self._check_output_declared(batch=False)
+        self._graph_nodes()
+
+    # The classifier's output ----------------------------------------------------------
+    def _choose_output(self, g: onnx.GraphProto, requested: str | None) -> str:
+        """The tensor holding the class vector. A graph output made by ZipMap (skl2onnx) stands
+        for the tensor it maps. `requested` may name any graph output or computed tensor. By
+        default: the one graph output; else the float outputs of shape (batch, K >= 2), and among
+        several the only one a Softmax makes (the probabilities); else an error naming them."""
+        def mapped(name: str) -> str:
+            node = self.producer.get(name)
+            return node.input[0] if node is not None and node.op_type == "ZipMap" and node.input else name
+
+        outputs = [o.name for o in g.output]
+        listed = ", ".join(shown(o) for o in outputs) or "none"
+        if requested is not None:
+            if requested not in outputs and requested not in self.producer:
+                raise UnsupportedModelError(f"the model has no tensor {shown(requested)} to explain; its graph outputs: "
+                                            f"{listed}")
+            return mapped(requested)
+        if len(outputs) == 1:
+            return mapped(outputs[0])
+        if not outputs:
+            raise UnsupportedModelError("expected a model with one output tensor, got 0")
+        cands: list[str] = []
+        for o in outputs:
+            t = mapped(o)
+            dims = self.dims.get(t)
+            if (t not in cands and self.elem.get(t, onnx.TensorProto.FLOAT) in FLOAT_TYPES
+                    and (dims is None or (len(dims) == 2 and not (isinstance(dims[1], int) and dims[1] < 2)))):
+                cands.append(t)
+        probs = [t for t in cands if t in self.producer and self.producer[t].op_type == "Softmax"]
+        if len(cands) == 1 or len(probs) == 1:
+            chosen = cands[0] if len(cands) == 1 else probs[0]
+            others = [shown(o) for o in outputs if mapped(o) != chosen]
+            self.notes.append(f"the model has {len(outputs)} outputs; explaining {shown(chosen)} "
+                              f"({'the probabilities' if chosen in probs else 'the only class vector'}; not "
+                              f"{', '.join(others)}); --graph-output NAME picks another")
+            return chosen
+        if not cands:
+            raise UnsupportedModelError(f"none of the model's outputs ({listed}) is a class vector; expected a float "
+                                        "output of shape (batch, classes) with classes >= 2")
+        raise UnsupportedModelError(f"the model has {len(cands)} outputs that could be the class vector "
+                                    f"({', '.join(shown(c) for c in cands)}); --graph-output NAME says which to explain")
 
     # Names, shapes ------------------------------------------------------------------------
     def _check_names(self, g: onnx.GraphProto) -> None:
@@ -237,45 +321,148 @@ class _Importer:
         return f"{shown(node.name or (node.output[0] if node.output else '?'))} ({node.op_type})"
 
     # The chain ------------------------------------------------------------------------
-    def run(self) -> Network:
-        consumers: dict[str, list[onnx.NodeProto]] = {}
-        for node in self.consts.data_nodes:
-            self.at = self._label(node)
-            dyn = [i for i in node.input if self.consts.is_data(i)]
-            for i in dyn:
-                consumers.setdefault(i, []).append(node)
-            if len(dyn) > 1:
-                if node.op_type in AFFINE and node.input[0] == dyn[0]:
-                    raise UnsupportedModelError(
-                        f"node {self._label(node)}: its weight {shown(dyn[1])} is computed from the data; "
-                        "weights must be initializers, Constant nodes or constant subgraphs")
-                raise UnsupportedModelError(
-                    f"node {self._label(node)} combines two computed tensors {[shown(d) for d in dyn]}: "
-                    "mofn2logic reads chains of layers only, not branching graphs")
-        if not any(n.op_type in AFFINE for n in self.consts.data_nodes):
+    def _graph_nodes(self) -> None:
+        """The data nodes the chosen output depends on, and who reads each tensor among them
+        (nodes that only compute other outputs, such as skl2onnx's label, are not looked at)."""
+        producer = {o: n for n in self.consts.data_nodes for o in n.output if o}
+        keep: set[int] = set()
+        stack = [producer[self.output]] if self.output in producer else []
+        while stack:
+            node = stack.pop()
+            if id(node) in keep:
+                continue
+            keep.add(id(node))
+            stack.extend(producer[i] for i in (*node.input, *subgraph_inputs(node)) if i in producer)
+        self.nodes = [n for n in self.consts.data_nodes if id(n) in keep]
+        self.consumers: dict[str, list[onnx.NodeProto]] = {}
+        for node in self.nodes:
+            for i in dict.fromkeys(i for i in node.input if self.consts.is_data(i)):
+                self.consumers.setdefault(i, []).append(node)
+
+    def affine_nodes(self) -> list[tuple[str, onnx.NodeProto]]:
+        """The affine nodes the output depends on, in graph order, named as their layers would be."""
+        out, used = [], set()
+        for node in self.nodes:
+            if node.op_type in AFFINE and node.domain in ("", "ai.onnx") and node.input:
+                out.append((_unique(node.name or node.output[0], used), node))
+        return out
+
+    def run(self, start: str | None = None) -> Network:
+        if not any(n.op_type in AFFINE for n in self.nodes):
             raise UnsupportedModelError(
                 f"the model has no dense or conv layer (Gemm, MatMul, Conv) between {shown(self.input.name)} "
                 f"and {shown(self.output)}: there is nothing to explain")
+        if start is not None:
+            layers = self.affine_nodes()
+            node = next((n for name, n in layers if name == start), None)
+            if node is None:
+                names = [name for name, _ in layers]
+                raise UnsupportedModelError(
+                    f"--from {shown(start)}: the model has no layer of that name; its layers (Gemm, MatMul, Conv "
+                    f"nodes): {', '.join(shown(n) for n in names[:20])}{' ...' if len(names) > 20 else ''}")
+            try:
+                seq = self.walk(node.input[0])
+            except UnsupportedModelError as e:
+                raise UnsupportedModelError(f"--from {shown(start)}: the part from it to the output "
+                                            f"{shown(self.output)} is not a chain of layers: {e}") from e
+            reason = f"--from {start}"
+        else:
+            seq, reason = self._default_start()
+        cut = self.start
+        head = None
+        if cut != self.input.name:
+            head = Head(input=self.input.name, input_shape=tuple(self.data_shape), dtype=self.data_dtype,
+                        nodes=len(self.nodes) - (len(self.chain_tensors) - 1),
+                        reason=_printable(reason))
+        return Network(
+            input=cut, input_shape=tuple(self.input_shape), dtype=self.dtype, output=self.output,
+            sequence=tuple(seq), source=self.source, opset=self.opset,
+            producer=_printable(self.model.producer_name), head=head,
+        )
+
+    def _default_start(self) -> tuple[list[Layer | Step], str]:
+        """The chain from the graph input; failing that, from the first layer after which the
+        graph is a chain (the last branch or unsupported node lies before it)."""
+        try:
+            return self.walk(self.input.name), ""
+        except NotAChainError as e:
+            whole = e
+        for name, node in self.affine_nodes():
+            if node.input[0] == self.input.name:
+                continue
+            try:
+                seq = self.walk(node.input[0])
+            except NotAChainError:
+                continue
+            reason = f"the graph before it is not a chain ({str(whole).removesuffix(CHAINS_ONLY)})"
+            self.notes.append(f"explaining from layer {shown(name)} (its input {shown(node.input[0])}) to the "
+                              f"output; {reason}; --from LAYER picks another start")
+            return seq, reason
+        raise whole
+
+    def _check_joins(self, start: str) -> None:
+        """No node after `start` reads two computed tensors (a join of two paths, or a weight
+        computed from the data): named before the walk meets the branch that leads to it."""
+        after, stack = set(), [start]
+        while stack:
+            for node in self.consumers.get(stack.pop(), []):
+                if id(node) not in after:
+                    after.add(id(node))
+                    stack.extend(o for o in node.output if o)
+        for node in self.nodes:
+            if id(node) not in after:
+                continue
+            self.at = self._label(node)
+            dyn = [i for i in node.input if self.consts.is_data(i)]
+            if len(dyn) > 1:
+                if node.op_type in AFFINE and node.input[0] == dyn[0]:
+                    raise NotAChainError(
+                        f"node {self._label(node)}: its weight {shown(dyn[1])} is computed from the data; "
+                        "weights must be initializers, Constant nodes or constant subgraphs")
+                raise NotAChainError(
+                    f"node {self._label(node)} combines computed tensors {', '.join(shown(d) for d in dyn)}"
+                    + CHAINS_ONLY)
+
+    def walk(self, start: str) -> list[Layer | Step]:
+        """The chain of layers and steps from tensor `start` to the output, or an
+        UnsupportedModelError naming the first node that is not part of one."""
+        self.start = start
+        self.chain_tensors = {start}
+        if start == self.input.name:
+            if self.data_dtype not in FLOAT_TYPES.values():
+                raise NotAChainError(f"input {shown(start)} has element type "
+                                     f"{onnx.TensorProto.DataType.Name(self.data_elem)}; supported: FLOAT, DOUBLE")
+            self.dtype = self.data_dtype
+            self.input_shape = self.data_shape
+        else:
+            elem = self.elem.get(start, 0)
+            if elem and elem not in FLOAT_TYPES:
+                raise NotAChainError(f"tensor {shown(start)} has element type "
+                                     f"{onnx.TensorProto.DataType.Name(elem)}; the explained part computes in "
+                                     "FLOAT or DOUBLE")
+            self.dtype = FLOAT_TYPES.get(elem, np.dtype(np.float32))
+            self.input_shape = self._per_sample(start) or ()
+        self._check_joins(start)
         seq: list[Layer | Step] = []
         pending: _PendingLayer | None = None
-        cur = self.input.name
+        cur = start
         used_names: set[str] = set()
         for _ in range(len(self.model.graph.node) + 1):
             if cur == self.output:
                 break
-            nodes = consumers.get(cur, [])
+            nodes = self.consumers.get(cur, [])
             if not nodes:
-                raise UnsupportedModelError(
+                raise NotAChainError(
                     f"tensor {shown(cur)} is not used by any node and is not the model output {shown(self.output)}")
             if len(nodes) > 1:
-                raise UnsupportedModelError(
-                    f"tensor {shown(cur)} feeds {len(nodes)} nodes ({', '.join(self._label(n) for n in nodes[:4])}): "
-                    "mofn2logic reads chains of layers only, not branching graphs")
+                raise NotAChainError(
+                    f"tensor {shown(cur)} feeds {len(nodes)} nodes ({', '.join(self._label(n) for n in nodes[:4])})"
+                    + CHAINS_ONLY)
             node = nodes[0]
             self.at = self._label(node)
             op = node.op_type
             if node.domain not in ("", "ai.onnx") or (node.domain, op) in self.functions:
-                raise UnsupportedModelError(
+                raise NotAChainError(
                     f"node {self._label(node)} is an op of domain {node.domain!r}"
                     f"{' defined by a model-local function' if (node.domain, op) in self.functions else ''}; "
                     f"supported: the default ONNX domain's {SUPPORTED}")
@@ -299,19 +486,20 @@ class _Importer:
                     pending = None
                 seq.append(self._step(node, cur))
             elif op in ACTIVATIONS:
-                raise UnsupportedModelError(
+                raise NotAChainError(
                     f"node {self._label(node)} applies an activation that does not follow an affine map "
                     "(Gemm, MatMul, Conv); activations must come right after a layer")
             else:
-                raise UnsupportedModelError(
+                raise NotAChainError(
                     f"node {self._label(node)} has op type {op!r}, which mofn2logic cannot turn into layers; "
                     f"supported between input and output: {SUPPORTED}")
             if pending is not None:
                 pending.out = out
             cur = out
+            self.chain_tensors.add(out)
         else:
-            raise UnsupportedModelError(f"the chain from {shown(self.input.name)} never reaches the output "
-                                        f"{shown(self.output)}")
+            raise NotAChainError(f"the chain from {shown(start)} never reaches the output "
+                                 f"{shown(self.output)}")
         if pending:
             seq.append(self._close(pending, None, used_names))
         self.at = "(shapes)"
@@ -320,13 +508,11 @@ class _Importer:
                 raise UnsupportedModelError(
                     f"node {shown(s.node)} (Transpose) moves the batch axis (perm {list(s.perm)}); supported: "
                     "perm[0] = 0, or perm [1, 0] right before a Gemm with transA=1")
+        if not any(isinstance(s, Layer) for s in seq):
+            raise UnsupportedModelError(f"there is no dense or conv layer between {shown(start)} and the output "
+                                        f"{shown(self.output)}: there is nothing to explain")
         self._check_output_declared(batch=True)
-        sequence = self._shapes(seq)
-        return Network(
-            input=self.input.name, input_shape=tuple(self.input_shape), dtype=self.dtype, output=self.output,
-            sequence=tuple(sequence), source=self.source, opset=self.opset,
-            producer=_printable(self.model.producer_name),
-        )
+        return self._shapes(seq)
 
     def _const(self, node: onnx.NodeProto, idx: int, what: str) -> np.ndarray:
         """Input `idx` of `node`, a constant of real numbers, in the model's dtype."""
@@ -490,12 +676,7 @@ class _Importer:
 
     def _close(self, pending: _PendingLayer, act: onnx.NodeProto | None, used: set[str]) -> Layer:
         first = pending.node
-        name = first.name or first.output[0]
-        base, k = name, 1
-        while name in used:
-            k += 1
-            name = f"{base}_{k}"
-        used.add(name)
+        name = _unique(first.name or first.output[0], used)
         alpha = None
         activation: Activation = "identity"
         output = pending.out
@@ -535,6 +716,12 @@ class _Importer:
         where = {"input": cur, "output": node.output[0], "node": node.name or node.output[0]}
         rank = len(self._declared(cur) or ()) or None
         if op == "identity":
+            if node.op_type == "Cast" and attrs.get("to") != helper.np_dtype_to_tensor_dtype(self.dtype):
+                to = attrs.get("to", 0)
+                raise NotAChainError(
+                    f"node {self._label(node)} casts to "
+                    f"{onnx.TensorProto.DataType.Name(to) if to in onnx.TensorProto.DataType.values() else to}; "
+                    f"supported in the explained part: a Cast to its own type ({self.dtype}), a no-op")
             if node.op_type == "Dropout" and len(node.input) > 2 and node.input[2]:
                 mode = node.input[2]
                 if not self.consts.is_constant(mode) or bool(np.any(self.consts.value(mode, self._label(node)))):
@@ -702,6 +889,16 @@ class _Importer:
             raise UnsupportedModelError(f"layer {shown(layer.name)}: a {c.kernel[0]}x{c.kernel[1]} kernel leaves no "
                                         f"output of a {shape[1]}x{shape[2]} input")
         return (layer.units, size[0], size[1])
+
+
+def _unique(name: str, used: set[str]) -> str:
+    """`name`, or `name_2`, `name_3`, ... when taken; recorded in `used`."""
+    base, k = name, 1
+    while name in used:
+        k += 1
+        name = f"{base}_{k}"
+    used.add(name)
+    return name
 
 
 def _full(shape: Sequence[int | None]) -> tuple[int, ...] | None:
