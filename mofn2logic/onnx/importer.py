@@ -250,7 +250,13 @@ class _Importer:
             if (t not in cands and self.elem.get(t, onnx.TensorProto.FLOAT) in FLOAT_TYPES
                     and (dims is None or (len(dims) == 2 and not (isinstance(dims[1], int) and dims[1] < 2)))):
                 cands.append(t)
-        probs = [t for t in cands if t in self.producer and self.producer[t].op_type == "Softmax"]
+        def made_by(t: str) -> str:  # through no-op nodes (skl2onnx: Softmax -> Identity -> probabilities)
+            node = self.producer.get(t)
+            while node is not None and node.op_type in ("Identity", "Cast") and node.input:
+                node = self.producer.get(node.input[0])
+            return node.op_type if node is not None else ""
+
+        probs = [t for t in cands if made_by(t) == "Softmax"]
         if len(cands) == 1 or len(probs) == 1:
             chosen = cands[0] if len(cands) == 1 else probs[0]
             others = [shown(o) for o in outputs if mapped(o) != chosen]
