@@ -13,7 +13,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+# Pinned so the suite means the same with any onnx/onnxruntime pair the pins allow (onnxruntime
+# 1.17, the oldest, runs IR version 9 and opset 20); torch exports are stamped after export.
 OPSET = 17
+TORCH_OPSET = OPSET
+IR_VERSION = 8
 
 
 def _rng(seed: int) -> np.random.Generator:
@@ -28,7 +32,7 @@ def _model(nodes, inits, in_name, in_shape, out_name, out_shape, dtype=TensorPro
         initializer=inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="tests")
-    model.ir_version = 8
+    model.ir_version = IR_VERSION
     onnx.checker.check_model(model)
     return model
 
@@ -181,8 +185,9 @@ def torch_mlp_bn(path: Path, dynamo: bool) -> Path:
     x = torch.randn(2, 6)
     kw = ({"dynamic_shapes": {"input": {0: torch.export.Dim("batch", min=1)}}, "external_data": False}
           if dynamo else {"dynamic_axes": {"x": {0: "batch"}}})
-    torch.onnx.export(net, (x,), str(path), input_names=["x"], output_names=["y"], dynamo=dynamo, **kw)
-    return path
+    torch.onnx.export(net, (x,), str(path), input_names=["x"], output_names=["y"], dynamo=dynamo,
+                      opset_version=TORCH_OPSET, **kw)
+    return pin_versions(path)
 
 
 def torch_cnn(path: Path, dynamo: bool) -> Path:
@@ -202,12 +207,9 @@ def torch_cnn(path: Path, dynamo: bool) -> Path:
     x = torch.randn(2, 1, 8, 8)
     kw = ({"dynamic_shapes": {"input": {0: torch.export.Dim("batch", min=1)}}, "external_data": False}
           if dynamo else {"dynamic_axes": {"x": {0: "batch"}}})
-    torch.onnx.export(net, (x,), str(path), input_names=["x"], output_names=["y"], dynamo=dynamo, **kw)
-    return path
-
-
-TORCH_OPSET = 17  # pinned (with IR_VERSION) so the suite means the same with any onnx/onnxruntime pair
-IR_VERSION = 8
+    torch.onnx.export(net, (x,), str(path), input_names=["x"], output_names=["y"], dynamo=dynamo,
+                      opset_version=TORCH_OPSET, **kw)
+    return pin_versions(path)
 
 
 def pin_versions(path: Path) -> Path:
@@ -305,7 +307,7 @@ def save_external_outside(model: onnx.ModelProto, folder: Path) -> Path:
 # For tests/test_hostile_onnx.py. Nothing here runs the checker: these models are meant to be wrong.
 # IR version and opset are pinned, so the suite means the same with any onnx/onnxruntime pair.
 
-HOSTILE_IR = 8
+HOSTILE_IR = IR_VERSION
 
 
 def vinfo(name, shape, dtype=TensorProto.FLOAT):

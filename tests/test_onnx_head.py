@@ -17,7 +17,6 @@ from conftest import require_tool
 
 from mofn2logic import import_network
 from mofn2logic.cli import main
-from mofn2logic.errors import UnsupportedModelError
 from mofn2logic.inputs import load_dataset, load_model
 from mofn2logic.onnx.harvest import harvest
 

@@ -3,9 +3,11 @@
 The guards (each an error that says what was expected and what arrived):
 
 - the path is a regular file, not empty, and decodes as a ModelProto with a graph and an opset;
-- IR version and default-domain opset are ones the installed onnx reads and onnxruntime runs
-  (a model stamped with an IR version only newer than onnxruntime's is stamped down when it
-  uses nothing that version lacks);
+- IR version and default-domain opset are ones the installed onnx reads and onnxruntime runs:
+  a model whose opset is newer than onnxruntime's is converted down (onnx.version_converter)
+  when every op it uses has an older form, and a model stamped with an IR version only newer
+  than onnxruntime's is stamped down when it uses nothing that version lacks (a UserWarning
+  says so); otherwise one line names the model's and the installation's versions;
 - external data: every tensor that refers to a file -- initializers, sparse initializers and
   node attributes (TENSOR, TENSORS, SPARSE_TENSOR, SPARSE_TENSORS), in the main graph, in every
   subgraph (GRAPH, GRAPHS attributes, recursively) and in model-local functions -- must name a
@@ -63,11 +65,15 @@ def one_line(e: BaseException, limit: int = 300) -> str:
 
 def load_onnx(path: str | os.PathLike[str]) -> onnx.ModelProto:
     """Load and check a model file (see the module docstring for the guards)."""
+    notes: list[str] = []
     with quiet():
-        return _load(Path(path))
+        model = _load(Path(path), notes)
+    for note in notes:  # after quiet(), which silences every warning
+        warnings.warn(note, UserWarning, stacklevel=2)
+    return model
 
 
-def _load(p: Path) -> onnx.ModelProto:
+def _load(p: Path, notes: list[str]) -> onnx.ModelProto:
     shown = str(p)
     try:
         st = p.stat()
@@ -90,9 +96,16 @@ def _load(p: Path) -> onnx.ModelProto:
         )
     if not model.graph.node:
         raise UnsupportedModelError(f"the graph of {shown!r} has no nodes; expected a classifier with at least one layer")
-    check_versions(model, shown)
+    target = check_versions(model, shown)
     _check_tensor_shapes(model)
     _load_external_data(model, p)
+    if target is not None:
+        _convert_opset(model, target, shown, notes)
+    ir = model.ir_version
+    _stamp_ir(model, shown)
+    if model.ir_version != ir:
+        notes.append(f"{shown!r} has IR version {ir}, newer than onnxruntime runs; read as IR version "
+                     f"{model.ir_version} (the model uses nothing newer): {_versions_text()}")
     try:
         onnx.checker.check_model(model)
     except Exception as e:  # the checker's C++ errors come under several types
@@ -148,9 +161,10 @@ def _versions_text() -> str:
             f"{onnx.defs.onnx_opset_version()}")
 
 
-def check_versions(model: onnx.ModelProto, shown: str) -> None:
+def check_versions(model: onnx.ModelProto, shown: str) -> int | None:
     """Refuse an IR version or default-domain opset the installed onnx or onnxruntime cannot
-    handle, naming both; stamp down an IR version only onnxruntime lacks when that is safe."""
+    handle, naming both. Returns the opset to convert the model down to (one onnx reads but
+    onnxruntime does not run), or None; `_stamp_ir` then lowers an IR version only onnxruntime lacks."""
     ir, opset = int(model.ir_version), default_opset(model)
     if opset == 0:
         raise ModelFormatError(f"{shown!r} imports no opset of the default ONNX domain; expected e.g. opset 13 to 17")
@@ -158,15 +172,41 @@ def check_versions(model: onnx.ModelProto, shown: str) -> None:
         raise UnsupportedModelError(
             f"{shown!r} uses opset {opset} of the default ONNX domain; supported: opset {MIN_OPSET} and later")
     if ir <= KNOWN_RUNNABLE[0] and opset <= KNOWN_RUNNABLE[1]:
-        return
+        return None
     rt_ir, rt_opset = runtime_limits()
     onnx_opset = onnx.defs.onnx_opset_version()
-    if opset > min(rt_opset, onnx_opset):
+    if opset > onnx_opset:
         raise UnsupportedModelError(f"{shown!r} uses opset {opset} of the default ONNX domain, newer than this "
                                     f"installation supports: {_versions_text()}")
     if ir > onnx.IR_VERSION:
         raise UnsupportedModelError(f"{shown!r} has IR version {ir}, newer than this installation supports: "
                                     f"{_versions_text()}")
+    return rt_opset if opset > rt_opset else None
+
+
+def _convert_opset(model: onnx.ModelProto, target: int, shown: str, notes: list[str]) -> None:
+    """Convert the default domain's opset down to `target` in place, or refuse in one line."""
+    from onnx import version_converter
+
+    opset = default_opset(model)
+    try:
+        converted = version_converter.convert_version(model, target)
+        onnx.checker.check_model(converted)
+    except Exception as e:  # the converter's C++ assertions come as RuntimeError and others
+        raise UnsupportedModelError(
+            f"{shown!r} uses opset {opset} of the default ONNX domain, newer than this installation supports "
+            f"({_versions_text()}), and cannot be converted to opset {target}: {one_line(e, 160)}") from e
+    model.CopyFrom(converted)
+    notes.append(f"{shown!r} uses opset {opset}, newer than onnxruntime runs; converted to opset {target} "
+                 f"(onnx.version_converter): {_versions_text()}")
+
+
+def _stamp_ir(model: onnx.ModelProto, shown: str) -> None:
+    """Lower an IR version only onnxruntime lacks when the model uses nothing newer, else refuse."""
+    ir, opset = int(model.ir_version), default_opset(model)
+    if ir <= KNOWN_RUNNABLE[0] and opset <= KNOWN_RUNNABLE[1]:
+        return
+    rt_ir, _ = runtime_limits()
     if ir > rt_ir:
         newer = _newer_features(model)
         if newer or rt_ir < MIN_STAMP:
