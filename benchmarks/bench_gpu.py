@@ -21,13 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bench_search import BETAS, layer  # noqa: E402
-from timing import run_cli  # noqa: E402
+from timing import mnist_data, run_cli  # noqa: E402
 
 from mofn2logic.search.backends import make_backend  # noqa: E402
 from mofn2logic.search.layer import search_layer  # noqa: E402
@@ -52,19 +50,6 @@ def search_time(e: int, n: int, u: int, device: str, repeat: int):
 def warm_up(device: str) -> None:
     """Compile the kernels / start the CUDA context outside the timed runs."""
     search_time(200, 16, 2, device, 1)
-
-
-def mnist_data(n: int) -> Path:
-    path = WORK / f"mnist_train_{n}.npy"
-    if not path.is_file():
-        from mnist import load_mnist
-
-        x, _, held = load_mnist()
-        train = x[~held]
-        if len(train) < n:
-            raise SystemExit(f"MNIST has {len(train)} training images here; {n} asked")
-        np.save(path, train[:n])
-    return path
 
 
 def same_rules(a: Path, b: Path) -> bool:

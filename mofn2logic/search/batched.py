@@ -69,11 +69,15 @@ class _Device:
 
     def literals(self, orders, flips, units: slice, e0: int, e1: int):
         """(B, L, e1 - e0) truth of the batch's literals, in each unit's order."""
+        b, width = orders.shape
+        flat = orders.reshape(-1)
         if self.base is not None:
-            rows = self.base[:, e0:e1][orders]
+            src = self.base if e1 - e0 == self.e else self.base[:, e0:e1]
+            rows = src.index_select(0, flat).reshape(b, width, e1 - e0)
         else:
+            src = self.x if e1 - e0 == self.e else self.x[:, e0:e1]
             t = self.thr[units].gather(1, orders)
-            rows = self.x[:, e0:e1][orders] >= t[:, :, None]
+            rows = src.index_select(0, flat).reshape(b, width, e1 - e0) >= t[:, :, None]
         return rows ^ flips[:, :, None]
 
     def literal_counts(self, negative: np.ndarray) -> np.ndarray:
@@ -126,6 +130,8 @@ def search_layer_batched(problem, data, *, betas: Sequence[float], order: str, b
         padded[j, : len(o)] = o
         flips[j, : len(o)] = problem.weights[j, o] < 0
     budget = backend.budget
+    if backend.device.type == "cuda":  # a GPU's memory is there to be used: a quarter of what is free
+        budget = max(budget, int(torch.cuda.mem_get_info(backend.device)[0]) // 4)
     per_unit = max(1, width) * e * CELL_BYTES
     batch = max(1, min(units, budget // per_unit)) if units else 1
     e_step = e if per_unit <= budget else max(1, budget // (max(1, width) * CELL_BYTES))
