@@ -93,6 +93,14 @@ def conv_list_program(seed: int, names=None) -> Program:
     return with_list(conv_program(seed, names), seed)
 
 
+def pool_list_program(seed: int) -> Program:
+    """Conv, pool, then a decision list reading the pooled grid directly (flat indices into it)."""
+    p = conv_program(seed)
+    pool = p.blocks[1]
+    block = list_block(np.random.default_rng(seed + 2000), "out", pool.name, int(np.prod(pool.shape)), 3)
+    return Program("pool list", p.input, (p.blocks[0], pool, block), "first")
+
+
 def sample_inputs(program: Program, n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, *program.input.shape)).astype(np.float32)

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 import sympy
 from conftest import require_tool
-from program_gen import HOSTILE, conv_list_program, conv_program, dense_program, list_program, sample_inputs
+from program_gen import (
+    HOSTILE,
+    conv_list_program,
+    conv_program,
+    dense_program,
+    list_program,
+    pool_list_program,
+    sample_inputs,
+)
 
 from mofn2logic.engines import numpy_engine as engine_python
 from mofn2logic.engines import sympy_engine as engine_sympy
@@ -87,7 +95,7 @@ def test_three_engines_agree_on_random_decision_lists(seed):
     from mofn2logic.engines.base import flat_atoms
     from mofn2logic.engines.prolog_engine import run as prolog_run
 
-    for make in (list_program, conv_list_program):
+    for make in (list_program, conv_list_program, pool_list_program):
         p = make(seed)
         x = sample_inputs(p, 80, seed)
         a_py, m_py, c_py = engine_python.evaluate(p, x)
