@@ -51,7 +51,7 @@ def _dataset(data: DataLike, model: LoadedModel, key: str | None, labels: Labels
 
         y = read_labels(labels, len(data), key=labels_key, n_classes=n_classes(model.network), max_bytes=budget)
         paths = data.paths + ((Path(labels),) if isinstance(labels, (str, os.PathLike)) else ())
-        return Dataset(data.x, y, data.source, data.sha256, data.key, paths)
+        return Dataset(data.x, y, data.source, data.sha256, data.key, paths, data.feature_names)
     return load_dataset(data, model, key=key, labels=labels, labels_key=labels_key, max_bytes=budget)
 
 
@@ -113,7 +113,7 @@ def extract(model: ModelLike, data: DataLike, *, key: str | None = None, layers:
     d = _dataset(data, m, key, budget=budget)
     acts = activations(m, d, batch_size=batch_size, providers=providers, memory_budget=budget)
     return search(m.network, acts, layers=layers, mode=mode, order=order, betas=betas, device=device,
-                  provenance=provenance(m, d), log=log, **options)
+                  provenance=provenance(m, d), log=log, names=m.names, **options)
 
 
 def compile(rules: RuleSet | PathLike, *, cut: str | None = None, beta: float | None = None,  # noqa: A001

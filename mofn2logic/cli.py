@@ -77,6 +77,14 @@ def _load(args: argparse.Namespace) -> Any:
     return load_model(args.model, start=args.start, output=args.graph_output)
 
 
+def _named(args: argparse.Namespace) -> Any:
+    """`_load` with the names of inputs (--feature-names, or a CSV header), classes and units."""
+    from mofn2logic.inputs import with_names
+
+    return with_names(_load(args), args.data, feature_names=args.feature_names, class_names=args.class_names,
+                      names=args.names)
+
+
 def _shape(shape: Sequence[int | None]) -> str:
     return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
 
@@ -118,7 +126,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
     check_output_path(args.output, inputs=(args.model, args.data))
     rs = api.extract(
-        _load(args), args.data, key=args.key, layers=args.layers, mode=args.mode, order=args.order,
+        _named(args), args.data, key=args.key, layers=args.layers, mode=args.mode, order=args.order,
         betas=args.beta, device=args.device, small_n=args.small_n, pool_size=args.pool,
         conv_examples=args.conv_examples, conv_position=args.conv_position, seed=args.seed, cuts=args.cuts,
         exact_pool=args.exact_pool, validation=args.validation, improve_steps=args.improve_steps, fit_on=args.fit_on,
@@ -268,7 +276,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 @command
 def cmd_run(args: argparse.Namespace) -> int:
-    summary = api.run(_load(args), args.data, args.output, key=args.key, labels=args.labels,
+    summary = api.run(_named(args), args.data, args.output, key=args.key, labels=args.labels,
                       labels_key=args.labels_key, holdout=args.holdout, seed=args.seed, order=args.order,
                       betas=args.beta, beta=args.program_beta, device=args.device,
                       paper_mode=not args.no_paper, fit_on=args.fit_on, log=print, **_harvest_options(args))
@@ -490,6 +498,7 @@ def build_parser() -> Parser:
     s = add("extract", "Search M-of-N rules for every layer (or the chosen ones) and write rules.json.")
     s.add_argument("model", help="ONNX model file")
     _data_args(s)
+    _name_args(s)
     s.add_argument("-o", "--output", required=True, help="output rules.json")
     s.add_argument("--layers", check=_names, default=None, help="comma-separated layer names (default: all)")
     s.add_argument("--mode", choices=MODES, default=search["mode"],
@@ -581,6 +590,7 @@ def build_parser() -> Parser:
     s = add("run", "The whole pipeline: rules, programs, Prolog/SymPy/DOT exports, checks and an HTML report.")
     s.add_argument("model", help="ONNX model file")
     _data_args(s)
+    _name_args(s)
     _label_args(s)
     s.add_argument("-o", "--output", required=True, help="output folder")
     s.add_argument("--holdout", check=_share, default=run["holdout"],
@@ -615,6 +625,15 @@ def _model_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--graph-output", metavar="NAME", default=None,
                    help="the graph output holding the class probabilities or logits, when the model has several "
                         "(default: the only one, else the one a Softmax makes)")
+
+
+def _name_args(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--feature-names", metavar="FILE", default=None,
+                   help="names of the input values, one per line or a JSON list (default: a CSV file's header; "
+                        "images: pixel[r,c])")
+    s.add_argument("--class-names", metavar="FILE", default=None, help="names of the classes, one per line or a JSON list")
+    s.add_argument("--names", metavar="FILE", default=None,
+                   help='names of hidden units and classes, JSON {"layer": {"unit": "name"}, "classes": [...]}')
 
 
 def _data_args(s: argparse.ArgumentParser) -> None:

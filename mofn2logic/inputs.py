@@ -12,6 +12,7 @@ file and against the memory budget before anything is allocated.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
@@ -26,6 +27,7 @@ import onnx
 
 from mofn2logic.errors import DataError, InputFileError, Mofn2LogicError
 from mofn2logic.files import check_input_file, shown, size_text
+from mofn2logic.ir.names import Names, make_names, read_name_list, read_unit_names
 from mofn2logic.ir.network import Network, Shape
 from mofn2logic.onnx.harvest import DEFAULT_BUDGET, parse_size
 
@@ -272,6 +274,7 @@ class LoadedModel:
     proto: onnx.ModelProto
     network: Network
     sha256: str
+    names: Names | None = None  # the user's names of inputs, units and classes (`with_names`)
 
     @property
     def name(self) -> str:
@@ -291,6 +294,39 @@ def load_model(path: str | os.PathLike[str], *, start: str | None = None, output
     proto = load_onnx(path)
     network = import_network(proto, source=str(path), start=start, output=output)
     return LoadedModel(Path(path), proto, network, file_sha256(path))
+
+
+def with_names(model: LoadedModel, data: Dataset | str | os.PathLike[str] | None = None, *,
+               feature_names: PathOrNames | None = None, class_names: PathOrNames | None = None,
+               names: str | os.PathLike[str] | None = None) -> LoadedModel:
+    """`model` with the names of its inputs, classes and units, checked against its network
+    (`mofn2logic.ir.names`): `feature_names` (a file of names, or a list) or else the header of
+    a CSV `data` file or Dataset (ignored when the explained part starts inside the graph),
+    `class_names` (a file or a list), `names` (a JSON file {layer: {unit: name}, "classes": [...]})."""
+    if isinstance(data, (str, os.PathLike)):
+        p = Path(data)
+        header = csv_header(p) if p.suffix.lower() == ".csv" and p.is_file() else ()
+        data = Dataset(np.zeros((0,)), None, p.name, "", feature_names=header)
+    units: dict[str, dict[int, str]] = {}
+    classes: tuple[str, ...] | None = None
+    if names is not None:
+        units, from_file = read_unit_names(names)
+        classes = from_file or None
+    if class_names is not None:
+        classes = (read_name_list(class_names, "class names") if isinstance(class_names, (str, os.PathLike))
+                   else tuple(class_names))
+    source = "feature names"
+    if feature_names is not None:
+        inputs = (read_name_list(feature_names, "feature names") if isinstance(feature_names, (str, os.PathLike))
+                  else tuple(feature_names))
+        if isinstance(feature_names, (str, os.PathLike)):
+            source = f"feature names {shown(feature_names)}"
+    elif data is not None and data.feature_names and model.network.head is None:
+        inputs, source = data.feature_names, f"the CSV header of {data.source!r}"
+    else:
+        inputs = ()
+    given = make_names(model.network, inputs=inputs, classes=classes, units=units, source=source)
+    return dataclasses.replace(model, names=given if given else None)
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -321,7 +357,8 @@ class Dataset:
     x: (E, *input_shape) in the model's dtype (read-only and memory-mapped when it came from an
     .npy file of that dtype); labels: (E,) int64 class indices or None; source: the data file's
     name (or "<array>"); sha256: of the file (or of the array's bytes); key: the array's name
-    inside an .npz file, when one was given; paths: the files read (data, labels).
+    inside an .npz file, when one was given; paths: the files read (data, labels);
+    feature_names: the names in a CSV file's header row (else empty).
     """
 
     x: np.ndarray
@@ -330,12 +367,14 @@ class Dataset:
     sha256: str
     key: str | None = None
     paths: tuple[Path, ...] = ()
+    feature_names: tuple[str, ...] = ()  # a CSV file's header row, when it has one
 
     def __len__(self) -> int:
         return len(self.x)
 
 
 PathOrArray = str | os.PathLike[str] | np.ndarray
+PathOrNames = str | os.PathLike[str] | list[str] | tuple[str, ...]
 
 
 def load_dataset(data: PathOrArray, model: LoadedModel | Network, *, key: str | None = None,
@@ -364,7 +403,19 @@ def load_dataset(data: PathOrArray, model: LoadedModel | Network, *, key: str | 
         y = read_labels(labels, len(x), key=labels_key, n_classes=n_classes(net), max_bytes=limit)
         if isinstance(labels, (str, os.PathLike)):
             paths.append(Path(labels))
-    return Dataset(x, y, source, sha, key if isinstance(data, (str, os.PathLike)) else None, tuple(paths))
+    header = csv_header(data) if isinstance(data, (str, os.PathLike)) and Path(data).suffix.lower() == ".csv" else ()
+    return Dataset(x, y, source, sha, key if isinstance(data, (str, os.PathLike)) else None, tuple(paths), header)
+
+
+def csv_header(path: str | os.PathLike[str]) -> tuple[str, ...]:
+    """The names in a CSV file's first row when it is a header (a cell that is not a number),
+    else (); quoted names (`"income, net"`) are read as the csv module reads them."""
+    import csv
+
+    with open(path, encoding="utf-8", newline="") as f:
+        first = next(csv.reader([f.readline()]), [])
+    cells = [c.strip() for c in first]
+    return tuple(cells) if cells and any(c and not _is_number(c) for c in cells) else ()
 
 
 def _array_sha256(x: np.ndarray) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mofn2logic.errors import ProgramError
+from mofn2logic.ir.names import Names
 from mofn2logic.ir.network import ConvAttrs
 from mofn2logic.ir.steps import Step
 
@@ -94,6 +95,7 @@ class RuleSet:
     betas: tuple[float, ...]
     layers: tuple[LayerRules, ...]
     provenance: str = "{}"  # canonical JSON text: keeps the IR hashable and frozen
+    names: Names | None = None  # the user's names of inputs, hidden units and classes (mofn2logic.ir.names)
 
     def layer(self, name: str) -> LayerRules:
         for layer in self.layers:

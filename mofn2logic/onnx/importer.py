@@ -347,7 +347,8 @@ class _Importer:
 
     def affine_nodes(self) -> list[tuple[str, onnx.NodeProto]]:
         """The affine nodes the output depends on, in graph order, named as their layers would be."""
-        out, used = [], set()
+        out: list[tuple[str, onnx.NodeProto]] = []
+        used: set[str] = set()
         for node in self.nodes:
             if node.op_type in AFFINE and node.domain in ("", "ai.onnx") and node.input:
                 out.append((_unique(node.name or node.output[0], used), node))

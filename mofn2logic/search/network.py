@@ -10,6 +10,7 @@ Modes:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import ChainMap
 from collections.abc import Mapping, Sequence
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mofn2logic.errors import SearchError
+from mofn2logic.ir.names import Names
 from mofn2logic.ir.network import Layer, Network
 from mofn2logic.ir.program import Block, InputTests, Program
 from mofn2logic.ir.rules import LayerRules, RuleSet, UnitRules
@@ -100,9 +102,11 @@ def extract(
     validation: float = DEFAULT_VALIDATION,
     improve_steps: int = DEFAULT_IMPROVE_STEPS,
     fit_on: str = "network",
+    names: Names | None = None,
 ) -> RuleSet:
     """Search M-of-N rules for the chosen layers (default: all) of `network`. `predicted` is the
-    network's class per sample (default: the argmax of the output in `acts`).
+    network's class per sample (default: the argmax of the output in `acts`). `names` (the
+    user's names of inputs, units and classes, `mofn2logic.ir.names.make_names`) go into the rule set.
 
     Orders ``exact`` and ``best`` also run the threshold-aware exact search over rules of at most
     `small_n` literals from a pool of `exact_pool` literals (quantile `cuts` per input in paper mode),
@@ -137,12 +141,12 @@ def extract(
         raise SearchError(f"the small-N search with a pool of {pool_size} literals and N up to {small_n} would score "
                           f"{small_subsets(pool_size, small_n):,} subsets per unit; expected at most "
                           f"{MAX_SMALL_SUBSETS:,}: lower the pool or small-n")
-    names = [la.name for la in network.layers]
-    wanted = list(names) if not layers else list(layers)
-    unknown = [n for n in wanted if n not in names]
+    layer_names = [la.name for la in network.layers]
+    wanted = list(layer_names) if not layers else list(layers)
+    unknown = [n for n in wanted if n not in layer_names]
     if unknown:
         raise SearchError(f"unknown layer{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
-                          f"the model has {', '.join(map(repr, names))}")
+                          f"the model has {', '.join(map(repr, layer_names))}")
     pred = predicted_class(network, acts) if predicted is None else np.asarray(predicted)
     n_classes = int(acts[network.output].shape[1])
     classes = np.unique(pred)
@@ -150,7 +154,7 @@ def extract(
         raise SearchError(f"all {len(pred)} samples are predicted as class {int(classes[0])}: splits against the "
                           "predicted class carry no information; give data the network assigns to 2 or more classes")
     backend = make_backend(device, memory_budget)
-    last = max(names.index(n) for n in wanted)
+    last = max(layer_names.index(n) for n in wanted)
     out: list[LayerRules] = []
     prev_heads: np.ndarray | None = None
     program: _ProgramSoFar | None = None  # fit_on="program": the program from the current cut up to layer i - 1
@@ -198,7 +202,11 @@ def extract(
                     "seed": seed, "n_samples": int(len(pred)), "cuts": cuts, "exact_pool": exact_pool,
                     "validation": validation, "improve_steps": improve_steps, "fit_on": fit_on},
     }
-    return RuleSet(betas=betas, layers=tuple(out), provenance=json.dumps(prov, sort_keys=True))
+    if names:  # unit names of the layers this rule set holds
+        kept = {la.name for la in out}
+        names = dataclasses.replace(names, units=tuple(u for u in names.units if u[0] in kept))
+    return RuleSet(betas=betas, layers=tuple(out), provenance=json.dumps(prov, sort_keys=True),
+                   names=names if names else None)
 
 
 def optimality_report(network: Network, acts: Mapping[str, np.ndarray], *, mode: str = "chain",

@@ -6,6 +6,7 @@ per beta) refer to that table::
 
     {"format": "mofn2logic-rules", "version": 2,
      "provenance": {"package", "version", "model", "model_sha256", "data", "data_sha256", "options"},
+     ["names": {["inputs": [...],] ["classes": [...],] ["units": {layer: {unit: name}}]},]
      "betas": [...],
      "layers": [{"name", "kind", "mode", "order", "activation", "fan_in", "input_tensor",
                  "output_tensor", "input_shape", "output_shape", "n_examples", "conv", "chained", "fit_on",
@@ -38,7 +39,8 @@ The fields mean what the IR's do (`mofn2logic.ir.rules`); ``conv`` holds the con
 attributes and ``position`` (all or best); ``steps`` the typed steps' attributes and tensors;
 ``chained`` (absent in older files: true in chain mode) whether the inputs' thresholds are the
 head splits of the layer below; ``fit_on`` (absent in older files: network) what the rules were
-fitted on. Both versions are read by the same strict reader: every field is
+fitted on; ``names`` (optional, either version) the user's names of the inputs, classes and hidden units
+(`mofn2logic.ir.names`). Both versions are read by the same strict reader: every field is
 type- and range-checked, and a bad one is a one-line `ProgramError` that says where it is, what
 was expected and what arrived. Writing is deterministic: the same rule set gives the same bytes.
 """
@@ -53,6 +55,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mofn2logic.errors import ProgramError
+from mofn2logic.ir.names import Names
 from mofn2logic.ir.network import ConvAttrs
 from mofn2logic.ir.rules import FrontPoint, LayerRules, RuleSet, ScoredRule, ThresholdLiteral, UnitRules
 from mofn2logic.ir.steps import STEP_TYPES, Step, step_fields
@@ -164,8 +167,21 @@ def _layer_v2(la: LayerRules) -> dict[str, Any]:
 
 def to_dict(rs: RuleSet) -> dict[str, Any]:
     """The version 2 document of the rule set (plain JSON values)."""
+    names = _names_dict(rs.names) if rs.names else None
     return {"format": FORMAT, "version": VERSION, "provenance": json.loads(rs.provenance),
+            **({"names": names} if names else {}),
             "betas": list(rs.betas), "layers": [_layer_v2(la) for la in rs.layers]}
+
+
+def _names_dict(names: Names) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if names.inputs:
+        out["inputs"] = list(names.inputs)
+    if names.classes:
+        out["classes"] = list(names.classes)
+    if names.units:
+        out["units"] = {layer: {str(u): n for u, n in units} for layer, units in names.units}
+    return out
 
 
 def _scalar(v: Any) -> bool:
@@ -538,7 +554,41 @@ def from_dict(d: Any, source: str = "rules") -> RuleSet:
     if len(set(names)) != len(names):
         raise ProgramError(f"{source}: layer names repeat: {names}")
     prov = r.obj(d.get("provenance", {}), "provenance")
-    return RuleSet(betas=betas, layers=layers, provenance=json.dumps(prov, sort_keys=True))
+    given = _names(r, d["names"], layers) if "names" in d else None
+    return RuleSet(betas=betas, layers=layers, provenance=json.dumps(prov, sort_keys=True), names=given)
+
+
+def _names(r: _Reader, v: Any, layers: tuple[LayerRules, ...]) -> Names:
+    """The optional "names" section: {"inputs": [...], "classes": [...], "units": {layer: {unit: name}}}."""
+    from mofn2logic.errors import DataError
+    from mofn2logic.ir.names import check_text
+
+    d = r.obj(v, "names")
+    r.only(d, {"inputs", "classes", "units"}, "names")
+
+    def text(x: Any, where: str) -> str:
+        try:
+            return check_text(x, where)
+        except DataError:
+            raise r.fail(where, "a non-empty name without control characters", x) from None
+
+    inputs = tuple(text(x, f"names inputs #{i}") for i, x in enumerate(r.items(d.get("inputs", []), "names inputs")))
+    classes = tuple(text(x, f"names classes #{i}") for i, x in enumerate(r.items(d.get("classes", []), "names classes")))
+    by_name = {la.name: la for la in layers}
+    units = []
+    for layer, given in r.obj(d.get("units", {}), "names units").items():
+        if layer not in by_name:
+            raise r.fail("names units", f"layers of the rule set ({', '.join(map(repr, by_name))})", layer)
+        named = []
+        for unit, name in r.obj(given, f"names units {layer!r}").items():
+            if not unit.isdigit() or int(unit) >= len(by_name[layer].units):
+                raise r.fail(f"names units {layer!r}", f"unit numbers 0..{len(by_name[layer].units) - 1}", unit)
+            named.append((int(unit), text(name, f"names units {layer!r} {unit}")))
+        units.append((layer, tuple(sorted(named))))
+    order = {n: i for i, n in enumerate(by_name)}
+    shape = tuple(layers[0].input_shape) if layers and not layers[0].steps else ()
+    return Names(inputs=inputs, input_shape=shape, classes=classes,
+                 units=tuple(sorted(units, key=lambda item: order[item[0]])))
 
 
 def loads(text: str, source: str = "rules") -> RuleSet:
