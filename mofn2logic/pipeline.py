@@ -161,7 +161,7 @@ def _run(model: LoadedModel, data: Dataset, out: Path, *, fit: np.ndarray, order
     t0 = time.perf_counter()
     with _Stage(log, f"extract: chain mode, order {order}, {len(fit_idx)} samples", len(names), "layer") as st:
         chain = extract(net, fit_acts, mode="chain", order=order, betas=betas, device=device, provenance=prov,
-                        names=model.names, log=st.layer, predicted=fit_pred)
+                        log=st.layer, predicted=fit_pred)
     write_rules(chain, out / "rules.json")
     timings["extract_chain"] = time.perf_counter() - t0
     # Replicas fitted on the program's own atoms: one extraction from each cut below the output layer (the
@@ -175,7 +175,7 @@ def _run(model: LoadedModel, data: Dataset, out: Path, *, fit: np.ndarray, order
                     sum(len(names) - k for k in range(len(names) - 1)), "layer") as st:
             for k, cut_name in enumerate(names[:-1]):
                 refit[cut_name] = extract(net, fit_acts, layers=names[k:], mode="chain", order=order, betas=(beta,),
-                                          device=device, provenance=prov, names=model.names, log=st.layer,
+                                          device=device, provenance=prov, log=st.layer,
                                           predicted=fit_pred, fit_on="program")
                 write_rules(refit[cut_name], out / f"rules_program_{file_stem(cut_name)}.json")
         timings["extract_program"] = time.perf_counter() - t0
@@ -185,7 +185,7 @@ def _run(model: LoadedModel, data: Dataset, out: Path, *, fit: np.ndarray, order
         with _Stage(log, "extract: paper mode (the reference's per-(input, target) splits), order weight", len(names),
                     "layer") as st:
             paper = extract(net, fit_acts, mode="paper", order="weight", betas=betas, device=device, provenance=prov,
-                            names=model.names, log=st.layer, predicted=fit_pred)
+                            log=st.layer, predicted=fit_pred)
         write_rules(paper, out / "rules_paper.json")
         timings["extract_paper"] = time.perf_counter() - t0
 
@@ -221,11 +221,12 @@ def _run(model: LoadedModel, data: Dataset, out: Path, *, fit: np.ndarray, order
     fronts = []
     with _Stage(log, "size/fidelity front: programs per beta, and a decision tree with as many tests, per cut",
                 len(names), "cut") as st:
-        for c in cuts:
-            extra = ([front.program_point(programs[c.cut], held[programs[c.cut].input.tensor], held_pred,
-                                          series="program fitted on its atoms", beta=beta)]
+        for c in cuts:  # the programs at the program beta are the cut table's, already checked
+            known = [front.Point("program", c.literals, c.fidelity, beta=beta) if c.network is None else
+                     front.Point("program", c.network_literals or 0, c.network.fidelity, beta=beta)]
+            extra = ([front.Point("program fitted on its atoms", c.literals, c.fidelity, beta=beta)]
                      if c.cut in refit else [])
-            fronts.append(front.cut_front(chain, c.cut, fit_acts, held, fit_pred, held_pred, extra=extra))
+            fronts.append(front.cut_front(chain, c.cut, fit_acts, held, fit_pred, held_pred, known=known, extra=extra))
             st.advance()
         for f in fronts:
             st.say(front.text_table(f))

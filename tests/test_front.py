@@ -12,6 +12,8 @@ import mofn2logic as M
 from mofn2logic.engines import verify
 from mofn2logic.program.compile import compile_program
 from mofn2logic.report.front import (
+    TREE_GRID,
+    Point,
     cut_front,
     expansion_order,
     fit_tree,
@@ -77,8 +79,8 @@ def test_the_front_holds_the_programs_of_each_beta_and_trees_with_as_many_tests(
             assert p.tests == sum(r.n for b in program.rule_blocks() for r in b.rules)
             assert p.fidelity == verify(program, net, held_acts, predicted=held_pred).fidelity
         assert [t.tests for t in front.programs] == sorted(t.tests for t in front.programs)
-        # one tree per distinct literal count, with that many tests unless the tree stops growing first
-        assert sorted(t.budget for t in front.trees) == sorted({p.tests for p in front.programs})
+        # one tree per distinct literal count and grid size, with that many tests unless the tree stops growing first
+        assert sorted(t.budget for t in front.trees) == sorted({p.tests for p in front.programs} | set(TREE_GRID))
         x_fit, x_held = _flat(fit_acts[la.input_tensor]), _flat(held_acts[la.input_tensor])
         for t in front.trees:
             alone = DecisionTreeClassifier(max_leaf_nodes=max(2, t.budget + 1), random_state=0).fit(x_fit, fit_pred)
@@ -119,3 +121,17 @@ def test_program_points_are_sorted_by_literals(mlp_run):
     last = rules.layers[-1]
     pts = program_points(rules, last.name, held_acts[last.input_tensor], held_pred)
     assert [p.tests for p in pts] == sorted(p.tests for p in pts) and {p.series for p in pts} == {"program"}
+
+
+def test_known_programs_are_taken_and_large_ones_left_out(mlp_run):
+    """The pipeline hands over the program it already checked; programs over the literal bound are not run."""
+    net, rules, fit_acts, held_acts, fit_pred, held_pred = mlp_run
+    cut = rules.layers[0].name
+    x, sizes = held_acts[rules.layers[0].input_tensor], {}
+    for p in program_points(rules, cut, x, held_pred, max_literals=None):
+        sizes[p.beta] = p.tests
+    known = Point("program", sizes[0.0], 0.5, beta=0.0)
+    bound = sorted(sizes.values())[1]
+    pts = program_points(rules, cut, x, held_pred, known=[known], max_literals=bound)
+    assert known in pts
+    assert {p.beta for p in pts} == {0.0} | {b for b, n in sizes.items() if n <= bound}

@@ -111,8 +111,15 @@ def test_summary_has_each_cut_fitted_both_ways(run_dir, default_model, digits):
 def test_the_report_shows_the_front_beside_the_tree(run_dir):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert [f["cut"] for f in summary["front"]] == [c["cut"] for c in summary["cuts"]]
-    for f in summary["front"]:
-        assert {p["tests"] for p in f["programs"]} == {t["budget"] for t in f["trees"]}
+    from mofn2logic.report.front import TREE_GRID
+
+    for f, c in zip(summary["front"], summary["cuts"]):
+        assert {p["tests"] for p in f["programs"]} | set(TREE_GRID) == {t["budget"] for t in f["trees"]}
+        own = [p for p in f["programs"] if p["beta"] == 0]  # the cut table's programs at the program beta
+        assert {(p["series"], p["tests"], p["fidelity"]) for p in own} == (
+            {("program", c["fitted"]["network"]["literals"], c["fitted"]["network"]["fidelity"])}
+            | ({("program fitted on its atoms", c["literals"], c["fidelity"])} if c["cut"] != summary["cuts"][-1]["cut"]
+               else set()))
     page = (run_dir / "report.html").read_text()
     figure = (run_dir / "figures" / "front.svg").read_text()
     assert "Size and fidelity: the program beside a decision tree" in page and figure in page

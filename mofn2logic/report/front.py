@@ -3,7 +3,8 @@ beside a scikit-learn decision tree fitted on the same cut inputs and labels wit
 
 Program points: the program compiled at the cut for each beta of a chain-mode rule set (compile
 folds constant literals and prunes the rules no class depends on, so the count is of the literals
-that can matter), and any extra programs given (the replica fitted on its own atoms).
+that can matter) up to `MAX_FRONT_LITERALS` literals, and any extra programs given (the replica
+fitted on its own atoms).
 Tree points: one `DecisionTreeClassifier` (best-first, `max_leaf_nodes`, fixed `random_state`)
 fitted once per cut on the fitting split's cut inputs with the network's class as label, grown to
 the largest budget; the tree with k tests is its first k expansions in sklearn's best-first order,
@@ -25,6 +26,10 @@ from mofn2logic.ir.rules import RuleSet
 
 # The largest tree grown per cut (tests): budgets above it get this tree, marked by its real count.
 MAX_TREE_TESTS = 1024
+# Trees at these numbers of tests as well as at the programs' literal counts: the tree's own curve.
+TREE_GRID = (1, 3, 10, 30, 100, 300, 1000)
+# Programs above this many literals stay off the front unless already checked (the cut's own program).
+MAX_FRONT_LITERALS = 20_000
 TREE_SEED = 0
 
 
@@ -76,12 +81,22 @@ def program_point(program: Program, x_held: np.ndarray, pred_held: np.ndarray, *
 
 
 def program_points(rules: RuleSet, cut: str, x_held: np.ndarray, pred_held: np.ndarray,
-                   betas: Sequence[float] | None = None) -> list[Point]:
-    """The program at `cut` for each beta of `rules` (default: all), fewest literals first."""
+                   betas: Sequence[float] | None = None, *, known: Sequence[Point] = (),
+                   max_literals: int | None = MAX_FRONT_LITERALS) -> list[Point]:
+    """The program at `cut` for each beta of `rules` (default: all), fewest literals first. A beta of a
+    `known` point takes that point (a program already checked); programs of more than `max_literals`
+    literals are left out otherwise (running them costs the most and the front is about small programs)."""
     from mofn2logic.program.compile import compile_program
 
-    pts = [program_point(compile_program(rules, cut=cut, beta=b), x_held, pred_held, beta=b)
-           for b in (rules.betas if betas is None else betas)]
+    given = {p.beta: p for p in known}
+    pts = []
+    for b in rules.betas if betas is None else betas:
+        if b in given:
+            pts.append(given[b])
+            continue
+        program = compile_program(rules, cut=cut, beta=b)
+        if max_literals is None or literals(program) <= max_literals:
+            pts.append(program_point(program, x_held, pred_held, beta=b))
     return sorted(pts, key=lambda p: (p.tests, -p.fidelity))
 
 
@@ -164,15 +179,17 @@ def _features(x: np.ndarray) -> np.ndarray:
 
 
 def cut_front(rules: RuleSet, cut: str, fit_acts: Mapping[str, np.ndarray], held_acts: Mapping[str, np.ndarray],
-              fit_pred: np.ndarray, held_pred: np.ndarray, *, extra: Sequence[Point] = (),
+              fit_pred: np.ndarray, held_pred: np.ndarray, *, known: Sequence[Point] = (), extra: Sequence[Point] = (),
+              max_literals: int | None = MAX_FRONT_LITERALS, tree_grid: Sequence[int] = TREE_GRID,
               max_tests: int = MAX_TREE_TESTS, seed: int = TREE_SEED) -> CutFront:
-    """The cut's program points (each beta of `rules`, and `extra`) and the trees at the same numbers of
-    tests, fitted on the cut layer's input in `fit_acts` with the network's classes `fit_pred`."""
+    """The cut's program points (each beta of `rules`, see `program_points`, and `extra`) and the trees with
+    as many tests, and at `tree_grid`, fitted on the cut layer's input in `fit_acts` with the network's
+    classes `fit_pred`."""
     tensor = rules.layer(cut).input_tensor
-    programs = program_points(rules, cut, held_acts[tensor], held_pred)
+    programs = program_points(rules, cut, held_acts[tensor], held_pred, known=known, max_literals=max_literals)
     programs = sorted([*programs, *extra], key=lambda p: (p.tests, -p.fidelity))
     x_fit = np.asarray(fit_acts[tensor])
-    trees = tree_points(x_fit, fit_pred, held_acts[tensor], held_pred, [p.tests for p in programs],
+    trees = tree_points(x_fit, fit_pred, held_acts[tensor], held_pred, [*(p.tests for p in programs), *tree_grid],
                         max_tests=max_tests, seed=seed)
     return CutFront(cut, int(np.prod(x_fit.shape[1:])), tuple(programs), tuple(trees))
 
@@ -201,4 +218,4 @@ def text_table(front: CutFront) -> str:
 
 __all__ = ["Point", "CutFront", "cut_front", "program_points", "program_point", "tree_points", "fit_tree",
            "expansion_order", "prefix_predict", "front_rows", "text_table",
-           "MAX_TREE_TESTS"]
+           "MAX_TREE_TESTS", "MAX_FRONT_LITERALS", "TREE_GRID"]
