@@ -161,7 +161,7 @@ def _run(model: LoadedModel, data: Dataset, out: Path, *, fit: np.ndarray, order
     t0 = time.perf_counter()
     with _Stage(log, f"extract: chain mode, order {order}, {len(fit_idx)} samples", len(names), "layer") as st:
         chain = extract(net, fit_acts, mode="chain", order=order, betas=betas, device=device, provenance=prov,
-                        log=st.layer, predicted=fit_pred)
+                        names=model.names, log=st.layer, predicted=fit_pred)
     write_rules(chain, out / "rules.json")
     timings["extract_chain"] = time.perf_counter() - t0
     # Replicas fitted on the program's own atoms: one extraction from each cut below the output layer (the
@@ -175,7 +175,7 @@ def _run(model: LoadedModel, data: Dataset, out: Path, *, fit: np.ndarray, order
                     sum(len(names) - k for k in range(len(names) - 1)), "layer") as st:
             for k, cut_name in enumerate(names[:-1]):
                 refit[cut_name] = extract(net, fit_acts, layers=names[k:], mode="chain", order=order, betas=(beta,),
-                                          device=device, provenance=prov, log=st.layer,
+                                          device=device, provenance=prov, names=model.names, log=st.layer,
                                           predicted=fit_pred, fit_on="program")
                 write_rules(refit[cut_name], out / f"rules_program_{file_stem(cut_name)}.json")
         timings["extract_program"] = time.perf_counter() - t0
@@ -185,7 +185,7 @@ def _run(model: LoadedModel, data: Dataset, out: Path, *, fit: np.ndarray, order
         with _Stage(log, "extract: paper mode (the reference's per-(input, target) splits), order weight", len(names),
                     "layer") as st:
             paper = extract(net, fit_acts, mode="paper", order="weight", betas=betas, device=device, provenance=prov,
-                            log=st.layer, predicted=fit_pred)
+                            names=model.names, log=st.layer, predicted=fit_pred)
         write_rules(paper, out / "rules_paper.json")
         timings["extract_paper"] = time.perf_counter() - t0
 
