@@ -140,3 +140,29 @@ def test_run_through_the_head_with_engines_agreeing(capfd, branchy, tmp_path):
     summary = json.loads((out_dir / "summary.json").read_text())
     assert len(summary["checks"]) == 2
     assert re.findall(r"program verified: .* \((agree|DISAGREE)\)", out) == ["agree", "agree"], out
+
+
+def test_an_integer_input_and_ops_mofn2logic_does_not_read_stay_in_the_head(tmp_path):
+    """int64 data -> Cast -> Sin -> Gemm -> Relu -> Gemm -> Softmax: the head casts and applies Sin
+    (no layer or step), the explained part is the two dense layers; the data are integers."""
+    from onnx import TensorProto, helper
+
+    nodes, inits = onnx_models.mlp_parts()
+    nodes[0].input[0] = "s"
+    nodes = [helper.make_node("Cast", ["x"], ["xf"], to=TensorProto.FLOAT, name="cast"),
+             helper.make_node("Sin", ["xf"], ["s"], name="sin"), *nodes]
+    model = onnx_models.raw_model(nodes, inits, inputs=[onnx_models.vinfo("x", ["N", 4], TensorProto.INT64)],
+                                  ir_version=onnx_models.IR_VERSION)
+    onnx.checker.check_model(model)
+    path = onnx_models.save(model, tmp_path / "int.onnx")
+    with pytest.warns(UserWarning, match=r"explaining from layer 'fc1' \(its input 's'\)"):
+        m = load_model(path)
+    assert m.network.head.dtype == np.int64 and m.network.dtype == np.float32
+    assert [la.name for la in m.network.layers] == ["fc1", "fc2"]
+    x = np.random.default_rng(0).integers(-5, 5, size=(20, 4))
+    data = load_dataset(x, m)
+    assert data.x.dtype == np.int64
+    acts = harvest(m.network, m.proto, data.x)
+    np.testing.assert_allclose(acts["s"], np.sin(x.astype(np.float32)), rtol=1e-6)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(acts["y"], sess.run(None, {"x": x})[0], rtol=1e-6)
