@@ -70,6 +70,7 @@ def same_rules(a: Path, b: Path) -> bool:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--before", type=Path, default=None, help="a checkout of the code before (its package folder's parent)")
+    ap.add_argument("--after", type=Path, default=None, help="a checkout of the code after (default: the installed package)")
     ap.add_argument("--sizes", default="2000,8000")
     ap.add_argument("--devices", default="cpu,auto,torch")
     ap.add_argument("--torch-sizes", default="2000", help="sizes at which the torch device runs (it is slow on a CPU)")
@@ -82,9 +83,9 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     torch_sizes = {int(s) for s in args.torch_sizes.split(",") if s}
     devices = args.devices.split(",")
-    versions = [("before", args.before), ("after", None)] if args.before else [("after", None)]
+    versions = [("before", args.before), ("after", args.after)] if args.before else [("after", args.after)]
     print(f"MNIST CNN ({model.name}), chain mode, all layers; "
-          + (f"before = {args.before}, after = this checkout" if args.before else "this checkout"), flush=True)
+          + (f"before = {args.before}, " if args.before else "") + f"after = {args.after or 'this checkout'}", flush=True)
     head = (f"| images | device | {'before s':>9} | {'after s':>8} | {'ratio':>6} | {'RSS before':>10} | "
             f"{'RSS after':>9} | same rules |")
     lines = [head, "|" + "|".join("-" * (len(c) + 2) for c in head.strip("|").split("|")[:-1]) + "|------------|"]
@@ -123,7 +124,7 @@ def main() -> None:
     if missed or args.profile:
         n = max(sizes)
         print(f"\ncProfile of `mofn2logic extract --device cpu` at {n:,} images (search on one thread), by own time:")
-        print(profile_cli(model, mnist_data(n), None, "cpu", WORK / "bench_rules_profile.json"))
+        print(profile_cli(model, mnist_data(n), None, "cpu", WORK / "bench_rules_profile.json", source=args.after))
     if args.plain:
         x = np.load(mnist_data(min(sizes)))
         plain = plain_estimate(model, x)

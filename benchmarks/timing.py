@@ -67,10 +67,11 @@ def run_cli(model: Path, data: Path, key: str | None, device: str, out: Path, so
             "rss_worker_gb": int(vals["rss_worker_kb"]) / 1024**2}
 
 
-def profile_cli(model: Path, data: Path, key: str | None, device: str, out: Path, sort: str = "tottime") -> str:
+def profile_cli(model: Path, data: Path, key: str | None, device: str, out: Path, sort: str = "tottime",
+                source: Path | None = None) -> str:
     """The top lines of a cProfile of `mofn2logic extract` (search on one thread)."""
     proc = subprocess.run([sys.executable, "-c", PROFILER, sort, *extract_args(model, data, key, device, out)],
-                          capture_output=True, text=True, env=_env(None))
+                          capture_output=True, text=True, env=_env(source))
     if proc.returncode:
         raise SystemExit(proc.stderr)
     text = proc.stdout
