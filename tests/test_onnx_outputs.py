@@ -154,3 +154,42 @@ def test_a_label_only_output_is_not_a_class_vector(tmp_path):
     with pytest.warns(UserWarning, match=r"explaining 'y2' \(the probabilities; not 'label'\)"):
         net = import_network(path)
     assert net.output == "y2"
+
+
+def test_a_two_class_skl2onnx_mlp_is_read_as_a_two_unit_softmax(capfd, tmp_path):
+    """Breast cancer (30 named features, 2 classes): skl2onnx writes Concat(1 - sigmoid(z), sigmoid(z));
+    it is read as softmax([0, z]) (the same probabilities), and runs end to end from a CSV whose
+    header names the features, with engines agreeing."""
+    require_tool("swipl")
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.neural_network import MLPClassifier
+
+    bc = load_breast_cancer()
+    x, y = bc.data.astype(np.float32), bc.target.astype(np.int64)
+    x = (x - x.mean(0)) / x.std(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=60, random_state=0).fit(x, y)
+    model = to_onnx(clf, x[:1], target_opset={"": onnx_models.OPSET, "ai.onnx.ml": 1})
+    model.ir_version = onnx_models.IR_VERSION
+    path = onnx_models.save(model, tmp_path / "bc.onnx")
+    assert {"Sigmoid", "Sub", "Concat", "ZipMap"} <= {n.op_type for n in model.graph.node}
+    with pytest.warns(UserWarning, match=r"is 1 - sigmoid\(z\), sigmoid\(z\) .* read as softmax\(\[0, z\]\)"):
+        m = load_model(path)
+    assert [(la.units, la.activation) for la in m.network.layers] == [(8, "relu"), (2, "softmax")]
+    acts = harvest(m.network, m.proto, load_dataset(x, m).x)
+    np.testing.assert_allclose(acts[m.network.output], clf.predict_proba(x), rtol=1e-4, atol=1e-5)
+    assert onnx.load(str(path)).graph.node[-1].op_type == "Cast"  # the file itself is not changed
+    csv = tmp_path / "bc.csv"
+    names = [n.replace(" ", "_") for n in bc.feature_names]
+    np.savetxt(csv, x[:300], delimiter=",", header=",".join(names), comments="", fmt="%.6f")
+    np.save(tmp_path / "y.npy", y[:300])
+    (tmp_path / "classes.txt").write_text("malignant\nbenign\n", encoding="utf-8")
+    code, out, err, _ = cli(capfd, "run", path, "--data", csv, "--labels", tmp_path / "y.npy", "-o", tmp_path / "run",
+                            "--device", "cpu", "--order", "weight", "--beta", "0,0.2", "--no-paper", "--class-names",
+                            tmp_path / "classes.txt")
+    assert code == 0, err
+    assert re.findall(r"program verified: .* \((agree|DISAGREE)\)", out) == ["agree", "agree"], out
+    rules = json.loads((tmp_path / "run" / "rules.json").read_text())
+    assert rules["names"] == {"inputs": names, "classes": ["malignant", "benign"]}

@@ -83,6 +83,8 @@ def import_network(model: str | os.PathLike[str] | onnx.ModelProto, *, source: s
     """Read an ONNX model into a `Network`: a file path (loaded with `load_onnx`) or a model
     already loaded, so a caller that needs the proto too (to run it) loads the file once.
 
+    A two-class output ``Concat(1 - sigmoid(z), sigmoid(z))`` (skl2onnx) is rewritten in `model`
+    as a two-unit softmax layer (`mofn2logic.onnx.binary`): the proto given is changed in place.
     `start` names the first explained layer (`--from`); by default the explained part starts at
     the graph input when the whole graph is a chain, else at the first layer after the last
     branch or unsupported node (a UserWarning says so). `output` names the classifier's output
@@ -98,7 +100,10 @@ def import_network(model: str | os.PathLike[str] | onnx.ModelProto, *, source: s
     importer = None
     with quiet():
         try:
+            binary = _two_class(model, output)
             importer = _Importer(model, source=source or "<model>", output=output)
+            if binary:
+                importer.notes.insert(0, binary)
             net = importer.run(start)
         except Mofn2LogicError:
             raise
@@ -109,6 +114,21 @@ def import_network(model: str | os.PathLike[str] | onnx.ModelProto, *, source: s
     for note in importer.notes:  # after quiet(), which silences every warning
         warnings.warn(note, UserWarning, stacklevel=2)
     return net
+
+
+def _two_class(model: onnx.ModelProto, output: str | None) -> str | None:
+    """Rewrite a two-class sigmoid output (skl2onnx) as a two-unit softmax layer, in the proto
+    that onnxruntime runs (`mofn2logic.onnx.binary`); the note for the user, or None."""
+    from mofn2logic.onnx.binary import two_class_sigmoid
+
+    producer = {o: n for n in model.graph.node for o in n.output if o}
+    for name in ([output] if output else [o.name for o in model.graph.output]):
+        node = producer.get(name)
+        target = node.input[0] if node is not None and node.op_type == "ZipMap" and node.input else name
+        note = two_class_sigmoid(model, target)
+        if note:
+            return note
+    return None
 
 
 def layer_status(model: onnx.ModelProto, *, output: str | None = None) -> list[dict[str, str]]:
