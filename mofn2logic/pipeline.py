@@ -159,7 +159,8 @@ def _run(model: LoadedModel, data: Dataset, out: Path, *, fit: np.ndarray, order
     fit_acts = acts.rows(fit_idx)
     fit_pred = pred[fit_idx]
     t0 = time.perf_counter()
-    with _Stage(log, f"extract: chain mode, order {order}, {len(fit_idx)} samples", len(names), "layer") as st:
+    with _Stage(log, f"extract: chain mode, order {order}, {len(fit_idx)} samples", len(names), "layer",
+                "extract (chain)") as st:
         chain = extract(net, fit_acts, mode="chain", order=order, betas=betas, device=device, provenance=prov,
                         names=model.names, log=st.layer, predicted=fit_pred)
     write_rules(chain, out / "rules.json")
@@ -172,7 +173,7 @@ def _run(model: LoadedModel, data: Dataset, out: Path, *, fit: np.ndarray, order
     if fit_on == "program" and len(names) > 1:
         t0 = time.perf_counter()
         with _Stage(log, f"extract: replicas fitted on the program's atoms, from each of {len(names) - 1} cuts",
-                    sum(len(names) - k for k in range(len(names) - 1)), "layer") as st:
+                    sum(len(names) - k for k in range(len(names) - 1)), "layer", "extract (fitted on the program)") as st:
             for k, cut_name in enumerate(names[:-1]):
                 refit[cut_name] = extract(net, fit_acts, layers=names[k:], mode="chain", order=order, betas=(beta,),
                                           device=device, provenance=prov, names=model.names, log=st.layer,
@@ -183,7 +184,7 @@ def _run(model: LoadedModel, data: Dataset, out: Path, *, fit: np.ndarray, order
     if paper_mode:
         t0 = time.perf_counter()
         with _Stage(log, "extract: paper mode (the reference's per-(input, target) splits), order weight", len(names),
-                    "layer") as st:
+                    "layer", "extract (paper)") as st:
             paper = extract(net, fit_acts, mode="paper", order="weight", betas=betas, device=device, provenance=prov,
                             names=model.names, log=st.layer, predicted=fit_pred)
         write_rules(paper, out / "rules_paper.json")
@@ -193,7 +194,7 @@ def _run(model: LoadedModel, data: Dataset, out: Path, *, fit: np.ndarray, order
     programs: dict[str, Program] = {}
     cuts = []
     mofn_texts: dict[str, str] = {}
-    with _Stage(log, f"compile and verify at {len(names)} cuts", len(names), "cut") as st:
+    with _Stage(log, f"compile and verify at {len(names)} cuts", len(names), "cut", "cuts") as st:
         for la in chain.layers:
             own = compile_program(chain, cut=la.name, beta=beta)
             network_rep = network_literals = None
@@ -219,14 +220,17 @@ def _run(model: LoadedModel, data: Dataset, out: Path, *, fit: np.ndarray, order
 
     t0 = time.perf_counter()
     fronts = []
-    with _Stage(log, "size/fidelity front: programs per beta, and a decision tree with as many tests, per cut",
-                len(names), "cut") as st:
+    with _Stage(log, "size/fidelity front: programs per beta (at the output layer also with a decision list), and a "
+                "decision tree with as many tests, per cut",
+                len(names), "cut", "front") as st:
         for c in cuts:  # the programs at the program beta are the cut table's, already checked
             known = [front.Point("program", c.literals, c.fidelity, beta=beta) if c.network is None else
                      front.Point("program", c.network_literals or 0, c.network.fidelity, beta=beta)]
             extra = ([front.Point("program fitted on its atoms", c.literals, c.fidelity, beta=beta)]
                      if c.cut in refit else [])
-            fronts.append(front.cut_front(chain, c.cut, fit_acts, held, fit_pred, held_pred, known=known, extra=extra))
+            lists = front.LIST_BUDGETS if c.cut == names[-1] else ()  # a list in place of the whole program
+            fronts.append(front.cut_front(chain, c.cut, fit_acts, held, fit_pred, held_pred, known=known, extra=extra,
+                                          lists=lists, beta=beta))
             st.advance()
         for f in fronts:
             st.say(front.text_table(f))
@@ -237,7 +241,7 @@ def _run(model: LoadedModel, data: Dataset, out: Path, *, fit: np.ndarray, order
     use = tuple(e for e in engines if e != "prolog" or _has("swipl"))
     checks = []
     showcase: dict[str, dict[str, str]] = {}
-    with _Stage(log, "exports and engine checks", len(SHOWCASE) * (len(EXPORTS) + 1), "step") as st:
+    with _Stage(log, "exports and engine checks", len(SHOWCASE) * (len(EXPORTS) + 1), "step", "exports/engines") as st:
         for label, k in SHOWCASE:
             cut_name = chain.layers[k].name
             program = programs[cut_name]
@@ -288,13 +292,12 @@ class _Stage:
     terminal) that lines logged meanwhile do not tear. `layer` is a log callback for `extract`, which
     calls it once per layer it starts: the bar advances by layers."""
 
-    def __init__(self, log: Log, title: str, total: int, unit: str) -> None:
+    def __init__(self, log: Log, title: str, total: int, unit: str, desc: str) -> None:
         from tqdm.auto import tqdm
 
         self.log = log
         _say(log, f"== {title}")
-        self.bar = tqdm(total=total, desc=title.split(":")[0].split(" (")[0], unit=unit, leave=False, file=sys.stderr,
-                        disable=None)
+        self.bar = tqdm(total=total, desc=desc, unit=unit, leave=False, file=sys.stderr, disable=None)
         self._layers = 0
 
     def __enter__(self) -> _Stage:

@@ -135,3 +135,21 @@ def test_known_programs_are_taken_and_large_ones_left_out(mlp_run):
     pts = program_points(rules, cut, x, held_pred, known=[known], max_literals=bound)
     assert known in pts
     assert {p.beta for p in pts} == {0.0} | {b for b, n in sizes.items() if n <= bound}
+
+
+def test_decision_lists_at_the_output_layer_are_points_of_their_budget(mlp_run):
+    """A decision list in place of the class block, fitted on the fitting rows for each literal budget."""
+    from mofn2logic.search.decision_list import fit_decision_list
+
+    net, rules, fit_acts, held_acts, fit_pred, held_pred = mlp_run
+    last = rules.layers[-1]
+    front = cut_front(rules, last.name, fit_acts, held_acts, fit_pred, held_pred, lists=(2, 6), beta=0.0)
+    lists = [p for p in front.programs if p.series == "decision list"]
+    assert [p.budget for p in sorted(lists, key=lambda p: p.budget)] == [2, 6]
+    base = compile_program(rules, cut=last.name, beta=0.0)
+    for p in lists:
+        listed = fit_decision_list(base, np.asarray(fit_acts[last.input_tensor]), fit_pred, p.budget)
+        assert p.tests == sum(r.n for r in listed.output.rules) <= p.budget
+        assert p.fidelity == verify(listed, net, held_acts, predicted=held_pred).fidelity
+    assert {p.tests for p in lists} <= {t.budget for t in front.trees}
+    assert any(r[1].startswith("decision list, budget ") for r in front_rows(front))

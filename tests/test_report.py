@@ -115,7 +115,9 @@ def test_the_report_shows_the_front_beside_the_tree(run_dir):
 
     for f, c in zip(summary["front"], summary["cuts"]):
         assert {p["tests"] for p in f["programs"]} | set(TREE_GRID) == {t["budget"] for t in f["trees"]}
-        own = [p for p in f["programs"] if p["beta"] == 0]  # the cut table's programs at the program beta
+        if c is not summary["cuts"][-1]:  # decision lists only at the output layer (checked below)
+            assert all(p["series"] != "decision list" for p in f["programs"])
+        own = [p for p in f["programs"] if p.get("beta") == 0]  # the cut table's programs at the program beta
         assert {(p["series"], p["tests"], p["fidelity"]) for p in own} == (
             {("program", c["fitted"]["network"]["literals"], c["fitted"]["network"]["fidelity"])}
             | ({("program fitted on its atoms", c["literals"], c["fidelity"])} if c["cut"] != summary["cuts"][-1]["cut"]
@@ -124,6 +126,8 @@ def test_the_report_shows_the_front_beside_the_tree(run_dir):
     figure = (run_dir / "figures" / "front.svg").read_text()
     assert "Size and fidelity: the program beside a decision tree" in page and figure in page
     assert "node_linear_1: decision tree" in figure and "node_conv2d: program fitted on its atoms" in figure
+    assert "node_linear_1: program with a decision list" in figure
+    assert [p["budget"] for p in summary["front"][-1]["programs"] if p["series"] == "decision list"] == [10, 30, 100]
     md = (run_dir / "report.md").read_text()
     assert "![front](figures/front.svg)" in md and "| node_linear_1 | program, β=0 |" in md
 

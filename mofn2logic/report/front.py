@@ -21,13 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from mofn2logic.ir.program import Program
+from mofn2logic.ir.program import DecisionListBlock, Program, RuleBlock
 from mofn2logic.ir.rules import RuleSet
 
 # The largest tree grown per cut (tests): budgets above it get this tree, marked by its real count.
 MAX_TREE_TESTS = 1024
 # Trees at these numbers of tests as well as at the programs' literal counts: the tree's own curve.
 TREE_GRID = (1, 3, 10, 30, 100, 300, 1000)
+# Literal budgets of the decision lists `run` fits as the output layer's class block.
+LIST_BUDGETS = (10, 30, 100)
 # Programs above this many literals stay off the front unless already checked (the cut's own program).
 MAX_FRONT_LITERALS = 20_000
 TREE_SEED = 0
@@ -68,7 +70,8 @@ class CutFront:
 
 
 def literals(program: Program) -> int:
-    return sum(r.n for b in program.rule_blocks() for r in b.rules)
+    """Every literal of the program's rules, a decision list's included."""
+    return sum(r.n for b in program.blocks if isinstance(b, (RuleBlock, DecisionListBlock)) for r in b.rules)
 
 
 def program_point(program: Program, x_held: np.ndarray, pred_held: np.ndarray, *, series: str = "program",
@@ -98,6 +101,21 @@ def program_points(rules: RuleSet, cut: str, x_held: np.ndarray, pred_held: np.n
         if max_literals is None or literals(program) <= max_literals:
             pts.append(program_point(program, x_held, pred_held, beta=b))
     return sorted(pts, key=lambda p: (p.tests, -p.fidelity))
+
+
+def decision_list_points(program: Program, x_fit: np.ndarray, y_fit: np.ndarray, x_held: np.ndarray,
+                         y_held: np.ndarray, budgets: Sequence[int]) -> list[Point]:
+    """`program` with its class block replaced by a decision list fitted on the fitting rows for each
+    literal budget of the list (`mofn2logic.search.decision_list.fit_decision_list`), checked like the
+    programs; `beta` unset, `budget` the list's."""
+    from mofn2logic.search.decision_list import fit_decision_list
+
+    pts = []
+    for b in budgets:
+        listed = fit_decision_list(program, np.asarray(x_fit), np.asarray(y_fit), int(b))
+        p = program_point(listed, x_held, y_held, series="decision list")
+        pts.append(Point(p.series, p.tests, p.fidelity, budget=int(b)))
+    return pts
 
 
 # --------------------------------------------------------------------------- the tree
@@ -181,14 +199,21 @@ def _features(x: np.ndarray) -> np.ndarray:
 def cut_front(rules: RuleSet, cut: str, fit_acts: Mapping[str, np.ndarray], held_acts: Mapping[str, np.ndarray],
               fit_pred: np.ndarray, held_pred: np.ndarray, *, known: Sequence[Point] = (), extra: Sequence[Point] = (),
               max_literals: int | None = MAX_FRONT_LITERALS, tree_grid: Sequence[int] = TREE_GRID,
-              max_tests: int = MAX_TREE_TESTS, seed: int = TREE_SEED) -> CutFront:
-    """The cut's program points (each beta of `rules`, see `program_points`, and `extra`) and the trees with
-    as many tests, and at `tree_grid`, fitted on the cut layer's input in `fit_acts` with the network's
-    classes `fit_pred`."""
+              lists: Sequence[int] = (), beta: float | None = None, max_tests: int = MAX_TREE_TESTS,
+              seed: int = TREE_SEED) -> CutFront:
+    """The cut's program points (each beta of `rules`, see `program_points`, and `extra`; with `lists`,
+    the program at `beta` (default the smallest) with a decision list of each of those literal budgets as
+    its class block) and the trees with as many tests, and at `tree_grid`, fitted on the cut layer's
+    input in `fit_acts` with the network's classes `fit_pred`."""
+    from mofn2logic.program.compile import compile_program
+
     tensor = rules.layer(cut).input_tensor
     programs = program_points(rules, cut, held_acts[tensor], held_pred, known=known, max_literals=max_literals)
-    programs = sorted([*programs, *extra], key=lambda p: (p.tests, -p.fidelity))
     x_fit = np.asarray(fit_acts[tensor])
+    if lists:
+        base = compile_program(rules, cut=cut, beta=beta)
+        extra = [*extra, *decision_list_points(base, x_fit, fit_pred, held_acts[tensor], held_pred, lists)]
+    programs = sorted([*programs, *extra], key=lambda p: (p.tests, -p.fidelity))
     trees = tree_points(x_fit, fit_pred, held_acts[tensor], held_pred, [*(p.tests for p in programs), *tree_grid],
                         max_tests=max_tests, seed=seed)
     return CutFront(cut, int(np.prod(x_fit.shape[1:])), tuple(programs), tuple(trees))
@@ -200,7 +225,8 @@ def front_rows(front: CutFront) -> list[list[str]]:
     rows = [["cut", "program", "literals", "program fidelity", "tree tests", "tree fidelity"]]
     for p in front.programs:
         t = tree_at.get(p.tests)
-        what = p.series if p.beta is None else f"{p.series}, β={p.beta:g}"
+        what = (f"{p.series}, β={p.beta:g}" if p.beta is not None else
+                f"{p.series}, budget {p.budget}" if p.budget is not None else p.series)
         rows.append([front.cut, what, str(p.tests), f"{p.fidelity:.4f}", "" if t is None else str(t.tests),
                      "" if t is None else f"{t.fidelity:.4f}"])
     return rows
@@ -216,6 +242,7 @@ def text_table(front: CutFront) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Point", "CutFront", "cut_front", "program_points", "program_point", "tree_points", "fit_tree",
-           "expansion_order", "prefix_predict", "front_rows", "text_table",
-           "MAX_TREE_TESTS", "MAX_FRONT_LITERALS", "TREE_GRID"]
+__all__ = ["Point", "CutFront", "cut_front", "program_points", "program_point", "decision_list_points", "literals",
+           "tree_points", "fit_tree", "expansion_order", "prefix_predict", "front_rows", "text_table",
+           "MAX_TREE_TESTS", "MAX_FRONT_LITERALS", "TREE_GRID",
+           "LIST_BUDGETS"]

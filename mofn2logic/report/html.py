@@ -136,8 +136,9 @@ def tradeoff_figure(layer: str, rows_chain: list[dict], rows_paper: list[dict]) 
 
 def front_figure(fronts: Sequence[CutFront]) -> str:
     """One plot of every cut's size/fidelity front: the programs (solid, one point per beta; a star for
-    the replica fitted on its own atoms) and the decision trees with as many tests (dashed), one colour
-    per cut, tests on a log axis (points of 0 tests, the constant answer, are in the table only)."""
+    the replica fitted on its own atoms; squares, dotted, with a decision list as the class block) and the
+    decision trees (dashed), one colour per cut, tests on a log axis (points of 0 tests, the constant
+    answer, are in the table only)."""
     import matplotlib
 
     with _quiet_matplotlib():
@@ -149,10 +150,14 @@ def front_figure(fronts: Sequence[CutFront]) -> str:
         for k, f in enumerate(fronts):
             color = colors(k % 10)
             name = _title_name(f.cut)
-            prog = [(p.tests, p.fidelity) for p in f.programs if p.series == "program" and p.tests > 0]
-            own = [(p.tests, p.fidelity) for p in f.programs if p.series != "program" and p.tests > 0]
+            by: dict[str, list[tuple[int, float]]] = {}
+            for p in f.programs:
+                if p.tests > 0:
+                    by.setdefault(p.series, []).append((p.tests, p.fidelity))
             trees = sorted({(t.tests, t.fidelity) for t in f.trees if t.tests > 0})
-            for pts, style, size, what in ((prog, "o-", 4, "program"), (own, "*", 10, "program fitted on its atoms"),
+            for pts, style, size, what in ((by.get("program"), "o-", 4, "program"),
+                                           (by.get("program fitted on its atoms"), "*", 10, "program fitted on its atoms"),
+                                           (by.get("decision list"), "s:", 4, "program with a decision list"),
                                            (trees, "x--", 5, "decision tree")):
                 if pts:
                     ax.plot(*zip(*pts), style, color=color, markersize=size, label=f"{name}: {what}")
