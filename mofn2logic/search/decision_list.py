@@ -13,17 +13,22 @@ boolean source atoms X (E, A) and the network's classes y, within a literal budg
 3. every rule "M of S", S a subset of the pool with |S| <= `max_n` and 1 <= M <= |S|, counted
    exactly on bit-packed literal rows (the layout of `mofn2logic.search.exact.pack_bits`; every
    subset at once, with popcounts): among the examples left it fires on tp of class c, fp of the
-   other classes, f_d of class d. Its score is ``tp - penalty * fp``: the fp examples are covered
-   for good, and wrongly, so a rule must be precise;
-   it qualifies when the score is positive and ``tp - f_d >= min_gain`` -- by exactly tp - f_d it
-   lowers the errors of the list so far followed by the default d -- or, for c = d, ``tp >=
-   min_gain``: it changes no error, but takes d's examples out of the way of precise rules for
-   the other classes (and the default may then change to a better one). The penalty starts at `penalty`
-   (default 8: more than 8/9 of what the rule fires on is class c) and is halved whenever no rule
-   qualifies, down to `min_penalty` (default 1: more than half), so precise rules come first;
-4. of the qualifying rules that fit the budget left, the largest score per literal wins (ties: the
-   larger score, the fewer literals, the lower class, the lower M, the first S in lexicographic pool
-   order); it is appended, and the examples it fires on are covered.
+   other classes, f_d of class d. Its score is ``tp - penalty * fp`` (the fp examples are covered
+   for good, and wrongly, so a rule must be precise). It qualifies when the score is positive and
+   ``tp - f_d >= min_gain`` -- by exactly tp - f_d it lowers the errors of the list so far
+   followed by the default d -- or, for c = d, ``tp >= min_gain``: it changes no error, but takes
+   d's examples out of the way of precise rules for the other classes (and the default may then
+   change to a better one). Per (|S|, M) the best qualifying subset is a candidate (ties: the
+   first in lexicographic pool order);
+4. from the class's best candidate (the highest score; ties: fewer literals, lower M), a rule grown
+   one pool literal at a time up to `grow` literals: the literal and M (unchanged, or plus one) of
+   the highest score (ties: M unchanged, then the first literal), while the score rises; each grown
+   rule is a candidate too;
+5. of the candidates that fit the budget left, the largest score per literal wins (ties: the
+   larger score, the fewer literals, the lower class, the lower M); it is appended, and the
+   examples it fires on are covered. When no rule qualifies, the penalty is halved, from `penalty`
+   (default 8: more than 8/9 of what a rule fires on is its class) down to `min_penalty` (default
+   1: more than half), so precise rules come first and broader ones while budget is left.
 
 The loop ends at the budget, when no rule qualifies at the lowest penalty, or when every example
 is covered. The default is the majority class of the examples left (ties: the lowest; none left:
@@ -104,7 +109,7 @@ def subset_counts(bits: np.ndarray, masks: np.ndarray, big_n: int) -> tuple[np.n
 
 
 def _qualified(tp: np.ndarray, f_d: np.ndarray, f: np.ndarray, pen: Fraction, min_gain: int) -> tuple[np.ndarray, np.ndarray]:
-    """(scores times the penalty's denominator, whether each rule qualifies) -- module docstring, step 3."""
+    """(scores times the penalty's denominator, whether each rule qualifies): module docstring, step 3."""
     score = tp * pen.denominator - pen.numerator * (f - tp)
     return score, (score > 0) & (tp - f_d >= min_gain)
 
