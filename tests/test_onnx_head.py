@@ -130,8 +130,6 @@ def test_extract_compile_verify_from_the_penultimate_and_the_softmax_layer(capfd
 
 
 def test_run_through_the_head_with_engines_agreeing(capfd, branchy, tmp_path):
-    if branchy["kind"] != "legacy":
-        pytest.skip("one exporter is enough for the whole pipeline (the other is checked by verify above)")
     require_tool("swipl")
     out_dir = tmp_path / "run"
     code, out, err = cli(capfd, "run", branchy["model"], "--data", branchy["x"], "--labels", branchy["y"], "-o", out_dir,
