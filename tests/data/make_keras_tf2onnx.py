@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-import numpy as np  # noqa: E402
-import onnx  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tf2onnx  # noqa: E402
+import numpy as np
+import onnx
+import tensorflow as tf
+import tf2onnx
 
 tf.keras.utils.set_random_seed(0)
 model = tf.keras.Sequential([
