@@ -95,7 +95,7 @@ class DotPrinter(Printer):
                  "style=rounded, color=\"#999999\"];"]
         ids = []
         for k, r in enumerate(shown, 1):
-            lines += self._rule(b, r, True, key=f"rule{k}", head=f"{k}. class {r.unit}")
+            lines += self._rule(b, r, True, key=f"rule{k}", head=f"{k}. {self.names.head(b, r.unit)}")
             ids.append(quote_id(f"{b.name}|rule{k}"))
         left = len(b.rules) - len(shown)
         if left:
@@ -103,7 +103,7 @@ class DotPrinter(Printer):
             lines.append(f"    {ids[-1]} [label={quote_id(f'... {left} more rules of {b.name}')}, shape=plaintext, "
                          "style=\"\"];")
         ids.append(quote_id(b.name + "|default"))
-        text = f"otherwise class {b.default}"
+        text = f"otherwise {self.names.head(b, b.default)}"
         lines.append(f'    {ids[-1]} [label={quote_id(text)}, tooltip={quote_id(text)}, fillcolor="#dbe9f6"];')
         lines += [f'    {a} -> {z} [label="else", fontsize=8, style=dotted, color="#888888"];' for a, z in zip(ids, ids[1:])]
         lines.append("  }")
@@ -113,7 +113,7 @@ class DotPrinter(Printer):
               head: str | None = None) -> list[str]:
         """A rule's star; `key` names its nodes (default: the unit) and `head` its label (a decision list's)."""
         if head is None:
-            head = f"class {r.unit}" if is_output else f"{b.name} {'channel' if b.kind == 'conv' else 'unit'} {r.unit}"
+            head = self.names.head(b, r.unit)
         if r.threshold is not None:
             head += f" (>= {shortest(r.threshold)})"
         key = str(r.unit) if key is None else key

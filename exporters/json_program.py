@@ -1,6 +1,8 @@
 """The program IR as JSON (format ``mofn2logic-program``, version 2): the same data as .mofn.
 `to_json` and `parse_json` are exact inverses; version 1 files (blocks named *Layer) still read.
-A decision list is a block of type DecisionListBlock (its rules in order, then `default`)."""
+A decision list is a block of type DecisionListBlock (its rules in order, then `default`). A program
+with names of atoms (`Program.names`) has ``"names": [[block, [[unit, name], ...]], ...]`` (block ""
+for the input tests); without, the key is left out."""
 
 from __future__ import annotations
 
@@ -39,8 +41,11 @@ class JsonPrinter(Printer):
         return json.dumps(self.record(p), indent=self.settings["indent"], ensure_ascii=False) + "\n"
 
     def record(self, p: Program) -> dict[str, Any]:
-        return {"format": FORMAT, "version": VERSION, "name": p.name, "decision": p.decision,
-                "input": self._print(p.input), "blocks": [self._print(b) for b in p.blocks]}
+        record = {"format": FORMAT, "version": VERSION, "name": p.name, "decision": p.decision,
+                  "input": self._print(p.input), "blocks": [self._print(b) for b in p.blocks]}
+        if p.names:
+            record["names"] = [[block, [[u, n] for u, n in units]] for block, units in p.names]
+        return record
 
     def _print_InputTests(self, inp: InputTests) -> dict[str, Any]:
         return asdict(inp)
@@ -113,7 +118,10 @@ def from_dict(d: dict[str, Any], source: str = "program") -> Program:
                              r["threshold"])
                     for r in b["rules"])
             blocks.append(kind(**fields))
-        program = Program(d["name"], inp, tuple(blocks), d["decision"])
+        names = d.get("names", [])
+        if not isinstance(names, list):
+            raise TypeError(f"names is a {type(names).__name__}; expected a list")
+        program = Program(d["name"], inp, tuple(blocks), d["decision"], _tuple(names))
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ProgramError(f"{source} is a malformed program: {type(e).__name__} {e}") from e
     from mofn2logic.program.check import check_program

@@ -65,6 +65,8 @@ class MofnPrinter(Printer):
         lines = [f"mofn2logic program {VERSION}", f"name {quote(p.name)}", f"decision {p.decision}",
                  self._print(p.input)]
         lines += [self._print(b) for b in p.blocks]
+        for block, units in p.names:
+            lines += [f"names {_source(block)}", *(f"  {u} {quote(n)}" for u, n in units)]
         return "\n".join(lines) + "\n"
 
     def _print_InputTests(self, inp: InputTests) -> str:
@@ -183,9 +185,18 @@ class _ToIR(Transformer):
         name, source, shape, *rules, default = items
         return DecisionListBlock(name, source, shape, tuple(rules), default)
 
+    def names(self, items):
+        source, *units = items
+        return ("names", source, tuple(units))
+
+    def named(self, items):
+        return (items[0], items[1])
+
     def start(self, items):
-        (name, decision), inp, *blocks = items
-        return Program(name, inp, tuple(blocks), decision)
+        (name, decision), inp, *rest = items
+        blocks = tuple(b for b in rest if not isinstance(b, tuple))
+        names = tuple((s, u) for _, s, u in (b for b in rest if isinstance(b, tuple)))
+        return Program(name, inp, blocks, decision, names)
 
 
 def _found(e: UnexpectedInput, text: str) -> str:

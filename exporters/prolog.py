@@ -28,7 +28,13 @@ The clause form (one file; ``swipl program.pl`` runs it standalone):
   ``block(Order, Name, Kind, Predicate, Source, Shape)`` (Source: the predicate the block reads),
   ``stride(Predicate, SY, SX)``, ``maxpool(Predicate, kernel(..), strides(..), pads(Top, Left,
   Bottom, Right), dilations(..), ceil_mode(Bool), onnx(Input, Output, Node))``, and per rule
-  ``threshold(Predicate, Unit, T)`` (the head split the atom stands for).
+  ``threshold(Predicate, Unit, T)`` (the head split the atom stands for), and per named atom
+  ``label(Predicate, Unit, Name)`` (the user's name: Unit is the flat index, a channel or a class).
+* Names (`Program.names`): besides the ``label/3`` facts, each input test and rule that speaks of a
+  named atom has a comment saying it in names, as a person would write it:
+  ``% 'malignant' :- at_least(2, ['worst radius' >= 16.8, \\+ 'mean texture' >= 21.3]).``
+  (an atom without a name keeps its clause form there). Comments are only read by people; the
+  ``label/3`` facts carry the names back (`mofn2logic.exporters.prolog_read`).
 
 Predicates are named after the blocks and the cut tensor, every name a quoted atom
 (`ATOMS.quote`). A name that is an SWI-Prolog built-in, a runtime or header predicate, starts
@@ -77,7 +83,7 @@ ATOMS = Quoting({"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r"
 
 RUNTIME = "mofn_runtime.pl"
 # The header facts a program holds, and the data predicate: no block may take these names.
-FACTS = ("program_name", "decision", "input", "block", "stride", "maxpool", "threshold", "x")
+FACTS = ("program_name", "decision", "input", "block", "stride", "maxpool", "threshold", "label", "x")
 # Atoms SWI-Prolog reads specially as a predicate name or inside `:- table Name/Arity`.
 SPECIAL = (":", "|", "/", "//")
 WIDTH = 100  # a clause longer than this is broken over lines
@@ -230,6 +236,8 @@ class PrologPrinter(Printer):
                     f"strides({mp.strides[0]}, {mp.strides[1]}), pads({', '.join(str(int(v)) for v in mp.pads)}), "
                     f"dilations({mp.dilations[0]}, {mp.dilations[1]}), ceil_mode({str(bool(mp.ceil_mode)).lower()}), "
                     f"onnx({quote_atom(mp.input)}, {quote_atom(mp.output)}, {quote_atom(mp.node)})).")
+        for block, units in p.names:
+            lines += [f"label({self.q[block]}, {u}, {quote_atom(n)})." for u, n in units]
         # Channels read through padding that holds (0 >= threshold): a padding clause each.
         self.padding: dict[str, list[int]] = {}
         for b in p.blocks:
@@ -276,7 +284,9 @@ class PrologPrinter(Printer):
                 coords = ", ".join([str(int(idx)), *rest])
             else:
                 coords = ", ".join(str(c) for c in coordinates(idx, inp.shape))
-            lines.append(f"{pred}(S, {coords}) :- x(S, {coords}, V), V >= {number(t)}.")
+            name = self.program.atom_name("", idx)
+            said = f"  % {quote_atom(name)} >= {number(t)}" if name is not None and self.settings["comments"] else ""
+            lines.append(f"{pred}(S, {coords}) :- x(S, {coords}, V), V >= {number(t)}.{said}")
         return "\n".join(lines + self._padding(""))
 
     @staticmethod
@@ -305,8 +315,59 @@ class PrologPrinter(Printer):
         if not last:
             lines.append(f":- table {pred}/{len(b.shape) + 1}.")
         lines += [f"threshold({pred}, {r.unit}, {number(r.threshold)})." for r in b.rules if r.threshold is not None]
-        lines += [self._rule(b, r) for r in b.rules]
+        for r in b.rules:
+            lines += self._said(b, r)
+            lines.append(self._rule(b, r))
         return "\n".join(lines + self._padding(b.name))
+
+    def _said(self, b: RuleBlock | DecisionListBlock, r: MofNRule) -> list[str]:
+        """The rule in the user's names, as comment lines, when it speaks of a named atom (module docstring)."""
+        if not self.program.names or not self.settings["comments"]:
+            return []
+        sample = "S" if r.lits else "_"
+        head_name = self.program.atom_name(b.name, r.unit)
+        named = head_name is not None
+        lits = []
+        for li in r.lits:
+            word = self._named_literal(b, li)
+            named = named or word is not None
+            lits.append(self._literal(b, li, sample) if word is None else word if li.positive else f"\\+ {word}")
+        if not named:
+            return []
+        head = quote_atom(head_name) if head_name is not None else (
+            f"{self.q[b.name]}({sample}, {r.unit})" if b.kind != "conv" else f"{self.q[b.name]}({sample}, {r.unit}, Y, X)")
+        return ["% " + line for line in _wrap_list(f"{head} :- at_least({r.m}, ", lits, ").").split("\n")]
+
+    def _named_literal(self, b: RuleBlock | DecisionListBlock, li: AtomLiteral) -> str | None:
+        """A dense literal's source atom in the user's name (followed through index blocks), with its
+        test for an input: ``'worst radius' >= 16.8``; None when it has no name."""
+        if isinstance(b, RuleBlock) and b.kind == "conv":
+            name = self.program.atom_name(self._origin(b.source), li.src)
+            if name is None:
+                return None
+            dy, dx = li.offset or (0, 0)
+            return f"{quote_atom(name)} at ({dy}, {dx})"
+        source, idx = b.source, li.src
+        while source != "" and isinstance(self.program.block(source), IndexBlock):
+            blk = self.program.block(source)
+            idx, source = blk.index[idx], blk.source  # type: ignore[union-attr]
+        shape = source_shape(self.program, source)
+        key = idx if len(shape) == 1 or (source == "" and not self.program.input.per_channel) else idx // int(
+            np.prod(shape[1:]))
+        name = self.program.atom_name(self._origin(source), key)
+        if name is None:
+            return None
+        t = dict(self.program.input.tests).get(idx)
+        if source == "" and not self.program.input.per_channel and t is not None:
+            return f"{quote_atom(name)} >= {number(t)}"
+        if len(shape) > 1:
+            return f"{quote_atom(name)}{list(coordinates(idx, shape)[1:])}"
+        return quote_atom(name)
+
+    def _origin(self, source: str) -> str:
+        while source != "" and isinstance(self.program.block(source), PoolBlock):
+            source = self.program.block(source).source
+        return source
 
     def _rule(self, b: RuleBlock, r: MofNRule) -> str:
         pred = self.q[b.name]
@@ -328,6 +389,7 @@ class PrologPrinter(Printer):
         lines = self._comment(f"decision list {quote_atom(b.name)}, {k} class{'' if k == 1 else 'es'}, reads {src}: "
                               f"the first rule that holds decides, else class {b.default}")
         for r in b.rules:
+            lines += self._said(b, r)
             sample = "S" if r.lits else "_"
             lits = [self._literal(b, li, sample) for li in r.lits]
             head, tail = f"{pred}({sample}, Class)", f"), !, Class = {r.unit}."

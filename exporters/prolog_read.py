@@ -163,7 +163,8 @@ def _parser() -> Lark:
 
 # ---- clause forms -> program ---------------------------------------------------------------
 
-HEADER = {"program_name": 1, "decision": 1, "input": 4, "block": 6, "stride": 3, "maxpool": 7, "threshold": 3}
+HEADER = {"program_name": 1, "decision": 1, "input": 4, "block": 6, "stride": 3, "maxpool": 7, "threshold": 3,
+          "label": 3}
 DIRECTIVES = ("encoding", "table", "dynamic", "discontiguous")
 
 
@@ -371,7 +372,20 @@ class _Reader:
                 blocks.append(self._pool(st, bname, pred, src, source))
             else:
                 blocks.append(self._index(st, bname, pred, src, source))
-        return Program(name, inp, tuple(blocks), decision)
+        return Program(name, inp, tuple(blocks), decision, self._labels([""] + [d[2] for d in decls]))
+
+    def _labels(self, order: list[str]) -> tuple[tuple[str, tuple[tuple[int, str], ...]], ...]:
+        """The names table from the label/3 facts, in program order (check_program checks the rest)."""
+        found: dict[str, dict[int, str]] = {}
+        for st in self.facts.get("label", []):
+            pred, unit, text = st.head.args
+            pred = _atom(pred, st, "the labelled predicate")
+            if pred not in self.names:
+                raise _Bad(st, f"label fact for {ATOMS.quote(pred)}, which no block or input declares")
+            if not _is_int(unit):
+                raise _Bad(st, f"label unit {_show(unit)} is not an integer")
+            self._add(found.setdefault(self.names[pred], {}), unit, _atom(text, st, "the label"), st, "label")
+        return tuple((b, tuple(sorted(found[b].items()))) for b in order if b in found)
 
     def _keyed(self, name: str, value) -> dict[str, Any]:
         out: dict[str, Any] = {}

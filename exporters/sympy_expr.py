@@ -22,6 +22,10 @@ A decision list (the class block of a program with decision ``first``) is one in
 itself first-true in order, so the list is written as it reads, one pair per rule (no DNF, no
 products of negated conditions), and `lambdify` turns it into one ``select``. It is keyed by the
 block's name in `decision_list`; the block's atoms are the one-hot of that class.
+
+Symbols stay plain identifiers (``x_20``, ``a2_1``) whatever the atoms are called: a program with
+names of atoms (`Program.names`) gets a table ``names`` beside the expressions, keyed like them,
+``('', 20): 'worst radius'`` and ``('out', 1): 'malignant'``, written with Python's `repr`.
 """
 
 from __future__ import annotations
@@ -253,6 +257,8 @@ class SympyPrinter(Printer):
               for b in p.blocks if isinstance(b, DecisionListBlock)],
             "}",
         ]
+        if p.names:  # the user's names of atoms, keyed like `inputs` and `atoms` (a class: (last block, class))
+            lines += ["names = {", *[f"    {(block, u)!r}: {n!r}," for block, units in p.names for u, n in units], "}"]
         return "\n".join(lines) + "\n"
 
     def _print_InputTests(self, node: InputTests) -> str:  # pragma: no cover - printed within Program

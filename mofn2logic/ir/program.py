@@ -22,6 +22,12 @@ the highest margin (count - M) / max(N, 1), ties to the lowest class index -- th
 engine. Decision (``first``, a DecisionListBlock last): the class of the first rule that fires,
 else the default; the block's atoms are the one-hot of that class, and its margins (what the
 engines report) are that one-hot as 1.0 / 0.0, so the argmax is the decided class.
+
+Names (`Program.names`, optional): the user's names of atoms, per block ("" for the input tests:
+a flat index, or a channel for a per-channel input) and unit (a class for the last block), e.g.
+``(("", ((20, "worst radius"),)), ("out", ((0, "benign"), (1, "malignant"))))``. Only input tests
+and rule / decision-list blocks are named (index and pool blocks carry their source's atoms). The
+exporters print them beside the numbered atoms and read them back.
 """
 
 from __future__ import annotations
@@ -106,6 +112,7 @@ class DecisionListBlock:
 
 Block = RuleBlock | PoolBlock | IndexBlock | DecisionListBlock
 OutputBlock = RuleBlock | DecisionListBlock
+AtomNamesTable = tuple[tuple[str, tuple[tuple[int, str], ...]], ...]  # ((block or "", ((unit, name), ...)), ...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +121,7 @@ class Program:
     input: InputTests
     blocks: tuple[Block, ...]
     decision: str = "margin"  # "first" when the last block is a DecisionListBlock
+    names: AtomNamesTable = ()  # the user's names of atoms (module docstring); () when none
 
     @property
     def output(self) -> OutputBlock:
@@ -126,6 +134,13 @@ class Program:
         from mofn2logic.errors import ProgramError
 
         raise ProgramError(f"the program has no block {name!r}")
+
+    def atom_name(self, block: str, unit: int) -> str | None:
+        """The user's name of atom `unit` of `block` ("" for the input tests), or None."""
+        for name, units in self.names:
+            if name == block:
+                return next((n for u, n in units if u == unit), None)
+        return None
 
     def rule_blocks(self) -> tuple[RuleBlock, ...]:
         return tuple(b for b in self.blocks if isinstance(b, RuleBlock))

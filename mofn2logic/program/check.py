@@ -14,7 +14,7 @@ import math
 from numbers import Integral, Real
 from typing import Any
 
-from mofn2logic.errors import ProgramError
+from mofn2logic.errors import DataError, ProgramError
 from mofn2logic.ir.program import (
     DECISIONS,
     AtomLiteral,
@@ -120,6 +120,39 @@ class _Checker:
         elif p.decision != "margin":
             self.fail(f"the program ends with class layer {out.name!r} but decides by {p.decision}; "
                       "expected decision margin")
+        self.names(p)
+
+    def names(self, p: Program) -> None:
+        """The names table: input tests and rule / decision-list blocks, each once, in program order; units
+        ascending and within the block's atoms; every name text an exporter can write back."""
+        from mofn2logic.ir.names import check_text
+
+        if not isinstance(p.names, tuple):
+            self.fail(f"the names table is a {type(p.names).__name__}; expected a tuple")
+        sizes = {"": p.input.shape[0] if p.input.per_channel else _shape_size(p.input.shape)}
+        sizes.update({b.name: b.shape[0] for b in p.blocks if isinstance(b, (RuleBlock, DecisionListBlock))})
+        order = list(sizes)
+        last = -1
+        for entry in p.names:
+            if not isinstance(entry, tuple) or len(entry) != 2 or entry[0] not in sizes:
+                self.fail(f"the names table names atoms of {_show(entry)[:60]}; expected the input or a rule block")
+            block, units = entry
+            if order.index(block) <= last:
+                self.fail(f"the names of {block!r} are out of order or given twice; expected program order")
+            last = order.index(block)
+            prev = -1
+            if not isinstance(units, tuple) or not units:
+                self.fail(f"the names of {block!r} are {_show(units)[:60]}; expected (unit, name) pairs")
+            for item in units:
+                if (not isinstance(item, tuple) or len(item) != 2 or not _int(item[0])
+                        or not prev < item[0] < sizes[block]):
+                    self.fail(f"the names of {block or 'the input'!r} hold {_show(item)[:60]}; expected (unit, name) "
+                              f"with units ascending in 0..{sizes[block] - 1}")
+                try:
+                    check_text(item[1], f"the name of {block or 'input'} atom {item[0]}")
+                except DataError as e:
+                    self.fail(str(e))
+                prev = item[0]
 
     def input(self, inp: Any) -> None:
         if not isinstance(inp, InputTests):

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import json
+import math
 
 from mofn2logic.errors import ProgramError
-from mofn2logic.ir.program import AtomLiteral, Block, IndexBlock, InputTests, MofNRule, PoolBlock, Program, RuleBlock
+from mofn2logic.ir.names import Names
+from mofn2logic.ir.program import (
+    AtomLiteral,
+    AtomNamesTable,
+    Block,
+    DecisionListBlock,
+    IndexBlock,
+    InputTests,
+    MofNRule,
+    PoolBlock,
+    Program,
+    RuleBlock,
+)
 from mofn2logic.ir.rules import LayerRules, RuleSet
 from mofn2logic.ir.steps import INDEX_STEPS, AvgPool, GlobalAvgPool, MaxPool, Step, index_map
 from mofn2logic.program.check import check_program
 from mofn2logic.program.fold import activation_range, fold_constants
-from mofn2logic.program.prune import prune
+from mofn2logic.program.prune import named_atoms, prune
 
 
 def compile_program(rs: RuleSet, cut: str | None = None, beta: float | None = None, name: str = "",
@@ -63,13 +76,48 @@ def compile_program(rs: RuleSet, cut: str | None = None, beta: float | None = No
         blocks.append(rule_block(la, beta, source))
     k = names.index(cut)
     below = rs.layers[k - 1] if k > 0 and complete else None
-    program = Program(name=name or str(prov.get("model", "")), blocks=tuple(blocks),
-                      input=input_tests(layers[0], beta, rs.betas if complete else None, below))
+    inp = input_tests(layers[0], beta, rs.betas if complete else None, below)
+    program = Program(name=name or str(prov.get("model", "")), blocks=tuple(blocks), input=inp,
+                      names=atom_names(rs.names, rs.layers[k - 1] if k > 0 else None, layers[0], inp, tuple(blocks)))
     check_program(program, "compiled program")
     ranges = {la.name: activation_range(la.activation) for la in layers}
     ranges[""] = activation_range(rs.layers[k - 1].activation) if k > 0 else None
     folded = fold_constants(program, ranges) if fold else program
-    return folded if complete else prune(folded)
+    if complete:
+        return Program(folded.name, folded.input, folded.blocks, folded.decision, named_atoms(folded, folded.names))
+    return prune(folded)
+
+
+# Steps that keep a sample's values in C order: flat index i before them is flat index i after them.
+ORDER_KEEPING = ("identity", "flatten", "reshape")
+
+
+def atom_names(names: Names | None, below: LayerRules | None, first: LayerRules, inp: InputTests,
+               blocks: tuple[Block, ...]) -> AtomNamesTable:
+    """The program's names table from the rule set's `names`. Input tests: at the network's first
+    layer (`below` None), the input names (given, or pixel[r,c] for an image) of a dense cut; at a
+    later cut, the names of `below`'s units (channels for a conv cut), when the values reach the cut
+    in order. Rule blocks: their units' names; the last block: the class names (else its units')."""
+    if names is None:
+        names = Names()
+    table: list[tuple[str, tuple[tuple[int, str], ...]]] = []
+    in_order = all(s.op in ORDER_KEEPING for s in first.steps)
+    size = inp.shape[0] if inp.per_channel else math.prod(inp.shape)
+    looked: list[tuple[int, str | None]] = []
+    if below is None and not inp.per_channel and in_order:
+        full = len(names.inputs) if names.inputs else math.prod(names.input_shape) if names.input_shape else None
+        if full == size:
+            looked = [(i, names.input_name(i)) for i in range(size)]
+    elif below is not None and in_order and (inp.per_channel or below.kind == "dense"):
+        looked = [(i, names.unit_name(below.name, i)) for i in range(size)]
+    table.append(("", tuple((i, n) for i, n in looked if n is not None)))
+    out = blocks[-1]
+    for b in blocks:
+        if isinstance(b, (RuleBlock, DecisionListBlock)):
+            units = [(u, (names.class_name(u) if b is out else None) or names.unit_name(b.name, u))
+                     for u in range(b.shape[0])]
+            table.append((b.name, tuple((u, n) for u, n in units if n is not None)))
+    return tuple((block, units) for block, units in table if units)
 
 
 def rule_block(la: LayerRules, beta: float, source: str) -> RuleBlock:

@@ -113,4 +113,4 @@ def fold_constants(program: Program, ranges: dict[str, tuple[float, float] | Non
                           tuple(_fold_rule(r, b, consts, is_output) for r in b.rules), b.stride)
         consts.blocks[b.name] = b
         blocks.append(b)
-    return Program(program.name, program.input, tuple(blocks), program.decision)
+    return Program(program.name, program.input, tuple(blocks), program.decision, program.names)

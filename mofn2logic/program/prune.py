@@ -5,7 +5,15 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
-from mofn2logic.ir.program import DecisionListBlock, InputTests, PoolBlock, Program, RuleBlock, source_shape
+from mofn2logic.ir.program import (
+    AtomNamesTable,
+    DecisionListBlock,
+    InputTests,
+    PoolBlock,
+    Program,
+    RuleBlock,
+    source_shape,
+)
 from mofn2logic.program.check import check_program
 
 
@@ -57,5 +65,20 @@ def prune(program: Program) -> Program:
     inp = program.input
     inp = InputTests(inp.tensor, inp.shape, inp.per_channel, tuple(t for t in inp.tests if ("", t[0]) in reach))
     pruned = Program(program.name, inp, tuple(blocks), program.decision)
+    pruned = Program(pruned.name, inp, pruned.blocks, pruned.decision, named_atoms(pruned, program.names))
     check_program(pruned, "pruned program")
     return pruned
+
+
+def named_atoms(program: Program, names: AtomNamesTable) -> AtomNamesTable:
+    """The entries of `names` for atoms `program` has: tested inputs, hidden units with a rule, every class."""
+    have: dict[str, set[int]] = {"": {i for i, _ in program.input.tests}}
+    for b in program.blocks:
+        if isinstance(b, (RuleBlock, DecisionListBlock)):
+            have[b.name] = set(range(b.shape[0])) if b is program.output else {r.unit for r in b.rules}
+    out = []
+    for block, units in names:
+        kept = tuple((u, n) for u, n in units if u in have.get(block, ()))
+        if kept:
+            out.append((block, kept))
+    return tuple(out)

@@ -66,7 +66,7 @@ def rule_cards(program: Program, *, fired: dict[str, np.ndarray] | None = None,
             continue
         is_class = b is program.output
         for r in b.rules:
-            head = f"class {r.unit}" if is_class else f"{b.name} {'channel' if b.kind == 'conv' else 'unit'} {r.unit}"
+            head = names.head(b, r.unit)
             if r.threshold is not None:
                 head += f" (>= {shortest(r.threshold)})"
             lits = tuple(CardLiteral(names.literal(b, li)[0], li.positive) for li in r.lits)
@@ -83,10 +83,10 @@ def rule_cards(program: Program, *, fired: dict[str, np.ndarray] | None = None,
 def _list_cards(names: AtomNames, b: DecisionListBlock) -> list[RuleCard]:
     cards = []
     for k, r in enumerate(b.rules, 1):
-        head = f"{k}. {'else ' if k > 1 else ''}class {r.unit}"
+        head = f"{k}. {'else ' if k > 1 else ''}{names.head(b, r.unit)}"
         lits = tuple(CardLiteral(names.literal(b, li)[0], li.positive) for li in r.lits)
         cards.append(RuleCard(b.name, r.unit, True, head, r.m, lits))
-    cards.append(RuleCard(b.name, b.default, True, f"otherwise class {b.default}", 0, ()))
+    cards.append(RuleCard(b.name, b.default, True, f"otherwise {names.head(b, b.default)}", 0, ()))
     return cards
 
 

@@ -243,4 +243,4 @@ def fit_decision_list(program: Program, x: np.ndarray, y: np.ndarray, budget: in
                                          penalty=penalty, min_penalty=min_penalty, min_gain=min_gain,
                                          per_literal=per_literal)
     block = DecisionListBlock(out.name, out.source, (k,), rules, default)
-    return prune(Program(program.name, program.input, (*program.blocks[:-1], block), "first"))
+    return prune(Program(program.name, program.input, (*program.blocks[:-1], block), "first", program.names))
