@@ -503,8 +503,13 @@ def prefix_errors(indptr, indices, flip, order, up, n_pos, n_neg, out):  # pragm
     negative one). A flipped literal moves every count up except at its stored entries: that is a shift
     of the whole error curve by one M (kept as an offset F: err(M) = A[M - F]) and the stored examples'
     counts moving back down. d[e] = c[e] - F is kept per example, and the number of examples at each d
-    gives lo and hi. The errors go to `out` (int32, reused between calls: fresh memory costs page
-    faults), grown when too small. Returns (out, offsets (n + 2,), lo (n + 1,), seed_err, seed_m)."""
+    gives lo and hi.
+
+    Only the errors that can survive the pruning are stored: below min(#pos, #neg) + 1 (above it the
+    always- and never-firing rules, of complexity 0, have less error), from the first M of each N with
+    such an error to the last (`m_first[N]` is the first one's M). They go to `out` (int32, reused
+    between calls: fresh memory costs page faults), grown when too small. Returns (out, offsets (n + 2,),
+    m_first (n + 1,), seed_err, seed_m)."""
     n = len(order)
     e = len(up)
     base = n + 1  # A[d] lives at base + d, d in -n - 1 .. n + 1
@@ -517,15 +522,17 @@ def prefix_errors(indptr, indices, flip, order, up, n_pos, n_neg, out):  # pragm
     dmin = 0
     dmax = 0
     f = 0
-    lo = np.zeros(n + 1, np.int64)
+    cap = min(n_pos, n_neg)
+    m_first = np.ones(n + 1, np.int64)
     offsets = np.zeros(n + 2, np.int64)
     seed_err = np.zeros(n + 1, np.int64)
     seed_m = np.ones(n + 1, np.int64)
     if len(out) < 1:
         out = np.empty(max(16, 4 * (n + 1)), np.int32)
-    out[0] = a[base + 1]  # N = 0: every count is 0, M = 1
-    seed_err[0] = out[0]
-    offsets[1] = 1
+    seed_err[0] = n_pos  # N = 0: every count is 0, M = 1
+    if n_pos <= cap:
+        out[0] = n_pos
+        offsets[1] = 1
     for k in range(n):
         r = order[k]
         if flip[r] != 0:
@@ -557,25 +564,34 @@ def prefix_errors(indptr, indices, flip, order, up, n_pos, n_neg, out):  # pragm
         else:
             dmin = -f
             dmax = -f
-        lo[k + 1] = dmin + f
+        lo = dmin + f
         width = dmax - dmin + 1
-        start = offsets[k + 1]
-        if start + width > len(out):
-            grown = np.empty(max(2 * len(out), start + width), np.int32)
-            grown[:start] = out[:start]
-            out = grown
         best = a[base + dmin + 1]
         best_q = 0
+        first = -1
+        last = -2
         for q in range(width):
             v = a[base + dmin + 1 + q]
-            out[start + q] = v
             if v < best:
                 best = v
                 best_q = q
+            if v <= cap:
+                if first < 0:
+                    first = q
+                last = q
         seed_err[k + 1] = best
-        seed_m[k + 1] = lo[k + 1] + 1 + best_q
-        offsets[k + 2] = start + width
-    return out, offsets, lo, seed_err, seed_m
+        seed_m[k + 1] = lo + 1 + best_q
+        m_first[k + 1] = lo + 1 + max(first, 0)
+        start = offsets[k + 1]
+        kept = last - first + 1
+        if start + kept > len(out):
+            grown = np.empty(max(2 * len(out), start + kept), np.int32)
+            grown[:start] = out[:start]
+            out = grown
+        for q in range(kept):
+            out[start + q] = a[base + dmin + 1 + first + q]
+        offsets[k + 2] = start + kept
+    return out, offsets, m_first, seed_err, seed_m
 
 
 @njit(cache=True, nogil=True)
@@ -599,13 +615,13 @@ def _below(lowest):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def prune_candidates(errors, offsets, lo, seed_err, seed_m, n_pos, n_neg, table, exact, cols, den,
+def prune_candidates(errors, offsets, m_first, seed_err, seed_m, n_pos, n_neg, table, exact, cols, den,
                      lf):  # pragma: no cover - compiled
     """`unit.candidates_from_histogram` from `prefix_errors`' layout and seeds (see there for the argument),
     step for step: the seeds' staircase, the cheap bound `lf`, then the staircase of the survivors; no
     array the size of `errors` is made. Returns (n, m, errors, complexity) of the candidates kept, (0, 0)
     first."""
-    n_seg = len(lo)
+    n_seg = len(m_first)
     e = n_pos + n_neg
     lowest = np.full(e + 1, np.inf)
     for s in range(n_seg):
@@ -620,7 +636,7 @@ def prune_candidates(errors, offsets, lo, seed_err, seed_m, n_pos, n_neg, table,
         for p in range(offsets[s], offsets[s + 1]):
             er = errors[p]
             if below[er] > bound:
-                c = _cx(s, p - offsets[s] + lo[s] + 1, table, exact, cols, den)
+                c = _cx(s, p - offsets[s] + m_first[s], table, exact, cols, den)
                 if c < lowest[er]:
                     lowest[er] = c
     final = _below(lowest)
@@ -629,7 +645,7 @@ def prune_candidates(errors, offsets, lo, seed_err, seed_m, n_pos, n_neg, table,
         bound = lf[s]
         for p in range(offsets[s], offsets[s + 1]):
             er = errors[p]
-            if below[er] > bound and _cx(s, p - offsets[s] + lo[s] + 1, table, exact, cols, den) < final[er]:
+            if below[er] > bound and _cx(s, p - offsets[s] + m_first[s], table, exact, cols, den) < final[er]:
                 kept += 1
     n_out = np.zeros(kept, np.int64)
     m_out = np.zeros(kept, np.int64)
@@ -642,7 +658,7 @@ def prune_candidates(errors, offsets, lo, seed_err, seed_m, n_pos, n_neg, table,
         for p in range(offsets[s], offsets[s + 1]):
             er = errors[p]
             if below[er] > bound:
-                m = p - offsets[s] + lo[s] + 1
+                m = p - offsets[s] + m_first[s]
                 c = _cx(s, m, table, exact, cols, den)
                 if c < final[er]:
                     n_out[q] = s
