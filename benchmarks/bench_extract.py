@@ -86,31 +86,33 @@ def main() -> None:
     versions = [("before", args.before), ("after", args.after)] if args.before else [("after", args.after)]
     print(f"MNIST CNN ({model.name}), chain mode, all layers; "
           + (f"before = {args.before}, " if args.before else "") + f"after = {args.after or 'this checkout'}", flush=True)
-    head = (f"| images | device | {'before s':>9} | {'after s':>8} | {'ratio':>6} | {'RSS before':>10} | "
-            f"{'RSS after':>9} | same rules |")
+    head = (f"| images | device | {'before s':>9} | {'after s':>8} | {'ratio':>6} | {'CPU s before':>12} | "
+            f"{'CPU s after':>11} | {'ratio':>6} | {'RSS before':>10} | {'RSS after':>9} | same rules |")
     lines = [head, "|" + "|".join("-" * (len(c) + 2) for c in head.strip("|").split("|")[:-1]) + "|------------|"]
     print(head, flush=True)
     results: dict[tuple[int, str], dict] = {}
-    for n in sizes:
+    # torch on the CPU last: it is the slow one
+    runs = [(n, d) for n in sizes for d in devices if d != "torch"] + [(n, "torch") for n in sizes
+                                                                       if "torch" in devices and n in torch_sizes]
+    for n, device in runs:
         data = mnist_data(n)
-        for device in devices:
-            if device == "torch" and n not in torch_sizes:
-                continue
-            got = {}
-            for tag, source in versions:
-                out = WORK / f"bench_rules_{n}_{device}_{tag}.json"
-                got[tag] = run_cli(model, data, None, device, out, source) | {"out": out}
-            after = got["after"]
-            results[(n, device)] = after
-            before = got.get("before")
-            rss = lambda r: max(r["rss_main_gb"], r["rss_worker_gb"])
-            cells = [f"{n:,}", device,
-                     f"{before['wall']:9.2f}" if before else f"{'-':>9}", f"{after['wall']:8.2f}",
-                     f"x{before['wall'] / after['wall']:5.2f}" if before else f"{'-':>6}",
-                     f"{rss(before):7.2f} GB" if before else f"{'-':>10}", f"{rss(after):6.2f} GB",
-                     ("yes" if same_rules(before["out"], after["out"]) else "NO") if before else "-"]
-            lines.append("| " + " | ".join(cells) + " |")
-            print(lines[-1], flush=True)
+        got = {}
+        for tag, source in versions:
+            out = WORK / f"bench_rules_{n}_{device}_{tag}.json"
+            got[tag] = run_cli(model, data, None, device, out, source) | {"out": out}
+        after = got["after"]
+        results[(n, device)] = after
+        before = got.get("before")
+        rss = lambda r: max(r["rss_main_gb"], r["rss_worker_gb"])
+        cells = [f"{n:,}", device,
+                 f"{before['wall']:9.2f}" if before else f"{'-':>9}", f"{after['wall']:8.2f}",
+                 f"x{before['wall'] / after['wall']:5.2f}" if before else f"{'-':>6}",
+                 f"{before['cpu']:12.2f}" if before else f"{'-':>12}", f"{after['cpu']:11.2f}",
+                 f"x{before['cpu'] / after['cpu']:5.2f}" if before else f"{'-':>6}",
+                 f"{rss(before):7.2f} GB" if before else f"{'-':>10}", f"{rss(after):6.2f} GB",
+                 ("yes" if same_rules(before["out"], after["out"]) else "NO") if before else "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+        print(lines[-1], flush=True)
     print("\n" + "\n".join(lines))
     missed = []
     for (n, device), r in results.items():
