@@ -10,10 +10,14 @@ SYSTEM_TOOLS := swipl:swi-prolog-nox dot:graphviz
 BROWSER_TOOLS := chromium:chromium
 FAST := -m "not slow and not browser"
 
-.PHONY: demo test test-slow lint ci setup system clean bench paper gpu
+.PHONY: demo demo-tabular test test-slow lint ci setup system clean bench paper gpu
 
 demo: setup
 	$(BIN)/mofn2logic demo -o demo-out
+
+# The tabular example: a scikit-learn MLP on breast cancer, its 30 features and 2 classes named.
+demo-tabular: setup
+	$(BIN)/mofn2logic demo --tabular -o demo-tabular-out
 
 # The fast suite: no browser, no package builds.
 test: setup
@@ -76,4 +80,4 @@ paper: setup
 	cd benchmarks/paper && ../../$(BIN)/python reproduce.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info demo-out
+	rm -rf $(VENV) build dist *.egg-info demo-out demo-tabular-out

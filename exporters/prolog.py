@@ -33,7 +33,8 @@ The clause form (one file; ``swipl program.pl`` runs it standalone):
 * Names (`Program.names`): besides the ``label/3`` facts, each input test and rule that speaks of a
   named atom has a comment saying it in names, as a person would write it:
   ``% 'malignant' :- at_least(2, ['worst radius' >= 16.8, \\+ 'mean texture' >= 21.3]).``
-  (an atom without a name keeps its clause form there). Comments are only read by people; the
+  (an atom without a name keeps its clause form there; thresholds in the shortest form that reads
+  back in float32 when they are float32, as in the rule cards). Comments are only read by people; the
   ``label/3`` facts carry the names back (`mofn2logic.exporters.prolog_read`).
 
 Predicates are named after the blocks and the cut tensor, every name a quoted atom
@@ -64,6 +65,7 @@ import numpy as np
 
 from mofn2logic.exporters.base import Printer
 from mofn2logic.exporters.quoting import Quoting
+from mofn2logic.exporters.wording import shortest
 from mofn2logic.ir.program import (
     AtomLiteral,
     DecisionListBlock,
@@ -285,7 +287,7 @@ class PrologPrinter(Printer):
             else:
                 coords = ", ".join(str(c) for c in coordinates(idx, inp.shape))
             name = self.program.atom_name("", idx)
-            said = f"  % {quote_atom(name)} >= {number(t)}" if name is not None and self.settings["comments"] else ""
+            said = f"  % {quote_atom(name)} >= {shortest(t)}" if name is not None and self.settings["comments"] else ""
             lines.append(f"{pred}(S, {coords}) :- x(S, {coords}, V), V >= {number(t)}.{said}")
         return "\n".join(lines + self._padding(""))
 
@@ -359,7 +361,7 @@ class PrologPrinter(Printer):
             return None
         t = dict(self.program.input.tests).get(idx)
         if source == "" and not self.program.input.per_channel and t is not None:
-            return f"{quote_atom(name)} >= {number(t)}"
+            return f"{quote_atom(name)} >= {shortest(t)}"
         if len(shape) > 1:
             return f"{quote_atom(name)}{list(coordinates(idx, shape)[1:])}"
         return quote_atom(name)

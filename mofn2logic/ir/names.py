@@ -191,5 +191,7 @@ def make_names(network: Any, *, inputs: Sequence[str] | None = None, classes: Se
             check_text(name, f"name of {layer} unit {unit}")
         named.append((layer, tuple(sorted((int(u), n) for u, n in given.items()))))
     order = {n: i for i, n in enumerate(by_name)}
-    return Names(inputs=tuple(inputs or ()), input_shape=shape if full else (), classes=tuple(classes or ()),
+    # The default image names name the graph's input: not a tensor inside the graph (a head before the cut).
+    image = shape if full and network.head is None else ()
+    return Names(inputs=tuple(inputs or ()), input_shape=image, classes=tuple(classes or ()),
                  units=tuple(sorted(named, key=lambda item: order[item[0]])))
