@@ -277,9 +277,11 @@ def _run(model: LoadedModel, data: Dataset, out: Path, *, fit: np.ndarray, order
     fired = get_engine("python").run(softmax, held[softmax.input.tensor]).atoms
     onehot = held_pred[:, None] == np.arange(softmax.output.shape[0])[None, :]
     cards = rule_cards(softmax, fired=fired, truth={softmax.output.name: onehot}, blocks=(softmax.output.name,))
+    replica = programs[chain.layers[0].name]  # its rules in the inputs' names, when they have names
     write_report(out, summary, chain, paper,
                  ReportTexts(mofn=soft["mofn"], prolog=soft.get("prolog", ""), svg=soft.get("svg"), cards=tuple(cards),
-                             pixel_maps=_pixel_maps(programs[chain.layers[0].name])))
+                             pixel_maps=_pixel_maps(programs[chain.layers[0].name]),
+                             input_cards=tuple(rule_cards(replica)) if dict(replica.names).get("") else ()))
     return summary
 
 

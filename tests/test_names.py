@@ -10,11 +10,17 @@ import warnings
 import numpy as np
 import onnx_models as om
 import pytest
+from conftest import require_tool
 
 from mofn2logic.cli import main
+from mofn2logic.engines import get_engine
 from mofn2logic.errors import DataError, ProgramError
+from mofn2logic.exporters import load_program
 from mofn2logic.inputs import load_dataset, load_model, with_names
 from mofn2logic.ir.names import Names, make_names, pixel_name
+from mofn2logic.ir.program import Program
+from mofn2logic.program.compile import compile_program
+from mofn2logic.report.cards import rule_cards
 from mofn2logic.search.rules_file import dumps, loads, read_rules
 
 FEATURES = ["age", "income, net", "héight", "$x^2$"]  # a comma, non-ASCII, TeX: any text is a name
@@ -133,3 +139,43 @@ def test_old_rules_files_load_without_names_and_bad_names_are_refused(default_ru
         doc["names"] = bad
         with pytest.raises(ProgramError, match=pattern):
             loads(json.dumps(doc))
+
+
+def test_names_flow_from_extract_through_compile_into_every_export(capfd, tabular):
+    """Named features, units and classes: extract -> compile (at the inputs and at the later cut) ->
+    every format; the readable ones read back the same program, the others show the names, and the
+    engines decide the same with and without them."""
+    d = tabular["dir"]
+    (d / "classes.txt").write_text("setosa\nversicolor\nvirginica\n", encoding="utf-8")
+    (d / "units.json").write_text(json.dumps({"fc1": {str(u): f"'unit' {u}\n" for u in range(5)}}), encoding="utf-8")
+    code, _, err = cli(capfd, "extract", tabular["model"], "--data", tabular["csv"], "-o", d / "rules.json",
+                       "--device", "cpu", "--order", "weight", "--beta", "0", "--class-names", d / "classes.txt",
+                       "--names", d / "units.json")
+    assert code == 0, err
+    rs = read_rules(d / "rules.json")
+    first = compile_program(rs)
+    later = compile_program(rs, cut=rs.layers[1].name)
+    # at the inputs: the features the tests read; at the later cut: fc1's units read as its inputs
+    assert dict(first.names)[""] == tuple((i, FEATURES[i]) for i, _ in first.input.tests)
+    assert dict(later.names)[""] == tuple((i, f"'unit' {i}\n") for i, _ in later.input.tests)
+    for p in (first, later):
+        assert dict(p.names)[p.output.name] == ((0, "setosa"), (1, "versicolor"), (2, "virginica"))
+    x = np.random.default_rng(1).normal(size=(30, 4)).astype(np.float32)
+    for suffix in (".mofn", ".json", ".pl", ".py", ".dot"):
+        out = d / f"program{suffix}"
+        code, _, err = cli(capfd, "compile", d / "rules.json", "-o", out)
+        assert code == 0, err
+        text = out.read_text(encoding="utf-8")
+        if suffix in (".mofn", ".json", ".pl"):
+            assert load_program(out) == first
+        assert "virginica" in text and any(f in text for f in FEATURES), suffix
+    pl = (d / "program.pl").read_text(encoding="utf-8")
+    assert re.search(r"^% 'setosa' :- at_least\(", pl, re.M) or re.search(r"^% 'versicolor' :- at_least\(", pl, re.M)
+    cards = rule_cards(first)
+    assert {c.head for c in cards if c.is_class} <= {"setosa", "versicolor", "virginica"}
+    assert any(li.text.split(" >= ")[0] in FEATURES for c in cards for li in c.literals)
+    require_tool("swipl")
+    plain = Program(first.name, first.input, first.blocks, first.decision)
+    ref = get_engine("python").run(plain, x).classes
+    for engine in ("python", "sympy", "prolog"):
+        np.testing.assert_array_equal(get_engine(engine).run(first, x).classes, ref, err_msg=engine)

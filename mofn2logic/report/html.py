@@ -232,6 +232,19 @@ class ReportTexts:
     svg: str | None
     cards: tuple[RuleCard, ...] = ()  # the softmax program's class rules, with held-out agreement and coverage
     pixel_maps: str | None = None  # SVG: the replica's first-layer rules on the input grid (image inputs)
+    input_cards: tuple[RuleCard, ...] = ()  # the replica's rules, when its inputs are named (tabular data)
+
+
+INPUT_CARDS = "Rule cards of the replica, from the named inputs"
+
+
+def _input_cards_html(cards: tuple[RuleCard, ...]) -> str:
+    """The replica's rules in the names of the inputs and classes (a tabular model's features)."""
+    if not cards:
+        return ""
+    return (f"<h2>{INPUT_CARDS}</h2>\n<p class='note'>The program from the network's inputs: every rule in the "
+            "features' and classes' names, the class rules first.</p>\n"
+            f"<div class='cards'>{''.join(card_html(c) for c in cards)}</div>")
 
 
 def write_report(outdir: str | Path, summary: RunSummary, chain: RuleSet, paper: RuleSet | None,
@@ -328,6 +341,7 @@ agreement is with the network's one-hot argmax and coverage the share of held-ou
 <p class="note">One star per class: green literals must hold, red dashed ones must not; hover a node for the full test.</p>
 <div class="graph">{graph}</div>
 {pixel_section}
+{_input_cards_html(texts.input_cards)}
 <h2>Example rules</h2>
 <h3>In the .mofn language</h3>
 <pre>{html.escape(mofn[:6000])}</pre>
@@ -344,5 +358,7 @@ agreement is with the network's one-hot argmax and coverage the share of held-ou
           "## Rule graph of the softmax layer", "", "![softmax rule graph](softmax.svg)", "",
           *(["## The first layer's rules on the input grid", "", "![pixel maps](figures/pixel_maps.svg)", ""]
             if texts.pixel_maps else []),
+          *([f"## {INPUT_CARDS}", "", "\n".join(card_markdown(c) for c in texts.input_cards), ""]
+            if texts.input_cards else []),
           "## Example rules (.mofn)", "", "```", mofn[:3000].rstrip(), "```", ""]
     write_text_atomic(out / "report.md", "\n".join(md))
