@@ -32,9 +32,12 @@ def programs(default_rules, default_acts) -> dict[str, Program]:
     net, acts = default_acts
     full = compile_program(default_rules, cut="node_linear", beta=0.2, complete=True)
     listed = fit_decision_list(full, np.asarray(acts[full.input.tensor]), np.argmax(acts[net.output], axis=1), 25)
-    return {"dense": compile_program(default_rules, cut="node_linear_1", beta=0.2),
-            "conv": compile_program(default_rules, cut=default_rules.layers[0].name, beta=1.0),
-            "list": listed}
+    dense = compile_program(default_rules, cut="node_linear_1", beta=0.2)
+    hostile = ["it's", "a\nb", ":-", "label", "x\\y", "Ω ≥ 1", "%c", "0'a"]
+    names = (("", tuple((i, f"{hostile[k % len(hostile)]} {k}") for k, (i, _) in enumerate(dense.input.tests))),
+             (dense.output.name, tuple((k, hostile[k % len(hostile)] + str(k)) for k in range(dense.output.shape[0]))))
+    return {"dense": dense, "conv": compile_program(default_rules, cut=default_rules.layers[0].name, beta=1.0),
+            "list": listed, "named": Program(dense.name, dense.input, dense.blocks, dense.decision, names)}
 
 
 def _loads_or_refuses(parse, text: str) -> None:
@@ -59,7 +62,7 @@ def _mutate(data: st.DataObject, text: str) -> str:
     return text
 
 
-@pytest.mark.parametrize("case", ["dense", "conv", "list"])
+@pytest.mark.parametrize("case", ["dense", "conv", "list", "named"])
 @FUZZ
 @given(data=st.data())
 def test_mofn_reader(programs, case, data):
@@ -67,7 +70,7 @@ def test_mofn_reader(programs, case, data):
     _loads_or_refuses(lambda t: exporters.parse(t, "mofn"), _mutate(data, text))
 
 
-@pytest.mark.parametrize("case", ["dense", "conv", "list"])
+@pytest.mark.parametrize("case", ["dense", "conv", "list", "named"])
 @FUZZ
 @given(data=st.data())
 def test_prolog_reader(programs, case, data):
@@ -114,7 +117,7 @@ def _mutate_json(data: st.DataObject, doc) -> str:
     return json.dumps(doc)
 
 
-@pytest.mark.parametrize("case", ["dense", "conv", "list"])
+@pytest.mark.parametrize("case", ["dense", "conv", "list", "named"])
 @FUZZ
 @given(data=st.data())
 def test_program_json_reader(programs, case, data):

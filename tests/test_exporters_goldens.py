@@ -77,7 +77,16 @@ def list_program() -> Program:
     ), 0)), "first")
 
 
-CASES = {"dense": dense_program, "conv": conv_program, "list": list_program}
+def named_program() -> Program:
+    """The dense program with names of inputs, a hidden unit and the classes: plain, with spaces, a quote,
+    a newline, a Prolog operator and a built-in's name (quoted everywhere, said in the Prolog comments)."""
+    p = dense_program()
+    names = (("", ((0, "worst radius"), (1, "it's"), (3, "a\nb"))), ("hidden", ((1, ":-"),)),
+             ("Class Layer", ((0, "malignant"), (1, "is"), (2, "Ω ≥ 1"))))
+    return Program(p.name, p.input, p.blocks, p.decision, names)
+
+
+CASES = {"dense": dense_program, "conv": conv_program, "list": list_program, "named": named_program}
 TARGETS = {"prolog": ".pl", "dot": ".dot", "sympy": ".py", "mofn": ".mofn"}
 
 
