@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE))
 from train_mnist_cnn import accuracy, export, keras_cnn, train  # noqa: E402
 
 import mofn2logic as M  # noqa: E402
-from mofn2logic.engines.numpy_engine import run as run_program  # noqa: E402
+from mofn2logic.engines.numpy_engine import evaluate as run_program  # noqa: E402
 from mofn2logic.program.compile import compile_program  # noqa: E402
 from mofn2logic.search.layer import small_candidates  # noqa: E402
 from mofn2logic.search.network import extract, predicted_class, summarize  # noqa: E402
