@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import inspect
 import json
 import math
@@ -20,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from mofn2logic import api
+from mofn2logic import distributed as cluster
 from mofn2logic.errors import Mofn2LogicError
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -72,6 +74,14 @@ def cmd_harvest(args: argparse.Namespace) -> int:
     from mofn2logic.inputs import load_model
     from mofn2logic.onnx.harvest import save_npz
 
+    if cluster.wanted(args):  # a sharded store in the folder -o, written by the workers
+        from mofn2logic.distributed import run as on_cluster
+
+        store = on_cluster.harvest(args.model, args.data, args.output, key=args.key, scheduler=args.scheduler,
+                                   workers=args.workers, shards=args.shards, batch_size=args.batch_size,
+                                   providers=args.providers)
+        print(f"harvested {store.n_samples} samples into {len(store.shards)} shards -> {args.output}")
+        return 0
     check_output_path(args.output, inputs=(args.model, args.data))
     if args.store is not None:
         _check_store(args.store)
@@ -103,7 +113,13 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from mofn2logic.search.rules_file import write_rules
 
     check_output_path(args.output, inputs=(args.model, args.data))
-    rs = api.extract(
+    run = api.extract
+    if cluster.wanted(args):  # a Dask cluster: the same rules (mofn2logic.distributed)
+        from mofn2logic.distributed import run as on_cluster
+
+        run = functools.partial(on_cluster.extract, scheduler=args.scheduler, workers=args.workers,
+                                shards=args.shards, store=args.store)
+    rs = run(
         args.model, args.data, key=args.key, layers=args.layers, mode=args.mode, order=args.order,
         betas=args.beta, device=args.device, small_n=args.small_n, pool_size=args.pool,
         conv_examples=args.conv_examples, conv_position=args.conv_position, seed=args.seed, cuts=args.cuts,
@@ -499,6 +515,7 @@ def build_parser() -> Parser:
                         f"(default {search['validation']})")
     s.add_argument("--improve-steps", check=_int_in(0), default=search["improve_steps"],
                    help=f"local moves per rule, 0 for none (orders exact, best; default {search['improve_steps']})")
+    cluster.add_cluster_args(s, store=True)
     s.add_argument("--fit-on", choices=FIT_ON, default=search["fit_on"],
                    help=f"chain mode: fit each layer on the network's activations below, or on the atoms the program "
                         f"computes (default {search['fit_on']})")
@@ -570,8 +587,9 @@ def build_parser() -> Parser:
     s = add("harvest", "Run the model and save every layer's input and output activations (.npz).")
     s.add_argument("model", help="ONNX model file")
     _data_args(s)
-    s.add_argument("-o", "--output", required=True, help="output .npz file")
+    s.add_argument("-o", "--output", required=True, help="output .npz file (with --scheduler/--workers: a folder)")
     s.add_argument("--store", default=None, help="folder for the on-disk store when the budget is exceeded")
+    cluster.add_cluster_args(s, store=False)
     return p
 
 

@@ -34,7 +34,8 @@ def _data_path(data: Any) -> str:
 def extract(model_path: str | os.PathLike[str], data: str | os.PathLike[str], *, key: str | None = None,
             scheduler: str | None = None, workers: int | None = None, shards: int | None = None,
             store: str | os.PathLike[str] | None = None, batch_size: int = 256,
-            providers: Sequence[str] | None = None, processes: bool = True, log=None, **options: Any):
+            providers: Sequence[str] | None = None, memory_budget: Any = None, processes: bool = True, log=None,
+            **options: Any):
     """`api.extract` on a Dask cluster: the same rule set (see `distributed.search`)."""
     from mofn2logic.distributed.cluster import connect, n_workers
     from mofn2logic.distributed.search import extract_sharded, refuse
