@@ -18,7 +18,9 @@ float standard deviation summed over shards does not round as numpy's does), exa
 
 from __future__ import annotations
 
+import hashlib
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,14 +52,16 @@ class Source:
 
 
 _CACHE: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # per worker: the last layers' examples
+_LOCK = threading.Lock()
 
 
 def _examples(shard: Shard, src: Source, pick: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(inputs (E', n), targets (E', U) or None, predicted class (E',)) of a shard for `src`."""
     from mofn2logic.search.conv_examples import gather_patches
 
-    key = (shard.directory, src, None if pick is None else (len(pick), pick[:1].tobytes(), pick[-1:].tobytes()))
-    got = _CACHE.get(key)
+    key = (shard.directory, src, None if pick is None else hashlib.sha1(pick.tobytes()).hexdigest())
+    with _LOCK:
+        got = _CACHE.get(key)
     if got is not None:
         return got
     m = worker_model(src.model_path, src.model_sha)
@@ -80,9 +84,10 @@ def _examples(shard: Shard, src: Source, pick: np.ndarray | None) -> tuple[np.nd
         sample, rest = np.divmod(flat, oh * ow)
         oy, ox = np.divmod(rest, ow)
         got = (gather_patches(x, layer, sample, oy, ox), np.asarray(y[sample, :, oy, ox]), pred[sample])
-    if len(_CACHE) >= 4:
-        _CACHE.pop(next(iter(_CACHE)))
-    _CACHE[key] = got
+    with _LOCK:  # threads of one worker (or of a local cluster without processes) share it
+        while len(_CACHE) >= 4:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = got
     return got
 
 

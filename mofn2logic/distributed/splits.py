@@ -158,6 +158,10 @@ def select_bins(r: BinCounts) -> np.ndarray:
 def values_part(values: np.ndarray, labels: np.ndarray, edges: np.ndarray, keep: np.ndarray) -> list[tuple]:
     """Pass 3 on one shard: per column, its values in the kept bins and their labels."""
     values = np.asarray(values)
+    if labels.size and labels.max() < 128:  # labels are classes: the smallest integers that hold them travel
+        labels = labels.astype(np.int8)
+    elif labels.size and labels.max() < 32768:
+        labels = labels.astype(np.int16)
     out = []
     for c in range(values.shape[1]):
         if not keep[c].any():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,7 @@ def shard_bounds(n: int, shards: int, batch: int) -> list[tuple[int, int]]:
 
 
 _MODELS: dict[tuple[str, str], object] = {}  # per worker process: models read once
+_LOCK = threading.Lock()
 
 
 def worker_model(path: str, sha256: str):
@@ -65,14 +67,15 @@ def worker_model(path: str, sha256: str):
     from mofn2logic.inputs import load_model
 
     key = (path, sha256)
-    m = _MODELS.get(key)
-    if m is None:
-        m = load_model(path)
-        if m.sha256 != sha256:  # type: ignore[attr-defined]
-            raise InputFileError(f"the model file {path!r} on a worker differs from the client's (SHA-256); "
-                                 "expected the same file on every machine")
-        _MODELS.clear()
-        _MODELS[key] = m
+    with _LOCK:
+        m = _MODELS.get(key)
+        if m is None:
+            m = load_model(path)
+            if m.sha256 != sha256:  # type: ignore[attr-defined]
+                raise InputFileError(f"the model file {path!r} on a worker differs from the client's (SHA-256); "
+                                     "expected the same file on every machine")
+            _MODELS.clear()
+            _MODELS[key] = m
     return m
 
 

@@ -1,0 +1,180 @@
+"""The Dask path (mofn2logic.distributed): the exact sharded splits and histograms against the
+single-machine code, and whole extractions on local clusters of 1, 2 and 3 workers against
+`--device cpu` without Dask, byte for byte (rules.json)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx_models
+import pytest
+
+from mofn2logic.distributed import splits as ds
+from mofn2logic.distributed.histograms import merge_histograms
+from mofn2logic.search.backends import NumpyBackend
+from mofn2logic.search.splits import best_splits, binary_splits_per_target
+
+pytest.importorskip("distributed")  # the extra mofn2logic[dask] (in the test extra: present in CI)
+
+
+def _sharded_splits(x, labels, n_classes, shards, bins, sample, cells=1 << 22):
+    parts = np.array_split(np.arange(len(x)), shards)
+    edges = ds.edges_from_samples([ds.sample_part(x[p], sample) for p in parts], bins)
+    r = None
+    for p in parts:
+        b = ds.bin_part(x[p], labels[p], n_classes, edges, cells)
+        r = b if r is None else ds.merge_bins(r, b)
+    keep = ds.select_bins(r)
+    v = None
+    for p in parts:
+        q = ds.values_part(x[p], labels[p], edges, keep)
+        v = q if v is None else ds.merge_values(v, q)
+    return ds.sweep(r, keep, v, n_classes), keep
+
+
+def _columns(rng, kind, e, k):
+    if kind == "normal":
+        return rng.normal(size=(e, k)).astype(np.float32)
+    if kind == "relu":  # many equal values (zeros) and ties
+        return np.maximum(rng.normal(size=(e, k)), 0).round(1).astype(np.float32)
+    return rng.integers(0, 4, size=(e, k)).astype(np.float64)
+
+
+@pytest.mark.parametrize("kind", ["normal", "relu", "few"])
+def test_sharded_splits_equal_best_splits(kind):
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        e, k, c = int(rng.integers(2, 300)), int(rng.integers(1, 6)), int(rng.integers(2, 5))
+        x = _columns(rng, kind, e, k)
+        y = np.where(rng.random(e) < 0.6, (x[:, 0] > 0.2).astype(np.int64) % c, rng.integers(0, c, e))
+        want, _ = best_splits(x, y, c)
+        got, _ = _sharded_splits(x, y[:, None], c, int(rng.integers(1, 5)), int(rng.integers(2, 12)),
+                                 int(rng.integers(1, 9)), cells=int(rng.integers(1, 2000)))
+        assert got.dtype == want.dtype
+        assert got[0].tobytes() == want.tobytes()
+
+
+def test_sharded_binary_splits_equal_paper_mode_splits():
+    rng = np.random.default_rng(8)
+    for _ in range(30):
+        e, k = int(rng.integers(2, 200)), int(rng.integers(1, 5))
+        x = _columns(rng, ["normal", "relu", "few"][_ % 3], e, k).astype(np.float32)
+        tb = rng.random((e, 3)) < 0.5
+        tb[:, 0] = x[:, 0] > 0.1
+        got, _ = _sharded_splits(x, tb.astype(np.int64), 2, int(rng.integers(1, 4)), int(rng.integers(2, 10)), 4)
+        assert got.tobytes() == binary_splits_per_target(x, tb).tobytes()
+
+
+def test_bins_without_a_best_cut_are_not_sent():
+    """The bound prunes: on a smooth column only a few of many bins send their values."""
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(20000, 1)).astype(np.float32)
+    y = (x[:, 0] + rng.normal(0, 0.5, 20000) > 0.3).astype(np.int64)
+    got, keep = _sharded_splits(x, y[:, None], 2, 3, 128, 256)
+    assert got[0].tobytes() == best_splits(x, y, 2)[0].tobytes()
+    assert 0 < keep.sum() <= 32  # a quarter of the bins at most
+
+
+def test_merged_histograms_equal_the_whole():
+    rng = np.random.default_rng(10)
+    backend = NumpyBackend()
+    for _ in range(20):
+        n, e = int(rng.integers(1, 30)), int(rng.integers(2, 400))
+        lits = rng.random((n, e)) < rng.random((n, 1))
+        y = rng.random(e) < 0.4
+        whole = backend.prefix_histogram(lits, y)
+        merged = None
+        for p in np.array_split(np.arange(e), int(rng.integers(1, 5))):
+            merged = merge_histograms(merged, backend.prefix_histogram(lits[:, p], y[p]))
+        for a in ("lo", "hi", "offsets", "pos", "neg"):
+            assert np.array_equal(getattr(merged, a), getattr(whole, a)), a
+
+
+# --------------------------------------------------------------------------- whole extractions
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory, default_model, digits):
+    d = tmp_path_factory.mktemp("dask")
+    np.save(d / "digits.npy", digits["images"][:300])
+    out = {"cnn": (default_model, d / "digits.npy")}
+    for name, model in (("gemm64", onnx_models.gemm_zoo(dtype=np.float64)), ("convbn", onnx_models.conv_bn_gap())):
+        path = onnx_models.save(model, d / f"{name}.onnx")
+        np.save(d / f"{name}.npy", onnx_models.sample_input(model, n=150, seed=3))
+        out[name] = (path, d / f"{name}.npy")
+    return out
+
+
+def _rules_bytes(rs, path: Path) -> bytes:
+    from mofn2logic.search.rules_file import write_rules
+
+    write_rules(rs, path)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("case,mode,order,conv_examples", [
+    ("cnn", "chain", "weight", 2000),  # conv (drawn examples, new channel split) -> pooling -> dense
+    ("cnn", "paper", "gain", 2000),
+    ("gemm64", "chain", "weight", 2000),  # float64, a first dense layer split anew
+    ("gemm64", "paper", "weight", 2000),
+    ("convbn", "chain", "gain", 100000),  # every (sample, position); average pooling breaks the chain
+])
+def test_cluster_rules_equal_single_machine_rules(cases, tmp_path, case, mode, order, conv_examples):
+    from mofn2logic import api
+    from mofn2logic.distributed import run
+
+    model, data = cases[case]
+    opts = {"mode": mode, "order": order, "conv_examples": conv_examples, "betas": (0.0, 0.2, 5.0), "batch_size": 32}
+    want = _rules_bytes(api.extract(model, data, device="cpu", **opts), tmp_path / "one.json")
+    for workers in (1, 2, 3):
+        rs = run.extract(model, data, workers=workers, processes=False, shards=workers + 1, **opts)
+        assert _rules_bytes(rs, tmp_path / f"dask{workers}.json") == want, f"{workers} workers"
+
+
+def test_cli_refuses_what_cannot_be_exact(cases, tmp_path):
+    model, data = cases["gemm64"]
+    for extra, word in ((["--order", "best"], "order 'best'"), (["--order", "std"], "order 'std'"),
+                        (["--fit-on", "program"], "fit-on 'program'"), (["--conv-position", "best"], "conv position")):
+        out = tmp_path / "r.json"
+        p = subprocess.run([sys.executable, "-m", "mofn2logic", "extract", str(model), "--data", str(data), "-o", str(out),
+                            "--workers", "1", *extra], capture_output=True, text=True, timeout=120)
+        assert p.returncode == 2, p.stderr
+        assert word in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+        assert not out.exists()
+
+
+def test_harvest_writes_a_sharded_store(cases, tmp_path):
+    from mofn2logic.distributed.store import open_shard
+    from mofn2logic.onnx.harvest import harvest
+
+    model, data = cases["cnn"]
+    out = tmp_path / "store"
+    p = subprocess.run([sys.executable, "-m", "mofn2logic", "harvest", str(model), "--data", str(data), "-o", str(out),
+                        "--workers", "2", "--batch-size", "64"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    index = json.loads((out / "shards.json").read_text())
+    assert [(s["start"], s["stop"]) for s in index["shards"]] == [(0, 192), (192, 300)]  # whole batches
+    import mofn2logic as M
+
+    net = M.import_network(model)
+    whole = harvest(net, model, np.load(data), batch_size=64)
+    from mofn2logic.distributed.store import Shard
+
+    for s in index["shards"]:
+        got = open_shard(Shard(str(out / s["directory"]), s["start"], s["stop"]))
+        for name, arr in got.items():
+            assert np.array_equal(arr, whole[name][s["start"]:s["stop"]]), name
+
+
+def test_no_dask_without_the_options(cases, tmp_path):
+    model, data = cases["gemm64"]
+    code = ("import sys\nfrom mofn2logic.cli import main\n"
+            f"rc = main(['extract', {str(model)!r}, '--data', {str(data)!r}, '-o', {str(tmp_path / 'r.json')!r}, "
+            "'--device', 'cpu'])\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed', 'zarr'))\n"
+            "print(rc, bad)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.stdout.strip().splitlines()[-1] == "0 []", p.stdout + p.stderr
