@@ -110,6 +110,24 @@ def cases(tmp_path_factory, default_model, digits):
     return out
 
 
+@pytest.fixture(scope="module")
+def clusters():
+    """Local clusters of 1, 2 and 3 single-threaded worker processes (threads of one process would share
+    CPython 3.11's compiler, which is not thread-safe: "AST constructor recursion depth mismatch")."""
+    from distributed import Client, LocalCluster
+
+    made = {}
+    try:
+        for n in (1, 2, 3):
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
+            made[n] = (cluster, Client(cluster))
+        yield {n: c for n, (_, c) in made.items()}
+    finally:
+        for cluster, client in made.values():
+            client.close()
+            cluster.close()
+
+
 def _rules_bytes(rs, path: Path) -> bytes:
     from mofn2logic.search.rules_file import write_rules
 
@@ -119,12 +137,13 @@ def _rules_bytes(rs, path: Path) -> bytes:
 
 @pytest.mark.parametrize("case,mode,order,conv_examples", [
     ("cnn", "chain", "weight", 2000),  # conv (drawn examples, new channel split) -> pooling -> dense
-    ("cnn", "paper", "gain", 2000),
+    pytest.param("cnn", "paper", "gain", 2000, marks=pytest.mark.slow),
     ("gemm64", "chain", "weight", 2000),  # float64, a first dense layer split anew
     ("gemm64", "paper", "weight", 2000),
-    ("convbn", "chain", "gain", 100000),  # every (sample, position); average pooling breaks the chain
+    # every (sample, position); average pooling breaks the chain
+    pytest.param("convbn", "chain", "gain", 100000, marks=pytest.mark.slow),
 ])
-def test_cluster_rules_equal_single_machine_rules(cases, tmp_path, case, mode, order, conv_examples):
+def test_cluster_rules_equal_single_machine_rules(cases, clusters, tmp_path, case, mode, order, conv_examples):
     from mofn2logic import api
     from mofn2logic.distributed import run
 
@@ -132,7 +151,7 @@ def test_cluster_rules_equal_single_machine_rules(cases, tmp_path, case, mode, o
     opts = {"mode": mode, "order": order, "conv_examples": conv_examples, "betas": (0.0, 0.2, 5.0), "batch_size": 32}
     want = _rules_bytes(api.extract(model, data, device="cpu", **opts), tmp_path / "one.json")
     for workers in (1, 2, 3):
-        rs = run.extract(model, data, workers=workers, processes=False, shards=workers + 1, **opts)
+        rs = run.extract(model, data, client=clusters[workers], shards=workers + 1, **opts)
         assert _rules_bytes(rs, tmp_path / f"dask{workers}.json") == want, f"{workers} workers"
 
 

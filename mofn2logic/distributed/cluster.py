@@ -44,7 +44,7 @@ def connect(scheduler: str | None = None, workers: int | None = None, *, process
             return
         if workers is None or workers < 1:
             raise DataError(f"a local cluster needs 1 or more workers, got {workers!r}")
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=None,
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=":0",
                           silence_logs=50) as cluster, Client(cluster) as client:
             yield client
 

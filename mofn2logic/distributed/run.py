@@ -31,30 +31,41 @@ def _data_path(data: Any) -> str:
     return str(data)
 
 
+def client_dataset(model, data: str, key: str | None):
+    """What the client reads of the data: its shape and dtype (an .npy stays on disk, untouched) and its
+    SHA-256 for the provenance; each worker checks the values of its own rows."""
+    from mofn2logic.inputs import Dataset, check_data, file_sha256, read_array
+
+    x = read_array(data, key, max_bytes=1 << 62)
+    net = model.network
+    first = check_data(x[:1], net.input_shape, net.dtype, name=f"data {data!r}", max_bytes=1 << 62)
+    return Dataset(first, None, Path(data).name, file_sha256(data), key, (Path(data),)), len(x)
+
+
 def extract(model_path: str | os.PathLike[str], data: str | os.PathLike[str], *, key: str | None = None,
             scheduler: str | None = None, workers: int | None = None, shards: int | None = None,
             store: str | os.PathLike[str] | None = None, batch_size: int = 256,
             providers: Sequence[str] | None = None, memory_budget: Any = None, processes: bool = True, log=None,
-            **options: Any):
-    """`api.extract` on a Dask cluster: the same rule set (see `distributed.search`)."""
+            client: Any = None, **options: Any):
+    """`api.extract` on a Dask cluster: the same rule set (see `distributed.search`). `client`: a connected
+    `distributed.Client` to use instead of `scheduler` / `workers` (left open)."""
     from mofn2logic.distributed.cluster import connect, n_workers
     from mofn2logic.distributed.search import extract_sharded, refuse
     from mofn2logic.distributed.store import harvest_sharded
-    from mofn2logic.inputs import load_dataset, load_model, provenance
+    from mofn2logic.inputs import load_model, provenance
 
-    _check(scheduler, workers, shards)
+    _check(scheduler, workers if client is None else None, shards)
     refuse(options.get("order", "weight"), options.get("conv_position", "all"), options.get("fit_on", "network"))
     options.pop("device", None)  # the workers count; every backend gives the same counts
     model = load_model(model_path)
-    d = load_dataset(_data_path(data), model, key=key, max_bytes=1 << 62)
-    prov = provenance(model, d)
-    del d
+    prov = provenance(model, client_dataset(model, _data_path(data), key)[0])
     with contextlib.ExitStack() as stack:
         if store is None:
             root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mofn2logic-shards-")))
         else:
             root = Path(store)
-        client = stack.enter_context(connect(scheduler, workers, processes=processes))
+        if client is None:
+            client = stack.enter_context(connect(scheduler, workers, processes=processes))
         k = shards or n_workers(client)
         s = harvest_sharded(client, model, str(data), key, root, shards=k, batch_size=batch_size,
                             providers=list(providers) if providers else None)

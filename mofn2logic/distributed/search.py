@@ -238,7 +238,9 @@ class _Layer:
         n_lab = 1 if lab[0] == "pred" else (lab[2] if lab[1] is None else len(lab[1]))
         n_cls = lab[1] if lab[0] == "pred" else 2
         per_shard = max(1, max(len(p) if p is not None else sh.n for sh, p in zip(self.store.shards, self.picks)))
-        step = max(1, min(COLUMN_BYTES // (8 * per_shard), COUNT_BYTES // (8 * ds.MAX_BINS * n_lab * n_cls)))
+        # blocks within the memory bounds, and enough of them (of 64 columns or more) to keep every worker sweeping
+        step = max(1, min(COLUMN_BYTES // (8 * per_shard), COUNT_BYTES // (8 * ds.MAX_BINS * n_lab * n_cls),
+                          max(64, -(-k // (2 * n_workers(self.client))))))
         outs = []
         for c0 in range(0, k, step):
             cols = slice(c0, min(k, c0 + step))

@@ -121,11 +121,9 @@ def harvest_sharded(client, model, data_path: str, key: str | None, directory: s
     """Harvest `data_path` on the cluster into `directory`, one folder per shard; nothing comes back but
     each shard's description (model: the client's LoadedModel, checked against the workers')."""
     from mofn2logic.distributed.cluster import result
-    from mofn2logic.inputs import load_dataset
+    from mofn2logic.distributed.run import client_dataset
 
-    d = load_dataset(data_path, model, key=key, max_bytes=1 << 62)  # checks the data before any work
-    n = len(d.x)
-    del d
+    n = client_dataset(model, data_path, key)[1]  # each worker checks the values of its rows
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
     futures = [client.submit(harvest_shard, str(Path(model.path).resolve()), model.sha256,
