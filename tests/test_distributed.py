@@ -226,7 +226,7 @@ class _Cluster:
                     "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
         self.port = _free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
-        self.log = open(tmp / "cluster.log", "w")  # noqa: SIM115
+        self.log = open(tmp / "cluster.log", "w")
         self.procs = [self._start("scheduler", "--host", "127.0.0.1", "--port", str(self.port),
                                   "--no-dashboard")]
         self.workers = [self._start("worker", self.address, "--nthreads", "1", "--no-dashboard",

@@ -65,7 +65,7 @@ def _examples(shard: Shard, src: Source, pick: np.ndarray | None) -> tuple[np.nd
     if got is not None:
         return got
     m = worker_model(src.model_path, src.model_sha)
-    net = m.network  # type: ignore[attr-defined]
+    net = m.network
     layer = net.layers[src.layer]
     acts = open_shard(shard)
     pred = np.argmax(np.asarray(acts[net.output]), axis=1)
@@ -127,7 +127,11 @@ def _t_values(shard, src, pick, which, cols, lab, edges, keep):
     return ds.values_part(_columns(ex, which, cols), _labels(ex, lab)[0], edges, keep)
 
 
-def _t_sweep(r, keep, vals, lab):
+def _t_sweep(r, keep, lab, *parts):
+    """The sweep of a column block, from every shard's values at once (each part moves once)."""
+    vals = parts[0]
+    for p in parts[1:]:
+        vals = ds.merge_values(vals, p)
     return ds.sweep(r, keep, vals, 2 if lab[0] == "binary" else lab[1])
 
 
@@ -247,8 +251,8 @@ class _Layer:
             edges = self.client.submit(_t_edges, *self._each(_t_sample, which, cols), pure=False)
             r = tree_reduce(self.client, ds.merge_bins, self._each(_t_bins, which, cols, lab, edges))
             keep = self.client.submit(ds.select_bins, r, pure=False)
-            vals = tree_reduce(self.client, ds.merge_values, self._each(_t_values, which, cols, lab, edges, keep))
-            outs.append(self.client.submit(_t_sweep, r, keep, vals, lab, pure=False))
+            vals = self._each(_t_values, which, cols, lab, edges, keep)
+            outs.append(self.client.submit(_t_sweep, r, keep, lab, *vals, pure=False))
         return np.concatenate(result(outs, self.client), axis=1)
 
     def search(self, units: int, thresholds: np.ndarray, weights: np.ndarray, heads, n_classes: int, *,

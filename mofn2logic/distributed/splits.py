@@ -199,8 +199,8 @@ def sweep(r: BinCounts, keep: np.ndarray, vals: list[tuple], n_classes: int) -> 
         order = np.argsort(lo, kind="stable")
         lo, hi = lo[order], hi[order]
         for li in range(n_lab):
-            per_u = np.zeros((len(uniq), n_classes), np.int64)
-            np.add.at(per_u, (inv.reshape(-1), lab[:, li]), 1)
+            per_u = np.bincount(inv.reshape(-1) * n_classes + lab[:, li], minlength=len(uniq) * n_classes)
+            per_u = per_u.reshape(len(uniq), n_classes)
             cnt = np.concatenate([per_u, r.counts[c, whole, li]])[order]
             total = r.counts[c, :, li].sum(0)
             g = _gain(np.cumsum(cnt, axis=0)[:-1], total, table, e)

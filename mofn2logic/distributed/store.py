@@ -71,7 +71,7 @@ def worker_model(path: str, sha256: str):
         m = _MODELS.get(key)
         if m is None:
             m = load_model(path)
-            if m.sha256 != sha256:  # type: ignore[attr-defined]
+            if m.sha256 != sha256:
                 raise InputFileError(f"the model file {path!r} on a worker differs from the client's (SHA-256); "
                                      "expected the same file on every machine")
             _MODELS.clear()
@@ -87,16 +87,16 @@ def harvest_shard(model_path: str, model_sha: str, data_path: str, key: str | No
     from mofn2logic.onnx.harvest import harvest
 
     m = worker_model(model_path, model_sha)
-    net = m.network  # type: ignore[attr-defined]
+    net = m.network
     # the client checked the whole file; a worker reads its rows only (an .npy is memory-mapped)
     x = check_data(read_array(data_path, key, max_bytes=1 << 62)[start:stop], net.input_shape, net.dtype,
                    name=f"data {data_path!r}", max_bytes=1 << 62)
     final = Path(directory)
     tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
     try:
-        acts = harvest(m.network, m.proto, x, batch_size=batch_size, providers=providers,  # type: ignore[attr-defined]
+        acts = harvest(m.network, m.proto, x, batch_size=batch_size, providers=providers,
                        memory_budget=0, store_dir=tmp, progress=False)
-        out = np.asarray(acts[m.network.output])  # type: ignore[attr-defined]
+        out = np.asarray(acts[m.network.output])
         counts = np.bincount(np.argmax(out, axis=1), minlength=out.shape[1])
         meta = {k: (tuple(int(d) for d in v.shape[1:]), str(v.dtype)) for k, v in acts.items()}
         names = tuple(acts)
