@@ -110,6 +110,17 @@ def harvest_shard(model_path: str, model_sha: str, data_path: str, key: str | No
     return Shard(str(final), start, stop, names), counts, meta
 
 
+def fixed_batch(model) -> int | None:
+    """The model's fixed batch size (its input's first dimension), if it has one: `harvest` then runs
+    batches of that size, and shard bounds must be multiples of it."""
+    for vi in model.proto.graph.input:
+        if vi.name == model.network.input:
+            dims = vi.type.tensor_type.shape.dim
+            if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0:
+                return int(dims[0].dim_value)
+    return None
+
+
 def open_shard(shard: Shard) -> dict[str, np.ndarray]:
     """Tensor name -> read-only memory map of the shard's rows."""
     names = json.loads((Path(shard.directory) / "index.json").read_text(encoding="utf-8"))
@@ -126,6 +137,7 @@ def harvest_sharded(client, model, data_path: str, key: str | None, directory: s
     n = client_dataset(model, data_path, key)[1]  # each worker checks the values of its rows
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
+    batch_size = fixed_batch(model) or batch_size  # the batches onnxruntime runs, as `harvest` chooses them
     futures = [client.submit(harvest_shard, str(Path(model.path).resolve()), model.sha256,
                              str(Path(data_path).resolve()), key, a, b, str((root / f"shard-{k:05d}").resolve()),
                              batch_size, providers, pure=False)
