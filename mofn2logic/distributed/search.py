@@ -228,10 +228,9 @@ def _t_rules(hists, units, thresholds, weights, orders, heads, fan_in, where, be
 class _Layer:
     """One layer's examples on the cluster: its source and each shard's part of the seeded draw."""
 
-    def __init__(self, client, store: ShardSet, src: Source, picks: list[np.ndarray | None], n_examples: int,
-                 width: int) -> None:
+    def __init__(self, client, store: ShardSet, src: Source, picks: list[np.ndarray | None], n_examples: int) -> None:
         self.client, self.store, self.src, self.picks = client, store, src, picks
-        self.n_examples, self.width = n_examples, width
+        self.n_examples = n_examples
 
     def _each(self, fn, *args) -> list:
         return [self.client.submit(fn, sh, self.src, pk, *args, pure=False)
@@ -350,12 +349,11 @@ def extract_sharded(client, model, store: ShardSet, *, layers: Sequence[str] | N
         selected = layer.name in wanted
         where = f"layer {layer.name!r}"
         if layer.kind == "dense":
-            lay = _Layer(client, store, Source(path, sha, i, "examples"), [None] * len(store.shards), n,
-                         int(np.prod(store.shapes[layer.input])))
+            lay = _Layer(client, store, Source(path, sha, i, "examples"), [None] * len(store.shards), n)
         else:
             oh, ow = store.shapes[layer.output][1:]
             picks, size = _picks(store, n * oh * ow, oh * ow, conv_examples, seed + i)
-            lay = _Layer(client, store, Source(path, sha, i, "examples"), picks, size, layer.fan_in)
+            lay = _Layer(client, store, Source(path, sha, i, "examples"), picks, size)
         chain_inputs, chained = None, False
         if selected and mode == "chain":
             chain_inputs, chained = _chain_inputs(client, store, network, i, prev_heads, lay, n_classes,
@@ -411,5 +409,5 @@ def _chain_inputs(client, store: ShardSet, network, i: int, prev_heads, lay: _La
     else:
         c, h, w = store.shapes[layer.input]
         picks, size = _picks(store, store.n_samples * h * w, h * w, budget, seed)
-        per_channel = _Layer(client, store, channels, picks, size, c).splits("inputs", c, ("pred", n_classes))[0]
+        per_channel = _Layer(client, store, channels, picks, size).splits("inputs", c, ("pred", n_classes))[0]
     return per_channel[ch], chained
