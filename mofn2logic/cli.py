@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import inspect
 import json
 import math
@@ -20,7 +21,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from mofn2logic import api
-from mofn2logic.errors import Mofn2LogicError
+from mofn2logic import distributed as cluster
+from mofn2logic.errors import Mofn2LogicError, UnsupportedModelError
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -85,6 +87,17 @@ def _named(args: argparse.Namespace) -> Any:
                       names=args.names)
 
 
+def _plain_model_only(args: argparse.Namespace) -> None:
+    """The Dask path loads the model on every worker from its file, with the default cut, output and
+    names: options that change those are refused rather than silently dropped."""
+    flags = {"--from": "start", "--graph-output": "graph_output", "--feature-names": "feature_names",
+             "--class-names": "class_names", "--names": "names"}
+    given = [flag for flag, attr in flags.items() if getattr(args, attr, None) is not None]
+    if given:
+        raise UnsupportedModelError(f"--scheduler/--workers take the model as its file says; got {', '.join(given)}; "
+                                    "expected none of them (run without Dask to use them)")
+
+
 def _shape(shape: Sequence[int | None]) -> str:
     return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
 
@@ -94,6 +107,15 @@ def cmd_harvest(args: argparse.Namespace) -> int:
     from mofn2logic.files import check_output_path
     from mofn2logic.onnx.harvest import save_npz
 
+    if cluster.wanted(args):  # a sharded store in the folder -o, written by the workers
+        from mofn2logic.distributed import run as on_cluster
+
+        _plain_model_only(args)
+        store = on_cluster.harvest(args.model, args.data, args.output, key=args.key, scheduler=args.scheduler,
+                                   workers=args.workers, shards=args.shards, batch_size=args.batch_size,
+                                   providers=args.providers)
+        print(f"harvested {store.n_samples} samples into {len(store.shards)} shards -> {args.output}")
+        return 0
     check_output_path(args.output, inputs=(args.model, args.data))
     if args.store is not None:
         _check_store(args.store)
@@ -125,8 +147,17 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from mofn2logic.search.rules_file import write_rules
 
     check_output_path(args.output, inputs=(args.model, args.data))
-    rs = api.extract(
-        _named(args), args.data, key=args.key, layers=args.layers, mode=args.mode, order=args.order,
+    if cluster.wanted(args):  # a Dask cluster: the same rules (mofn2logic.distributed)
+        from mofn2logic.distributed import run as on_cluster
+
+        _plain_model_only(args)
+        run: Callable[..., Any] = functools.partial(on_cluster.extract, scheduler=args.scheduler, workers=args.workers,
+                                shards=args.shards, store=args.store)
+        model: Any = args.model
+    else:
+        run, model = api.extract, _named(args)
+    rs = run(
+        model, args.data, key=args.key, layers=args.layers, mode=args.mode, order=args.order,
         betas=args.beta, device=args.device, small_n=args.small_n, pool_size=args.pool,
         conv_examples=args.conv_examples, conv_position=args.conv_position, seed=args.seed, cuts=args.cuts,
         exact_pool=args.exact_pool, validation=args.validation, improve_steps=args.improve_steps, fit_on=args.fit_on,
@@ -549,6 +580,7 @@ def build_parser() -> Parser:
                         f"(default {search['validation']})")
     s.add_argument("--improve-steps", check=_int_in(0), default=search["improve_steps"],
                    help=f"local moves per rule, 0 for none (orders exact, best; default {search['improve_steps']})")
+    cluster.add_cluster_args(s, store=True)
     s.add_argument("--fit-on", choices=FIT_ON, default=search["fit_on"],
                    help=f"chain mode: fit each layer on the network's activations below, or on the atoms the program "
                         f"computes (default {search['fit_on']})")
@@ -633,8 +665,9 @@ def build_parser() -> Parser:
     s = add("harvest", "Run the model and save every layer's input and output activations (.npz).")
     s.add_argument("model", help="ONNX model file")
     _data_args(s)
-    s.add_argument("-o", "--output", required=True, help="output .npz file")
+    s.add_argument("-o", "--output", required=True, help="output .npz file (with --scheduler/--workers: a folder)")
     s.add_argument("--store", default=None, help="folder for the on-disk store when the budget is exceeded")
+    cluster.add_cluster_args(s, store=False)
     return p
 
 

@@ -1,0 +1,103 @@
+"""The commands' cluster paths: harvest into a sharded store, extract rules on the cluster."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mofn2logic.errors import DataError, OutputFileError
+
+
+def _check(scheduler: str | None, workers: int | None, shards: int | None) -> None:
+    if scheduler and workers:
+        raise DataError("--scheduler and --workers exclude each other; expected one of them")
+    if scheduler is not None and not scheduler.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
+        raise DataError(f"scheduler {scheduler!r} is not an address; expected tcp://HOST:PORT")
+    if workers is not None and workers < 1:
+        raise DataError(f"--workers must be 1 or more, got {workers}")
+    if shards is not None and shards < 1:
+        raise DataError(f"--shards must be 1 or more, got {shards}")
+
+
+def _data_path(data: Any) -> str:
+    if not isinstance(data, (str, os.PathLike)):
+        raise DataError("a Dask run reads the data from a file every worker can open; got an array")
+    return str(data)
+
+
+def client_dataset(model, data: str, key: str | None):
+    """What the client reads of the data: its shape and dtype (an .npy stays on disk, untouched) and its
+    SHA-256 for the provenance; each worker checks the values of its own rows."""
+    from mofn2logic.inputs import Dataset, check_data, file_sha256, read_array
+
+    x = read_array(data, key, max_bytes=1 << 62)
+    net = model.network
+    first = check_data(x[:1], net.input_shape, net.dtype, name=f"data {data!r}", max_bytes=1 << 62)
+    return Dataset(first, None, Path(data).name, file_sha256(data), key, (Path(data),)), len(x)
+
+
+def extract(model_path: str | os.PathLike[str], data: str | os.PathLike[str], *, key: str | None = None,
+            scheduler: str | None = None, workers: int | None = None, shards: int | None = None,
+            store: str | os.PathLike[str] | None = None, batch_size: int = 256,
+            providers: Sequence[str] | None = None, memory_budget: Any = None, processes: bool = True, log=None,
+            client: Any = None, **options: Any):
+    """`api.extract` on a Dask cluster: the same rule set (see `distributed.search`). `client`: a connected
+    `distributed.Client` to use instead of `scheduler` / `workers` (left open)."""
+    from mofn2logic.distributed.cluster import connect, n_workers
+    from mofn2logic.distributed.search import extract_sharded, refuse
+    from mofn2logic.distributed.store import harvest_sharded
+    from mofn2logic.inputs import load_model, provenance
+
+    _check(scheduler, workers if client is None else None, shards)
+    refuse(options.get("order", "weight"), options.get("conv_position", "all"), options.get("fit_on", "network"))
+    options.pop("device", None)  # the workers count; every backend gives the same counts
+    model = load_model(model_path)
+    prov = provenance(model, client_dataset(model, _data_path(data), key)[0])
+    with contextlib.ExitStack() as stack:
+        if store is None:
+            root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mofn2logic-shards-")))
+        else:
+            root = Path(store)
+        if client is None:
+            client = stack.enter_context(connect(scheduler, workers, processes=processes))
+        k = shards or n_workers(client)
+        s = harvest_sharded(client, model, str(data), key, root, shards=k, batch_size=batch_size,
+                            providers=list(providers) if providers else None)
+        return extract_sharded(client, model, s, provenance=prov, log=log, **options)
+
+
+def harvest(model_path: str | os.PathLike[str], data: str | os.PathLike[str], output: str | os.PathLike[str], *,
+            key: str | None = None, scheduler: str | None = None, workers: int | None = None,
+            shards: int | None = None, batch_size: int = 256, providers: Sequence[str] | None = None,
+            processes: bool = True):
+    """Harvest on a Dask cluster into the folder `output` (a sharded store: shards.json and one folder of
+    .npy files per shard), written beside it and renamed into place when complete."""
+    from mofn2logic.distributed.cluster import connect, n_workers
+    from mofn2logic.distributed.store import INDEX, harvest_sharded
+    from mofn2logic.inputs import load_model
+
+    _check(scheduler, workers, shards)
+    out = Path(output)
+    if out.exists() and not (out.is_dir() and ((out / INDEX).exists() or not any(out.iterdir()))):
+        raise OutputFileError(f"{str(out)!r} exists and is not a sharded store; expected a new or empty folder "
+                              "(or an earlier store, which is replaced)")
+    if not out.parent.is_dir():
+        raise OutputFileError(f"the folder of {str(out)!r} does not exist; expected an existing folder")
+    model = load_model(model_path)
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with connect(scheduler, workers, processes=processes) as client:
+            s = harvest_sharded(client, model, _data_path(data), key, tmp, shards=shards or n_workers(client),
+                                batch_size=batch_size, providers=list(providers) if providers else None)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return s

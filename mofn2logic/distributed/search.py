@@ -1,0 +1,413 @@
+"""`search.network.extract` on a Dask cluster, from a sharded activation store (docs/scale.md).
+
+The client walks the layers as `extract` does and keeps only what is per unit or per input:
+thresholds, orders, rules. What needs the examples is computed by the workers on their shards
+and summed by tree reductions on the cluster: the three passes of the exact splits
+(`distributed.splits`), the per-N count histograms of each unit (`distributed.histograms`) and,
+for the gain ordering, each literal's counts by target. Each unit's candidates and choice then
+run once, on a worker, on the summed histogram, with the single-machine code, so the rules --
+and rules.json -- are the ones `extract` gives on one machine.
+
+Exact on the cluster: chain and paper mode, dense and convolutional layers, orders weight and
+gain, every position of a convolution (its seeded (sample, position) draw is made on the client
+from the global count, and each shard takes its part). Refused with one line: orders std (a
+float standard deviation summed over shards does not round as numpy's does), exact and best
+(their pooled searches read every example of a unit at once), ``--conv-position best`` and
+``--fit-on program``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mofn2logic.distributed import splits as ds
+from mofn2logic.distributed.cluster import n_workers, result, tree_reduce
+from mofn2logic.distributed.histograms import merge_lists
+from mofn2logic.distributed.store import Shard, ShardSet, open_shard, worker_model
+from mofn2logic.errors import SearchError
+
+DASK_ORDERS = ("weight", "gain")
+COLUMN_BYTES = 256 * 1024**2  # values one split task reads per shard
+COUNT_BYTES = 128 * 1024**2  # bin counts one split task returns
+UNITS_PER_TASK = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a shard's examples for one layer come from: the layer's examples (inputs and targets; for a
+    convolution, the seeded (sample, position) draw) or, for a new chain split of a convolution's input
+    channels, the drawn (sample, position) values of every channel."""
+
+    model_path: str
+    model_sha: str
+    layer: int
+    kind: str  # "examples" or "channels"
+
+
+_CACHE: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # per worker: the last layers' examples
+_LOCK = threading.Lock()
+
+
+def _examples(shard: Shard, src: Source, pick: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(inputs (E', n), targets (E', U) or None, predicted class (E',)) of a shard for `src`."""
+    from mofn2logic.search.conv_examples import gather_patches
+
+    key = (shard.directory, src, None if pick is None else hashlib.sha1(pick.tobytes()).hexdigest())
+    with _LOCK:
+        got = _CACHE.get(key)
+    if got is not None:
+        return got
+    m = worker_model(src.model_path, src.model_sha)
+    net = m.network
+    layer = net.layers[src.layer]
+    acts = open_shard(shard)
+    pred = np.argmax(np.asarray(acts[net.output]), axis=1)
+    x, y = acts[layer.input], acts[layer.output]
+    e = x.shape[0]
+    if src.kind == "channels":
+        vals = np.asarray(x).reshape(e, x.shape[1], -1)
+        flat = np.arange(e * vals.shape[2]) if pick is None else pick
+        s, p = np.divmod(flat, vals.shape[2])
+        got = (vals[s, :, p], np.zeros((len(s), 0), x.dtype), pred[s])
+    elif layer.kind == "dense":
+        got = (x.reshape(e, -1), y.reshape(e, -1), pred)
+    else:
+        oh, ow = y.shape[2], y.shape[3]
+        flat = np.arange(e * oh * ow) if pick is None else pick
+        sample, rest = np.divmod(flat, oh * ow)
+        oy, ox = np.divmod(rest, ow)
+        got = (gather_patches(x, layer, sample, oy, ox), np.asarray(y[sample, :, oy, ox]), pred[sample])
+    with _LOCK:  # threads of one worker (or of a local cluster without processes) share it
+        while len(_CACHE) >= 4:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = got
+    return got
+
+
+def _labels(ex: tuple, lab: tuple) -> tuple[np.ndarray, int]:
+    """(E', L) integer labels and their class count: the predicted class, or binarised targets."""
+    x, targets, pred = ex
+    if lab[0] == "pred":
+        return pred[:, None], lab[1]
+    heads, n_classes = lab[1], lab[2]
+    if heads is None:
+        return (pred[:, None] == np.arange(n_classes)[None, :]).astype(np.int64), 2
+    return (targets >= heads).astype(np.int64), 2
+
+
+def _columns(ex: tuple, which: str, cols: slice) -> np.ndarray:
+    return ex[0][:, cols] if which == "inputs" else ex[1][:, cols]
+
+
+# --------------------------------------------------------------------------- worker tasks (module level: pickled by name)
+
+def _t_sample(shard, src, pick, which, cols):
+    return ds.sample_part(_columns(_examples(shard, src, pick), which, cols))
+
+
+def _t_edges(*samples):
+    return ds.edges_from_samples([s for s in samples if s.shape[1]])
+
+
+def _t_bins(shard, src, pick, which, cols, lab, edges):
+    ex = _examples(shard, src, pick)
+    labels, c = _labels(ex, lab)
+    return ds.bin_part(_columns(ex, which, cols), labels, c, edges)
+
+
+def _t_values(shard, src, pick, which, cols, lab, edges, keep):
+    ex = _examples(shard, src, pick)
+    return ds.values_part(_columns(ex, which, cols), _labels(ex, lab)[0], edges, keep)
+
+
+def _t_sweep(r, keep, lab, *parts):
+    """The sweep of a column block, from every shard's values at once (each part moves once)."""
+    vals = parts[0]
+    for p in parts[1:]:
+        vals = ds.merge_values(vals, p)
+    return ds.sweep(r, keep, vals, 2 if lab[0] == "binary" else lab[1])
+
+
+def _unit_targets(ex, j: int, heads, n_classes: int) -> np.ndarray:
+    _, targets, pred = ex
+    return pred == j if heads is None else targets[:, j] >= heads[j]
+
+
+def _t_literal_counts(shard, src, pick, units, thresholds, negs, heads, n_classes):
+    """Gain ordering: per unit, each literal's true count among the positive and the negative examples."""
+    ex = _examples(shard, src, pick)
+    out = []
+    for j, t, neg in zip(units, thresholds, negs):
+        y = _unit_targets(ex, j, heads, n_classes)
+        lits = (ex[0] >= t) ^ neg  # (E', n)
+        out.append(np.stack([lits[y].sum(0), lits[~y].sum(0)]).astype(np.int64))
+    return out
+
+
+def _t_add(a, b):
+    return [x + y for x, y in zip(a, b)]
+
+
+def _t_gain_orders(counts, n_pos, weights):
+    """`weight_order` by each literal's information gain (splits.literal_gain from summed counts)."""
+    from mofn2logic.search.splits import split_gain, xlogx_table
+    from mofn2logic.search.unit import weight_order
+
+    out = []
+    for (on_pos, on_neg), (pos, neg), w in zip(counts, n_pos, weights):
+        on = np.stack([on_neg, on_pos], -1)
+        off = np.stack([neg - on_neg, pos - on_pos], -1)
+        gains = np.nan_to_num(split_gain(on, off, xlogx_table(int(pos + neg))))
+        out.append(weight_order(w, gains))
+    return out
+
+
+def _t_hist(shard, src, pick, units, thresholds, negs, orders, heads, n_classes):
+    """This shard's prefix histogram of every unit of the block (None: no examples here)."""
+    from mofn2logic.search.backends import cpu_backend
+
+    ex = _examples(shard, src, pick)
+    if len(ex[2]) == 0:
+        return [None] * len(units)
+    backend = cpu_backend()
+    xt = np.ascontiguousarray(ex[0].T)
+    out = []
+    for j, t, neg, order in zip(units, thresholds, negs, orders):
+        y = _unit_targets(ex, j, heads, n_classes)
+        lits = (xt[order] >= t[order][:, None]) ^ neg[order][:, None]
+        out.append(backend.prefix_histogram(lits, y))
+    return out
+
+
+def _t_class_counts(shard, src, pick, units, heads, n_classes):
+    ex = _examples(shard, src, pick)
+    out = []
+    for j in units:
+        y = _unit_targets(ex, j, heads, n_classes)
+        out.append(np.array([int(y.sum()), int((~y).sum())], np.int64))
+    return out
+
+
+def _t_rules(hists, units, thresholds, weights, orders, heads, fan_in, where, betas, method, offsets):
+    """Each unit's candidates, choice and front from its summed histogram (search_unit, one method)."""
+    from mofn2logic.ir.rules import FrontPoint, ScoredRule, ThresholdLiteral, UnitRules
+    from mofn2logic.search.unit import candidates_from_histogram, choose, pareto_front
+
+    out = []
+    for h, j, t, w, order in zip(hists, units, thresholds, weights, orders):
+        n_pos, n_neg = int(h.pos[0]), int(h.neg[0])
+        c = candidates_from_histogram(h, n_pos, n_neg, fan_in, where)
+        rules = []
+        for beta, i in zip(betas, choose(c, tuple(betas))):
+            lits = []
+            for k in order[: c.n[i]]:
+                if offsets is None:
+                    lits.append(ThresholdLiteral(input=int(k), threshold=float(t[k]), positive=bool(w[k] > 0)))
+                else:
+                    ch, dy, dx = offsets[k]
+                    lits.append(ThresholdLiteral(input=int(ch), threshold=float(t[k]), positive=bool(w[k] > 0),
+                                                 offset=(int(dy), int(dx))))
+            rules.append(ScoredRule(beta=float(beta), n=int(c.n[i]), m=int(c.m[i]), error=float(c.error[i]),
+                                    complexity=float(c.complexity[i]), method=method, literals=tuple(lits)))
+        front = tuple(FrontPoint(int(c.n[i]), int(c.m[i]), float(c.error[i]), float(c.complexity[i]))
+                      for i in pareto_front(c))
+        head = None if heads is None else float(heads[j])
+        out.append(UnitRules(unit=int(j), threshold=head, rules=tuple(rules), front=front))
+    return out
+
+
+# --------------------------------------------------------------------------- the client side
+
+class _Layer:
+    """One layer's examples on the cluster: its source and each shard's part of the seeded draw."""
+
+    def __init__(self, client, store: ShardSet, src: Source, picks: list[np.ndarray | None], n_examples: int) -> None:
+        self.client, self.store, self.src, self.picks = client, store, src, picks
+        self.n_examples = n_examples
+
+    def _each(self, fn, *args) -> list:
+        return [self.client.submit(fn, sh, self.src, pk, *args, pure=False)
+                for sh, pk in zip(self.store.shards, self.picks) if pk is None or len(pk)]
+
+    def splits(self, which: str, k: int, lab: tuple) -> np.ndarray:
+        """(L, k) thresholds of the k columns (the layer's inputs or targets) against the labels `lab`."""
+        n_lab = 1 if lab[0] == "pred" else (lab[2] if lab[1] is None else len(lab[1]))
+        n_cls = lab[1] if lab[0] == "pred" else 2
+        per_shard = max(1, max(len(p) if p is not None else sh.n for sh, p in zip(self.store.shards, self.picks)))
+        # blocks within the memory bounds, and enough of them (of 64 columns or more) to keep every worker sweeping
+        step = max(1, min(COLUMN_BYTES // (8 * per_shard), COUNT_BYTES // (8 * ds.MAX_BINS * n_lab * n_cls),
+                          max(64, -(-k // (2 * n_workers(self.client))))))
+        outs = []
+        for c0 in range(0, k, step):
+            cols = slice(c0, min(k, c0 + step))
+            edges = self.client.submit(_t_edges, *self._each(_t_sample, which, cols), pure=False)
+            r = tree_reduce(self.client, ds.merge_bins, self._each(_t_bins, which, cols, lab, edges))
+            keep = self.client.submit(ds.select_bins, r, pure=False)
+            vals = self._each(_t_values, which, cols, lab, edges, keep)
+            outs.append(self.client.submit(_t_sweep, r, keep, lab, *vals, pure=False))
+        return np.concatenate(result(outs, self.client), axis=1)
+
+    def search(self, units: int, thresholds: np.ndarray, weights: np.ndarray, heads, n_classes: int, *,
+               order: str, fan_in: int, where: str, betas, offsets) -> list:
+        from mofn2logic.search.unit import weight_order
+
+        blocks = [list(range(u0, min(units, u0 + UNITS_PER_TASK))) for u0 in range(0, units, UNITS_PER_TASK)]
+        outs = []
+        for b in blocks:
+            ths = [thresholds if thresholds.ndim == 1 else thresholds[j] for j in b]
+            negs = [weights[j] < 0 for j in b]
+            ws = [weights[j] for j in b]
+            if order == "gain":
+                counts = tree_reduce(self.client, _t_add, self._each(_t_literal_counts, b, ths, negs, heads, n_classes))
+                sizes = tree_reduce(self.client, _t_add, self._each(_t_class_counts, b, heads, n_classes))
+                orders: Any = self.client.submit(_t_gain_orders, counts, sizes, ws, pure=False)
+            else:
+                orders = [weight_order(w) for w in ws]
+            hists = tree_reduce(self.client, merge_lists, self._each(_t_hist, b, ths, negs, orders, heads, n_classes))
+            outs.append(self.client.submit(_t_rules, hists, b, ths, ws, orders, heads, fan_in, where, tuple(betas),
+                                           order, offsets, pure=False))
+        return [u for block in result(outs, self.client) for u in block]
+
+
+def _picks(store: ShardSet, total: int, per_sample: int, budget: int, seed: int) -> tuple[list, int]:
+    """Each shard's part (local flat indices) of the seeded draw of `budget` of `total` (sample, position)
+    pairs (None: all of the shard's pairs), and the draw's size -- conv_examples.sample_examples' draw."""
+    if total <= budget:
+        return [None] * len(store.shards), total
+    flat = np.sort(np.random.default_rng(seed).choice(total, size=budget, replace=False))
+    out = []
+    for sh in store.shards:
+        a, b = np.searchsorted(flat, [sh.start * per_sample, sh.stop * per_sample])
+        out.append(flat[a:b] - sh.start * per_sample)
+    return out, budget
+
+
+def refuse(order: str, conv_position: str, fit_on: str) -> None:
+    """The options the cluster cannot run exactly: one line each, before any work."""
+    if order not in DASK_ORDERS:
+        raise SearchError(f"order {order!r} does not run on a Dask cluster (its search reads every example of a unit "
+                          f"at once); expected one of {', '.join(DASK_ORDERS)}, or no --scheduler/--workers")
+    if conv_position != "all":
+        raise SearchError(f"conv position {conv_position!r} does not run on a Dask cluster; expected 'all', or no "
+                          "--scheduler/--workers")
+    if fit_on != "network":
+        raise SearchError(f"fit-on {fit_on!r} does not run on a Dask cluster (the program's atoms are not sharded); "
+                          "expected 'network', or no --scheduler/--workers")
+
+
+def extract_sharded(client, model, store: ShardSet, *, layers: Sequence[str] | None = None, mode: str = "chain",
+                    order: str = "weight", betas: Sequence[float] = (0.0, 0.1, 0.2, 1.0, 5.0, 1000.0),
+                    small_n: int = 3, pool_size: int = 16, conv_examples: int = 20000, conv_position: str = "all",
+                    seed: int = 0, provenance: Mapping[str, object] | None = None, log=None,
+                    cuts: int | None = None, exact_pool: int | None = None, validation: float | None = None,
+                    improve_steps: int | None = None, fit_on: str = "network", device: str = "cpu") -> Any:
+    """The rule set `search.network.extract` gives on the store's activations, computed on the cluster."""
+    from mofn2logic.ir.rules import RuleSet
+    from mofn2logic.search import network as nw
+    from mofn2logic.search.conv_examples import full_weight, literal_offsets
+    from mofn2logic.search.exact import DEFAULT_CUTS, DEFAULT_IMPROVE_STEPS, DEFAULT_POOL, DEFAULT_VALIDATION
+    from mofn2logic.version import __version__
+
+    cuts = DEFAULT_CUTS if cuts is None else cuts
+    exact_pool = DEFAULT_POOL if exact_pool is None else exact_pool
+    validation = DEFAULT_VALIDATION if validation is None else validation
+    improve_steps = DEFAULT_IMPROVE_STEPS if improve_steps is None else improve_steps
+    betas = nw.check_betas(betas)
+    if mode not in nw.MODES:
+        raise SearchError(f"mode {mode!r} is unknown; expected one of {', '.join(nw.MODES)}")
+    refuse(order, conv_position, fit_on)
+    if small_n < 0 or pool_size < 1 or conv_examples < 1:
+        raise SearchError(f"small-n must be >= 0, pool size and conv examples >= 1; got {small_n}, {pool_size}, "
+                          f"{conv_examples}")
+    network = model.network
+    names = [la.name for la in network.layers]
+    wanted = list(names) if not layers else list(layers)
+    unknown = [n for n in wanted if n not in names]
+    if unknown:
+        raise SearchError(f"unknown layer{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                          f"the model has {', '.join(map(repr, names))}")
+    n = store.n_samples
+    n_classes = int(store.shapes[network.output][0])
+    classes = np.flatnonzero(store.class_counts)
+    if len(classes) < 2:
+        raise SearchError(f"all {n} samples are predicted as class {int(classes[0])}: splits against the "
+                          "predicted class carry no information; give data the network assigns to 2 or more classes")
+    shapes = {k: np.empty((0, *v), np.dtype(store.dtypes[k])) for k, v in store.shapes.items()}
+    path, sha = str(model.path.resolve()), model.sha256
+    last = max(names.index(w) for w in wanted)
+    out = []
+    prev_heads: np.ndarray | None = None
+    for i, layer in enumerate(network.layers[: last + 1]):
+        is_output = i == len(network.layers) - 1
+        selected = layer.name in wanted
+        where = f"layer {layer.name!r}"
+        if layer.kind == "dense":
+            lay = _Layer(client, store, Source(path, sha, i, "examples"), [None] * len(store.shards), n)
+        else:
+            oh, ow = store.shapes[layer.output][1:]
+            picks, size = _picks(store, n * oh * ow, oh * ow, conv_examples, seed + i)
+            lay = _Layer(client, store, Source(path, sha, i, "examples"), picks, size)
+        chain_inputs, chained = None, False
+        if selected and mode == "chain":
+            chain_inputs, chained = _chain_inputs(client, store, network, i, prev_heads, lay, n_classes,
+                                                  conv_examples, seed + 1000 + i, Source(path, sha, i, "channels"))
+        heads = None if is_output else lay.splits("targets", layer.units, ("pred", n_classes))[0]
+        if selected:
+            if log:
+                log(f"layer {layer.name!r}: {layer.kind}, {layer.units} units, fan-in {layer.fan_in}, "
+                    f"{lay.n_examples} examples, {mode} mode, order {order}, on {len(store.shards)} shards, "
+                    f"{n_workers(client)} Dask workers")
+            weights = full_weight(layer) if layer.kind == "conv" else layer.weight
+            offsets = np.stack(literal_offsets(layer), 1) if layer.kind == "conv" else None
+            if mode == "chain":
+                thr = chain_inputs
+            else:
+                thr = lay.splits("inputs", weights.shape[1], ("binary", heads, n_classes))
+            units = lay.search(layer.units, np.asarray(thr), weights, heads, n_classes, order=order,
+                               fan_in=layer.fan_in, where=where, betas=betas, offsets=offsets)
+            out.append(nw._layer_rules(layer, units, mode, order, lay.n_examples, conv_position,
+                                       nw._steps_between(network, i), shapes, chained, "network"))
+        prev_heads = heads
+    prov = {
+        "package": "mofn2logic", "version": __version__, **(provenance or {}),
+        "options": {"mode": mode, "order": order, "betas": list(betas), "layers": wanted, "small_n": small_n,
+                    "pool_size": pool_size, "conv_examples": conv_examples, "conv_position": conv_position,
+                    "seed": seed, "n_samples": int(n), "cuts": cuts, "exact_pool": exact_pool,
+                    "validation": validation, "improve_steps": improve_steps, "fit_on": fit_on},
+    }
+    return RuleSet(betas=betas, layers=tuple(out), provenance=json.dumps(prov, sort_keys=True))
+
+
+def _chain_inputs(client, store: ShardSet, network, i: int, prev_heads, lay: _Layer, n_classes: int, budget: int,
+                  seed: int, channels: Source) -> tuple[np.ndarray, bool]:
+    """search.network._chain_input_thresholds on the cluster: carried head splits, or new splits."""
+    from mofn2logic.search import network as nw
+    from mofn2logic.search.conv_examples import literal_offsets
+
+    layer = network.layers[i]
+    dtype = np.dtype(store.dtypes[layer.input])
+    per_elem = None
+    if i > 0 and prev_heads is not None:
+        prev = network.layers[i - 1]
+        per_elem = nw.propagate_thresholds(prev_heads, store.shapes[prev.output], nw._steps_between(network, i))
+    if layer.kind == "dense":
+        k = int(np.prod(store.shapes[layer.input]))
+        if per_elem is not None and per_elem.size == k:
+            return per_elem.reshape(-1).astype(dtype), True
+        return lay.splits("inputs", k, ("pred", n_classes))[0], False
+    ch, _, _ = literal_offsets(layer)
+    chained = per_elem is not None and per_elem.ndim == 3 and bool(np.all(per_elem == per_elem[:, :1, :1]))
+    if chained and per_elem is not None:
+        per_channel = per_elem[:, 0, 0].astype(dtype)
+    else:
+        c, h, w = store.shapes[layer.input]
+        picks, size = _picks(store, store.n_samples * h * w, h * w, budget, seed)
+        per_channel = _Layer(client, store, channels, picks, size).splits("inputs", c, ("pred", n_classes))[0]
+    return per_channel[ch], chained

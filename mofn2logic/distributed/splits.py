@@ -1,0 +1,210 @@
+"""Information-gain splits of columns spread over shards, equal bit for bit to `search.splits.best_splits`.
+
+The exact best cut of a column needs, at every gap between two consecutive distinct values, the
+class counts on its left. Sending every value is as costly as gathering the data, so the split
+is made in three additive passes (docs/scale.md):
+
+1. **sample**: each shard gives a few evenly spaced values per column; their quantiles are the
+   column's bin edges (any edges give the same result: they only decide what the passes cost);
+2. **bins**: each shard counts its examples per (column, bin, label, class) and keeps each bin's
+   least and greatest value; the parts are summed. Every gap between two non-empty bins is a
+   candidate cut whose gain is now known exactly, so their best is a lower bound of the column's
+   best gain. A cut inside bin b has left counts L >= L_before(b) and right counts
+   R >= T - L_through(b) class by class, and g(L) = |L| log |L| - sum_c L_c log L_c grows with
+   every L_c, so its gain is at most (E H(T) - g(L_before) - g(T - L_through)) / E. A bin whose
+   bound is below the best gap's gain holds no best cut;
+3. **values**: each shard sends its (value, labels) pairs that fall in the remaining bins (those
+   with two or more distinct values); with the bins' counts they give every cut that can win.
+
+The final sweep computes each gain with `best_splits`' expression, term for term, from the same
+integer counts, so equal gains tie exactly and the lowest cut wins, as on one machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mofn2logic.search.splits import GAIN_EPS, midpoint, xlogx_table
+
+SAMPLE_PER_COLUMN = 256  # values per column and shard for the bin edges
+MAX_BINS = 256  # bins per column (fewer when the sample has fewer distinct values)
+BOUND_MARGIN = 1e-9  # float rounding of a gain is ~1e-14; a bin within this of the best is kept
+
+
+@dataclass(frozen=True, slots=True)
+class BinCounts:
+    """Pass 2, summed over shards: counts (k, B, L, C), and each bin's least and greatest value (k, B)
+    (+inf / -inf where empty)."""
+
+    counts: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+
+def sample_part(values: np.ndarray, size: int = SAMPLE_PER_COLUMN) -> np.ndarray:
+    """(k, m) values of evenly spaced rows of `values` (E, k)."""
+    e = values.shape[0]
+    if e == 0:
+        return np.zeros((values.shape[1], 0), values.dtype)
+    rows = np.unique(np.linspace(0, e - 1, min(e, size)).astype(np.int64))
+    return np.ascontiguousarray(np.asarray(values[rows]).T)
+
+
+def edges_from_samples(samples: list[np.ndarray], bins: int = MAX_BINS) -> np.ndarray:
+    """(k, B - 1) bin edges per column, in the values' dtype, padded with +inf."""
+    s = np.concatenate(samples, axis=1)
+    k = s.shape[0]
+    out = np.full((k, bins - 1), np.inf, dtype=s.dtype)
+    for c in range(k):
+        u = np.unique(s[c])
+        if len(u) > bins - 1:
+            u = np.unique(u[np.linspace(0, len(u) - 1, bins - 1).astype(np.int64)])
+        u = u[1:] if len(u) else u  # the least value opens the first bin; an edge there would leave it empty
+        out[c, : len(u)] = u
+    return out
+
+
+def _bins(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """(E, k) bin index of every value: bin b holds edges[b - 1] <= v < edges[b]."""
+    out = np.empty(values.shape, np.int64)
+    for c in range(values.shape[1]):
+        out[:, c] = np.searchsorted(edges[c], values[:, c], side="right")
+    return out
+
+
+def bin_part(values: np.ndarray, labels: np.ndarray, n_classes: int, edges: np.ndarray,
+             cells: int = 1 << 22) -> BinCounts:
+    """Pass 2 on one shard: `values` (E, k), `labels` (E, L) integer classes below `n_classes`."""
+    values = np.asarray(values)
+    e, k = values.shape
+    n_bins = edges.shape[1] + 1
+    n_lab = labels.shape[1]
+    counts = np.zeros((k, n_bins, n_lab, n_classes), np.int64)
+    lo = np.full((k, n_bins), np.inf, values.dtype)
+    hi = np.full((k, n_bins), -np.inf, values.dtype)
+    step = max(1, cells // max(1, e * n_lab))  # columns at a time: bounds the (E, k, L) index
+    lab_off = np.arange(n_lab)[None, None, :] * n_classes + labels[:, None, :]
+    for c0 in range(0, k, step):
+        cs = slice(c0, min(k, c0 + step))
+        v = np.ascontiguousarray(values[:, cs])
+        w = v.shape[1]
+        cell = np.arange(w)[None, :] * n_bins + _bins(v, edges[cs])  # (E, w) flat (column, bin)
+        idx = cell[:, :, None] * (n_lab * n_classes) + lab_off
+        counts[cs] = np.bincount(idx.ravel(), minlength=w * n_bins * n_lab * n_classes).reshape(w, n_bins, n_lab,
+                                                                                                n_classes)
+        blo = lo[cs].reshape(-1)
+        bhi = hi[cs].reshape(-1)
+        np.minimum.at(blo, cell.ravel(), v.ravel())
+        np.maximum.at(bhi, cell.ravel(), v.ravel())
+        lo[cs] = blo.reshape(w, n_bins)
+        hi[cs] = bhi.reshape(w, n_bins)
+    return BinCounts(counts, lo, hi)
+
+
+def merge_bins(a: BinCounts, b: BinCounts) -> BinCounts:
+    return BinCounts(a.counts + b.counts, np.minimum(a.lo, b.lo), np.maximum(a.hi, b.hi))
+
+
+def _s(counts: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """sum_c table[counts[..., c]], accumulated in class order from 0.0 (best_splits' order)."""
+    s = np.zeros(counts.shape[:-1], np.float64)
+    for c in range(counts.shape[-1]):
+        s += table[counts[..., c]]
+    return s
+
+
+def _gain(left: np.ndarray, total: np.ndarray, table: np.ndarray, e: int) -> np.ndarray:
+    """best_splits' gain of cuts with left class counts `left` (..., C), term for term."""
+    s_all = np.float64(0.0)
+    for c in range(total.shape[-1]):
+        s_all += table[total[c]]
+    n_l = left.sum(-1)
+    s_l = _s(left, table)
+    s_r = _s(total - left, table)
+    return (table[e] - s_all - (table[e - n_l] - s_r) - (table[n_l] - s_l)) / e
+
+
+def select_bins(r: BinCounts) -> np.ndarray:
+    """(k, B) bins whose values pass 3 must send: those that may hold a best cut for some label."""
+    k, n_bins, n_lab, _ = r.counts.shape
+    keep = np.zeros((k, n_bins), bool)
+    e = int(r.counts[0, :, 0].sum()) if k else 0
+    if e < 2:
+        return keep
+    table = xlogx_table(e)
+    inner = r.lo < r.hi  # bins with two or more distinct values: cuts inside them
+    for c in range(k):
+        if not inner[c].any():
+            continue
+        full = np.flatnonzero(r.counts[c, :, 0].sum(-1) > 0)
+        for lab in range(n_lab):
+            cnt = r.counts[c, :, lab]  # (B, C)
+            total = cnt.sum(0)
+            through = np.cumsum(cnt, axis=0)  # counts of bins 0..b
+            before = through - cnt
+            gaps = full[:-1]  # a cut after each non-empty bin but the last
+            best = float(np.max(_gain(through[gaps], total, table, e))) if len(gaps) else -np.inf
+            s_all = _s(total[None], table)[0]
+            g_before = table[before.sum(-1)] - _s(before, table)
+            rest = total[None] - through
+            g_after = table[rest.sum(-1)] - _s(rest, table)
+            bound = (table[e] - s_all - g_after - g_before) / e
+            keep[c] |= inner[c] & (bound >= best - BOUND_MARGIN)
+    return keep
+
+
+def values_part(values: np.ndarray, labels: np.ndarray, edges: np.ndarray, keep: np.ndarray) -> list[tuple]:
+    """Pass 3 on one shard: per column, its values in the kept bins and their labels."""
+    values = np.asarray(values)
+    if labels.size and labels.max() < 128:  # labels are classes: the smallest integers that hold them travel
+        labels = labels.astype(np.int8)
+    elif labels.size and labels.max() < 32768:
+        labels = labels.astype(np.int16)
+    out = []
+    for c in range(values.shape[1]):
+        if not keep[c].any():
+            out.append((values[:0, c], labels[:0]))
+            continue
+        b = np.searchsorted(edges[c], values[:, c], side="right")
+        at = keep[c][b]
+        out.append((values[at, c], labels[at]))
+    return out
+
+
+def merge_values(a: list[tuple], b: list[tuple]) -> list[tuple]:
+    return [(np.concatenate([va, vb]), np.concatenate([la, lb])) for (va, la), (vb, lb) in zip(a, b)]
+
+
+def sweep(r: BinCounts, keep: np.ndarray, vals: list[tuple], n_classes: int) -> np.ndarray:
+    """(L, k) thresholds: the best cut of every column for every label, as `best_splits` gives it."""
+    k, n_bins, n_lab, _ = r.counts.shape
+    dtype = r.lo.dtype
+    out = np.zeros((n_lab, k), dtype)
+    e = int(r.counts[0, :, 0].sum()) if k else 0
+    if e < 2:
+        return out
+    table = xlogx_table(e)
+    for c in range(k):
+        v, lab = vals[c]
+        uniq, inv = np.unique(v, return_inverse=True)
+        # items in value order: the kept bins' distinct values and every other non-empty bin whole
+        # (bins are disjoint value ranges, so sorting by least value orders them)
+        whole = np.flatnonzero((r.counts[c, :, 0].sum(-1) > 0) & ~keep[c])
+        lo = np.concatenate([uniq, r.lo[c, whole]]).astype(dtype)
+        hi = np.concatenate([uniq, r.hi[c, whole]]).astype(dtype)
+        if len(lo) < 2:
+            continue
+        order = np.argsort(lo, kind="stable")
+        lo, hi = lo[order], hi[order]
+        for li in range(n_lab):
+            per_u = np.bincount(inv.reshape(-1) * n_classes + lab[:, li], minlength=len(uniq) * n_classes)
+            per_u = per_u.reshape(len(uniq), n_classes)
+            cnt = np.concatenate([per_u, r.counts[c, whole, li]])[order]
+            total = r.counts[c, :, li].sum(0)
+            g = _gain(np.cumsum(cnt, axis=0)[:-1], total, table, e)
+            best = int(np.argmax(g))  # first maximum: the lowest cut
+            if g[best] > GAIN_EPS:
+                out[li, c] = midpoint(hi[best:best + 1], lo[best + 1:best + 2])[0]
+    return out

@@ -1,0 +1,311 @@
+"""The Dask path (mofn2logic.distributed): the exact sharded splits and histograms against the
+single-machine code, and whole extractions on local clusters of 1, 2 and 3 workers against
+`--device cpu` without Dask, byte for byte (rules.json)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx_models
+import pytest
+
+from mofn2logic.distributed import splits as ds
+from mofn2logic.distributed.histograms import merge_histograms
+from mofn2logic.search.backends import NumpyBackend
+from mofn2logic.search.splits import best_splits, binary_splits_per_target
+
+if os.environ.get("CI", "").lower() != "true":  # the extra mofn2logic[dask] is in the test extra: CI has it
+    pytest.importorskip("distributed")
+
+
+def _sharded_splits(x, labels, n_classes, shards, bins, sample, cells=1 << 22):
+    parts = np.array_split(np.arange(len(x)), shards)
+    edges = ds.edges_from_samples([ds.sample_part(x[p], sample) for p in parts], bins)
+    r = None
+    for p in parts:
+        b = ds.bin_part(x[p], labels[p], n_classes, edges, cells)
+        r = b if r is None else ds.merge_bins(r, b)
+    keep = ds.select_bins(r)
+    v = None
+    for p in parts:
+        q = ds.values_part(x[p], labels[p], edges, keep)
+        v = q if v is None else ds.merge_values(v, q)
+    return ds.sweep(r, keep, v, n_classes), keep
+
+
+def _columns(rng, kind, e, k):
+    if kind == "normal":
+        return rng.normal(size=(e, k)).astype(np.float32)
+    if kind == "relu":  # many equal values (zeros) and ties
+        return np.maximum(rng.normal(size=(e, k)), 0).round(1).astype(np.float32)
+    return rng.integers(0, 4, size=(e, k)).astype(np.float64)
+
+
+@pytest.mark.parametrize("kind", ["normal", "relu", "few"])
+def test_sharded_splits_equal_best_splits(kind):
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        e, k, c = int(rng.integers(2, 300)), int(rng.integers(1, 6)), int(rng.integers(2, 5))
+        x = _columns(rng, kind, e, k)
+        y = np.where(rng.random(e) < 0.6, (x[:, 0] > 0.2).astype(np.int64) % c, rng.integers(0, c, e))
+        want, _ = best_splits(x, y, c)
+        got, _ = _sharded_splits(x, y[:, None], c, int(rng.integers(1, 5)), int(rng.integers(2, 12)),
+                                 int(rng.integers(1, 9)), cells=int(rng.integers(1, 2000)))
+        assert got.dtype == want.dtype
+        assert got[0].tobytes() == want.tobytes()
+
+
+def test_sharded_binary_splits_equal_paper_mode_splits():
+    rng = np.random.default_rng(8)
+    for _ in range(30):
+        e, k = int(rng.integers(2, 200)), int(rng.integers(1, 5))
+        x = _columns(rng, ["normal", "relu", "few"][_ % 3], e, k).astype(np.float32)
+        tb = rng.random((e, 3)) < 0.5
+        tb[:, 0] = x[:, 0] > 0.1
+        got, _ = _sharded_splits(x, tb.astype(np.int64), 2, int(rng.integers(1, 4)), int(rng.integers(2, 10)), 4)
+        assert got.tobytes() == binary_splits_per_target(x, tb).tobytes()
+
+
+def test_bins_without_a_best_cut_are_not_sent():
+    """The bound prunes: on a smooth column only a few of many bins send their values."""
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(20000, 1)).astype(np.float32)
+    y = (x[:, 0] + rng.normal(0, 0.5, 20000) > 0.3).astype(np.int64)
+    got, keep = _sharded_splits(x, y[:, None], 2, 3, 128, 256)
+    assert got[0].tobytes() == best_splits(x, y, 2)[0].tobytes()
+    assert 0 < keep.sum() <= 32  # a quarter of the bins at most
+
+
+def test_merged_histograms_equal_the_whole():
+    rng = np.random.default_rng(10)
+    backend = NumpyBackend()
+    for _ in range(20):
+        n, e = int(rng.integers(1, 30)), int(rng.integers(2, 400))
+        lits = rng.random((n, e)) < rng.random((n, 1))
+        y = rng.random(e) < 0.4
+        whole = backend.prefix_histogram(lits, y)
+        merged = None
+        for p in np.array_split(np.arange(e), int(rng.integers(1, 5))):
+            merged = merge_histograms(merged, backend.prefix_histogram(lits[:, p], y[p]))
+        for a in ("lo", "hi", "offsets", "pos", "neg"):
+            assert np.array_equal(getattr(merged, a), getattr(whole, a)), a
+
+
+# --------------------------------------------------------------------------- whole extractions
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory, default_model, digits):
+    d = tmp_path_factory.mktemp("dask")
+    np.save(d / "digits.npy", digits["images"][:300])
+    out = {"cnn": (default_model, d / "digits.npy")}
+    for name, model in (("gemm64", onnx_models.gemm_zoo(dtype=np.float64)), ("convbn", onnx_models.conv_bn_gap())):
+        path = onnx_models.save(model, d / f"{name}.onnx")
+        np.save(d / f"{name}.npy", onnx_models.sample_input(model, n=150, seed=3))
+        out[name] = (path, d / f"{name}.npy")
+    return out
+
+
+@pytest.fixture(scope="module")
+def clusters():
+    """Local clusters of 1, 2 and 3 single-threaded worker processes (threads of one process would share
+    CPython 3.11's compiler, which is not thread-safe: "AST constructor recursion depth mismatch")."""
+    from distributed import Client, LocalCluster
+
+    made = {}
+    try:
+        for n in (1, 2, 3):
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
+            made[n] = (cluster, Client(cluster))
+        yield {n: c for n, (_, c) in made.items()}
+    finally:
+        for cluster, client in made.values():
+            client.close()
+            cluster.close()
+
+
+def _rules_bytes(rs, path: Path) -> bytes:
+    from mofn2logic.search.rules_file import write_rules
+
+    write_rules(rs, path)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("case,mode,order,conv_examples", [
+    ("cnn", "chain", "weight", 2000),  # conv (drawn examples, new channel split) -> pooling -> dense
+    pytest.param("cnn", "paper", "gain", 2000, marks=pytest.mark.slow),
+    ("gemm64", "chain", "weight", 2000),  # float64, a first dense layer split anew
+    ("gemm64", "paper", "weight", 2000),
+    # every (sample, position); average pooling breaks the chain
+    pytest.param("convbn", "chain", "gain", 100000, marks=pytest.mark.slow),
+])
+def test_cluster_rules_equal_single_machine_rules(cases, clusters, tmp_path, case, mode, order, conv_examples):
+    from mofn2logic import api
+    from mofn2logic.distributed import run
+
+    model, data = cases[case]
+    opts = {"mode": mode, "order": order, "conv_examples": conv_examples, "betas": (0.0, 0.2, 5.0), "batch_size": 32}
+    want = _rules_bytes(api.extract(model, data, device="cpu", **opts), tmp_path / "one.json")
+    for workers in (1, 2, 3):
+        rs = run.extract(model, data, client=clusters[workers], shards=workers + 1, **opts)
+        assert _rules_bytes(rs, tmp_path / f"dask{workers}.json") == want, f"{workers} workers"
+
+
+def test_cli_refuses_what_cannot_be_exact(cases, tmp_path):
+    model, data = cases["gemm64"]
+    for extra, word in ((["--order", "best"], "order 'best'"), (["--order", "std"], "order 'std'"),
+                        (["--fit-on", "program"], "fit-on 'program'"), (["--conv-position", "best"], "conv position")):
+        out = tmp_path / "r.json"
+        p = subprocess.run([sys.executable, "-m", "mofn2logic", "extract", str(model), "--data", str(data), "-o", str(out),
+                            "--workers", "1", *extra], capture_output=True, text=True, timeout=120)
+        assert p.returncode == 2, p.stderr
+        assert word in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+        assert not out.exists()
+
+
+def test_harvest_writes_a_sharded_store(cases, tmp_path):
+    from mofn2logic.distributed.store import open_shard
+    from mofn2logic.onnx.harvest import harvest
+
+    model, data = cases["cnn"]
+    out = tmp_path / "store"
+    p = subprocess.run([sys.executable, "-m", "mofn2logic", "harvest", str(model), "--data", str(data), "-o", str(out),
+                        "--workers", "2", "--batch-size", "64"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    index = json.loads((out / "shards.json").read_text())
+    assert [(s["start"], s["stop"]) for s in index["shards"]] == [(0, 192), (192, 300)]  # whole batches
+    import mofn2logic as M
+
+    net = M.import_network(model)
+    whole = harvest(net, model, np.load(data), batch_size=64)
+    from mofn2logic.distributed.store import Shard
+
+    for s in index["shards"]:
+        got = open_shard(Shard(str(out / s["directory"]), s["start"], s["stop"]))
+        for name, arr in got.items():
+            assert np.array_equal(arr, whole[name][s["start"]:s["stop"]]), name
+
+
+def test_no_dask_without_the_options(cases, tmp_path):
+    model, data = cases["gemm64"]
+    code = ("import sys\nfrom mofn2logic.cli import main\n"
+            f"rc = main(['extract', {str(model)!r}, '--data', {str(data)!r}, '-o', {str(tmp_path / 'r.json')!r}, "
+            "'--device', 'cpu'])\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed', 'zarr'))\n"
+            "print(rc, bad)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.stdout.strip().splitlines()[-1] == "0 []", p.stdout + p.stderr
+
+
+# --------------------------------------------------------------------------- a real scheduler
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _Cluster:
+    """`dask scheduler` and `dask worker` processes on localhost, each in its own process group."""
+
+    def __init__(self, tmp: Path, workers: int) -> None:
+        import os
+        import shutil
+
+        import mofn2logic
+
+        self.dask = shutil.which("dask", path=str(Path(sys.executable).parent)) or shutil.which("dask")
+        assert self.dask, "the `dask` command of the distributed package"
+        self.env = {**os.environ, "PYTHONPATH": str(Path(mofn2logic.__file__).parents[1]),
+                    "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+        self.port = _free_port()
+        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.log = open(tmp / "cluster.log", "w")
+        self.procs = [self._start("scheduler", "--host", "127.0.0.1", "--port", str(self.port),
+                                  "--no-dashboard")]
+        self.workers = [self._start("worker", self.address, "--nthreads", "1", "--no-dashboard",
+                                    "--local-directory", str(tmp / f"w{k}")) for k in range(workers)]
+        self.procs += self.workers
+        self._wait(workers)
+
+    def _start(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen([self.dask, *args], env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+    def _wait(self, workers: int) -> None:
+        from distributed import Client
+
+        with Client(self.address, timeout=60) as c:
+            c.wait_for_workers(workers, timeout=60)
+
+    def kill(self, proc: subprocess.Popen) -> None:
+        import os
+        import signal
+
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+
+    def close(self) -> None:
+        for p in reversed(self.procs):
+            self.kill(p)
+        self.log.close()
+
+
+@pytest.fixture
+def real_cluster(tmp_path):
+    c = _Cluster(tmp_path, workers=2)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def _extract_cmd(model, data, out, *extra):
+    return [sys.executable, "-m", "mofn2logic", "extract", str(model), "--data", str(data), "-o", str(out),
+            "--beta", "0,0.2,5", "--conv-examples", "2000", "--batch-size", "32", *extra]
+
+
+@pytest.mark.slow
+def test_real_scheduler_and_a_worker_killed_mid_run(cases, tmp_path, real_cluster):
+    import os
+    import time
+
+    model, data = cases["cnn"]
+    single = tmp_path / "single.json"
+    p = subprocess.run(_extract_cmd(model, data, single, "--device", "cpu"), capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr
+    out = tmp_path / "dask.json"
+    env = real_cluster.env
+    p = subprocess.run(_extract_cmd(model, data, out, "--scheduler", real_cluster.address, "--shards", "4"),
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert p.returncode == 0, p.stderr
+    assert out.read_bytes() == single.read_bytes()
+
+    # a worker killed once the shards are harvested: Dask reruns its tasks on the other worker (the
+    # shards are on a shared disk), or the command fails in one line; never other rules or a partial file
+    out2, store = tmp_path / "killed.json", tmp_path / "store"
+    run = subprocess.Popen(_extract_cmd(model, data, out2, "--scheduler", real_cluster.address, "--shards", "4",
+                                        "--store", str(store)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, env=env)
+    deadline = time.time() + 120
+    while not (store / "shards.json").exists() and run.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    killed_mid_run = run.poll() is None
+    real_cluster.kill(real_cluster.workers[0])
+    stdout, stderr = run.communicate(timeout=300)
+    if run.returncode == 0:
+        assert out2.read_bytes() == single.read_bytes()
+    else:
+        assert run.returncode == 2, stderr
+        assert len(stderr.strip().splitlines()) == 1 and "error:" in stderr, stderr
+        assert not out2.exists()
+        assert not [f for f in os.listdir(tmp_path) if f.startswith(".killed")]
+    assert killed_mid_run, "the extraction ended before the worker was killed: nothing was tested"
