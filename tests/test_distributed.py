@@ -158,7 +158,9 @@ def test_cluster_rules_equal_single_machine_rules(cases, clusters, tmp_path, cas
 def test_cli_refuses_what_cannot_be_exact(cases, tmp_path):
     model, data = cases["gemm64"]
     for extra, word in ((["--order", "best"], "order 'best'"), (["--order", "std"], "order 'std'"),
-                        (["--fit-on", "program"], "fit-on 'program'"), (["--conv-position", "best"], "conv position")):
+                        (["--fit-on", "program"], "fit-on 'program'"), (["--conv-position", "best"], "conv position"),
+                        (["--order", "weight", "--from", "fc1"], "--from"),
+                        (["--order", "weight", "--class-names", str(data)], "--class-names")):
         out = tmp_path / "r.json"
         p = subprocess.run([sys.executable, "-m", "mofn2logic", "extract", str(model), "--data", str(data), "-o", str(out),
                             "--workers", "1", *extra], capture_output=True, text=True, timeout=120)
