@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The search and `mofn2logic extract` with --device cpu against --device cuda, side by side: a
-# table with the ratio and whether both found the same rules (benchmarks/bench_gpu.py), in under
-# 5 minutes on a CUDA machine, offline.
+# table with the ratio and whether both found the same rules (benchmarks/bench_gpu.py), meant to
+# take under 5 minutes on a CUDA machine (not yet measured on one), offline. On CUDA the search rows
+# and the extract's layers run the layer-at-once search (mofn2logic/search/batched.py).
 #
 #   bash benchmarks/gpu.sh               # on the CUDA machine (no GPU found: as --cpu-only)
-#   bash benchmarks/gpu.sh --cpu-only    # anywhere: torch on the CPU stands in for CUDA (slow:
-#                                        # about 19 minutes on a 2-core machine, 4 with --quick)
+#   bash benchmarks/gpu.sh --cpu-only    # anywhere: torch on the CPU stands in for CUDA (slow on
+#                                        # a CPU: the smaller rows only, as --quick)
 #   bash benchmarks/gpu.sh --quick       # the smaller rows only
 #
 # It needs nothing from a network: this checkout; MNIST in ../shared/data/mnist (or $MNIST_DIR);
