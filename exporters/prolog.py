@@ -397,6 +397,9 @@ class PrologPrinter(Printer):
             head, tail = f"{pred}({sample}, Class)", f"), !, Class = {r.unit}."
             one = _wrap_list(f"{head} :- at_least({r.m}, ", lits, tail)
             lines.append(one if "\n" not in one else f"{head} :-\n" + _wrap_list(f"    at_least({r.m}, ", lits, tail))
+        default = self.program.atom_name(b.name, b.default)
+        if default is not None and self.settings["comments"]:
+            lines.append(f"% otherwise {quote_atom(default)}.")
         lines.append(f"{pred}(_, {b.default}).")
         return "\n".join(lines)
 

@@ -154,3 +154,11 @@ def test_a_json_names_key_that_is_not_a_list_is_refused():
     bad = re.sub(r'"names": \[', '"names": {"x": [', text, count=1)
     with pytest.raises(ProgramError):
         exporters.parse(bad, "json")
+
+
+def test_a_named_decision_list_says_its_default_in_names():
+    p = named(list_program(4), 4)
+    text = exporters.to_text(p, "prolog", runtime=False)
+    default = p.atom_name(p.output.name, p.output.default)
+    assert f"% otherwise {quote_atom(default)}.\n{quote_atom(p.output.name)}(_, {p.output.default})." in text
+    assert exporters.parse(exporters.to_text(p, "prolog"), "prolog") == p
