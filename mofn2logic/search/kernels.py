@@ -429,6 +429,21 @@ def local_search(bits, ybits, valid, n_pos, n_examples, rule0, m0, beta, cx, ste
 # --------------------------------------------------------------------------- prefix search, fused
 
 @njit(cache=True, nogil=True)
+def _sparse_layout(ones, e):  # pragma: no cover - compiled
+    """Which rows are stored complemented (more ones than zeros), and the row pointers of the stored side."""
+    n = len(ones)
+    complemented = np.zeros(n, np.uint8)
+    indptr = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        if 2 * ones[i] > e:
+            complemented[i] = 1
+            indptr[i + 1] = indptr[i] + e - ones[i]
+        else:
+            indptr[i + 1] = indptr[i] + ones[i]
+    return complemented, indptr
+
+
+@njit(cache=True, nogil=True)
 def sparse_rows(rows):  # pragma: no cover - compiled
     """The literal-major boolean matrix `rows` (n, E) (uint8 view) as compressed rows of the examples where
     it is true -- or, where that is more than half of them, where it is false (`complemented[i]`): at most
@@ -441,14 +456,7 @@ def sparse_rows(rows):  # pragma: no cover - compiled
         for j in range(e):
             s += row[j]
         ones[i] = s
-    complemented = np.zeros(n, np.uint8)
-    indptr = np.zeros(n + 1, np.int64)
-    for i in range(n):
-        if 2 * ones[i] > e:
-            complemented[i] = 1
-            indptr[i + 1] = indptr[i] + e - ones[i]
-        else:
-            indptr[i + 1] = indptr[i] + ones[i]
+    complemented, indptr = _sparse_layout(ones, e)
     indices = np.empty(indptr[n], np.int32)
     for i in range(n):
         row = rows[i]
@@ -472,14 +480,7 @@ def sparse_rows_ge(x, t):  # pragma: no cover - compiled
         for i in range(n):
             if row[i] >= t[i]:
                 ones[i] += 1
-    complemented = np.zeros(n, np.uint8)
-    indptr = np.zeros(n + 1, np.int64)
-    for i in range(n):
-        if 2 * ones[i] > e:
-            complemented[i] = 1
-            indptr[i + 1] = indptr[i] + e - ones[i]
-        else:
-            indptr[i + 1] = indptr[i] + ones[i]
+    complemented, indptr = _sparse_layout(ones, e)
     indices = np.empty(indptr[n], np.int32)
     fill = indptr[:n].copy()
     for j in range(e):
