@@ -13,6 +13,7 @@ import functools
 import inspect
 import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -746,9 +747,12 @@ class Parser(argparse.ArgumentParser):
 # --------------------------------------------------------------------------- signals and warnings
 
 _received: list[int] = []  # the signals that interrupted this run
+_owner: list[int] = []  # the pid that installed the handlers
 
 
 def _on_signal(signum: int, frame: Any) -> None:
+    if _owner and os.getpid() != _owner[-1]:  # a forked search worker: the pool ends it with SIGTERM
+        os._exit(128 + signum)  # quietly, as the default action would; the parent does the cleanup
     _received.append(signum)
     for s in (signal.SIGINT, signal.SIGTERM):  # a second signal must not cut the cleanup short
         signal.signal(s, signal.SIG_IGN)
@@ -762,6 +766,7 @@ def _catch_signals() -> Callable[[], None]:
         return lambda: None
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     _received.clear()
+    _owner[:] = [os.getpid()]
     for s in old:
         signal.signal(s, _on_signal)
 

@@ -537,3 +537,24 @@ def test_two_runs_into_one_folder_do_not_mix(tmp_path, digits):
     assert summary["n_held_out"] in (12, 18)
     assert rules["provenance"]["options"]["n_samples"] + summary["n_held_out"] == 60  # one run's files
     assert len(list(out.glob("program_*.mofn"))) == 4 and not list(out.glob(".*"))
+
+
+def test_a_forked_search_worker_ends_quietly_on_sigterm():
+    """The search's process pool ends its workers with SIGTERM; the CLI's handler, inherited by the
+    fork, must let them go without a KeyboardInterrupt traceback on the user's terminal."""
+    code = (
+        "import os, signal, time\n"
+        "from mofn2logic import cli\n"
+        "cli._catch_signals()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    time.sleep(30)\n"
+        "    os._exit(0)\n"
+        "time.sleep(0.5)\n"
+        "os.kill(pid, signal.SIGTERM)\n"
+        "print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == str(128 + signal.SIGTERM), p.stdout
+    assert "Traceback" not in p.stderr, p.stderr
