@@ -4,7 +4,9 @@ The boundary tensors of the network IR are exposed as extra graph outputs, so a 
 one `session.run`. The data feed the graph's input; when the explained part starts inside the
 graph (`Network.head`), onnxruntime runs the head and the tensor at the cut is read like any
 other boundary tensor. Activations stay in RAM up to a memory budget; past it they go to an
-on-disk store of memory-mapped ``.npy`` files, one per tensor.
+on-disk store of ``.npy`` files, one per tensor, written batch by batch with plain file writes and
+read back through read-only memory maps opened afresh at each access: written pages are the page
+cache's, not the process's, and a map's pages count in its resident size only while it is held.
 """
 
 from __future__ import annotations
@@ -59,17 +61,21 @@ def select_providers(requested: list[str] | None = None) -> list[str]:
 
 
 class Activations(Mapping[str, np.ndarray]):
-    """Tensor name -> array of shape (E, ...). Arrays are memory-mapped when `directory` is set."""
+    """Tensor name -> array of shape (E, ...). When `directory` is set, `arrays` maps names to
+    ``.npy`` files there, and each read opens a fresh read-only memory map: the pages a reader
+    touches leave the process's resident size when it lets go of the array, instead of piling up
+    in maps held for the life of the store."""
 
-    def __init__(self, arrays: dict[str, np.ndarray], providers: list[str], directory: Path | None,
+    def __init__(self, arrays: Mapping[str, np.ndarray | Path], providers: list[str], directory: Path | None,
                  cleanup: tempfile.TemporaryDirectory[str] | None = None) -> None:
-        self._arrays = arrays
+        self._arrays = dict(arrays)
         self.providers = providers
         self.directory = directory
         self._cleanup = cleanup
 
     def __getitem__(self, key: str) -> np.ndarray:
-        return self._arrays[key]
+        a = self._arrays[key]
+        return np.load(a, mmap_mode="r") if isinstance(a, Path) else a
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._arrays)
@@ -79,7 +85,7 @@ class Activations(Mapping[str, np.ndarray]):
 
     @property
     def n_samples(self) -> int:
-        return int(next(iter(self._arrays.values())).shape[0])
+        return int(self[next(iter(self._arrays))].shape[0])
 
     def rows(self, index: np.ndarray) -> Rows:
         """The samples `index` (integer positions or a boolean mask) of every tensor, gathered lazily."""
@@ -240,7 +246,8 @@ def _harvest(network: Network, model: onnx.ModelProto | str | os.PathLike[str], 
     bs = fixed or batch_size
     run_fetch = [f for f in fetch if f != network.data_input]
     n = x.shape[0]
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, np.ndarray] = {}  # in RAM, or (past the budget) an empty array telling shape and dtype
+    files: dict[str, Any] = {}  # past the budget: tensor -> its .npy file, open for writing at the first row's offset
     cleanup = None
     directory: Path | None = None
     created: list[Path] = []  # files (and a folder) made in `store_dir`, removed again on failure
@@ -279,19 +286,26 @@ def _harvest(network: Network, model: onnx.ModelProto | str | os.PathLike[str], 
                         arrays[name] = x
                     elif directory is not None:
                         created.append(directory / f"{len(arrays):04d}.npy")
-                        arrays[name] = np.lib.format.open_memmap(created[-1], mode="w+", dtype=dtype, shape=shape)
+                        arrays[name] = np.empty((0, *shape[1:]), dtype)
+                        files[name] = _open_npy(created[-1], shape, dtype)
                     else:
                         arrays[name] = np.empty(shape, dtype)
                 if directory is not None:
                     created.append(directory / "index.json")
                     created[-1].write_text(json.dumps(list(arrays)), encoding="utf-8")
-                    if network.data_input in arrays and arrays[network.data_input] is not x:
-                        arrays[network.data_input][:] = x
+                    if network.data_input in files:
+                        _write_rows(files[network.data_input], x)
             for name, out in zip(run_fetch, outs):
-                arrays[name][start:start + real] = out[:real]
+                if name in files:
+                    _write_rows(files[name], out[:real])
+                else:
+                    arrays[name][start:start + real] = out[:real]
+            del outs  # onnxruntime's arrays for this batch go before the next batch's come
             bar.update(real)
     except Mofn2LogicError:
-        arrays.clear()  # let go of the memory maps before their files go
+        for f in files.values():
+            f.close()  # before the files go
+        arrays.clear()
         if cleanup is not None:
             cleanup.cleanup()
         elif created:
@@ -300,11 +314,30 @@ def _harvest(network: Network, model: onnx.ModelProto | str | os.PathLike[str], 
                     path.rmdir() if path.is_dir() else path.unlink()
         raise
     finally:
+        for f in files.values():
+            f.close()
         bar.close()
-    for a in arrays.values():
-        if isinstance(a, np.memmap):
-            a.flush()
+    if directory is not None:
+        return Activations({name: directory / f"{k:04d}.npy" for k, name in enumerate(arrays)}, sess.get_providers(),
+                           directory, cleanup)
     return Activations(arrays, sess.get_providers(), directory, cleanup)
+
+
+def _open_npy(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+    """`path` as an .npy file of `shape` and `dtype` (its data not yet written), open for writing
+    the rows in order after the header."""
+    f = open(path, "wb")  # closed by the harvest once every batch is written
+    try:
+        np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                                 "fortran_order": False, "shape": shape})
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def _write_rows(f: Any, rows: np.ndarray) -> None:
+    f.write(np.ascontiguousarray(rows).data)
 
 
 def _check_outputs(network: Network, names: list[str], outs: list[np.ndarray], rows: int, start: int, real: int,

@@ -9,6 +9,8 @@ pad_left): its offset relative to the output position scaled by the stride. Padd
 
 from __future__ import annotations
 
+import mmap
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,9 +81,33 @@ def sample_examples(x: np.ndarray, out: np.ndarray, layer: Layer, budget: int, s
         flat = np.arange(total)
     sample, rest = np.divmod(flat, oh * ow)
     oy, ox = np.divmod(rest, ow)
-    patches = gather_patches(x, layer, sample, oy, ox)
-    targets = np.asarray(out[sample, :, oy, ox])
+    patches = np.concatenate([gather_patches(block, layer, s, oy[sl], ox[sl]) for block, s, sl in _sample_blocks(x, sample)])
+    targets = np.concatenate([np.asarray(block[s, :, oy[sl], ox[sl]]) for block, s, sl in _sample_blocks(out, sample)])
     return ConvExamples(sample, oy, ox, patches, targets)
+
+
+SAMPLE_BLOCK_BYTES = 64 * 1024**2
+
+
+def _sample_blocks(a: np.ndarray, sample: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray, slice]]:
+    """(block, sample - first row of block, slice of the examples) over the sorted `sample`, a block
+    of consecutive rows of `a` at a time. A whole-file read-only map (the harvest's on-disk store)
+    is read with plain file reads, a block at a time: gathering through the map would make every
+    touched page of the tensor resident for as long as the map is held."""
+    if not (isinstance(a, np.memmap) and isinstance(a.base, mmap.mmap) and a.filename and a.flags.c_contiguous
+            and len(sample) and bool(np.all(np.diff(sample) >= 0))):
+        yield a, sample, slice(None)
+        return
+    filename, offset, per_row = a.filename, a.offset, max(1, a[:1].nbytes)
+    step = max(1, SAMPLE_BLOCK_BYTES // per_row)
+    bounds = np.searchsorted(sample, np.arange(0, len(a) + step, step))
+    for k in range(len(bounds) - 1):
+        lo, hi = int(bounds[k]), int(bounds[k + 1])
+        if hi > lo:
+            first = k * step
+            rows = min(step, len(a) - first)
+            block = np.fromfile(filename, a.dtype, count=rows * a[:1].size, offset=offset + first * per_row)
+            yield block.reshape(rows, *a.shape[1:]), sample[lo:hi] - first, slice(lo, hi)
 
 
 def best_positions(out: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
