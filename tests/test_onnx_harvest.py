@@ -38,6 +38,29 @@ def test_disk_store_equals_memory(default_model, digits, tmp_path):
         np.testing.assert_array_equal(mem[name], disk[name])
 
 
+def test_disk_store_is_read_only_npy_files_and_gives_the_same_conv_examples(default_model, digits, tmp_path,
+                                                                            monkeypatch):
+    from mofn2logic.search import conv_examples
+
+    net = import_network(default_model)
+    x = check_data(digits["images"][:300], net.input_shape, net.dtype)
+    mem = harvest(net, default_model, x, batch_size=64)
+    disk = harvest(net, default_model, x, batch_size=50, memory_budget=1024, store_dir=tmp_path)
+    for k, name in enumerate(disk):
+        assert not disk[name].flags.writeable
+        np.testing.assert_array_equal(np.load(tmp_path / f"{k:04d}.npy"), mem[name])  # a whole .npy file
+    # Read a block of 7 samples at a time: the examples are those gathered from the arrays in memory.
+    conv = net.layers[1]
+    monkeypatch.setattr(conv_examples, "SAMPLE_BLOCK_BYTES", 7 * mem[conv.output][:1].nbytes)
+    blocks = list(conv_examples._sample_blocks(disk[conv.output], np.arange(300)))
+    assert len(blocks) == 43 and all(isinstance(b, np.ndarray) and not isinstance(b, np.memmap) for b, _, _ in blocks)
+    for budget in (500, 10**6):
+        want = conv_examples.sample_examples(mem[conv.input], mem[conv.output], conv, budget, seed=5)
+        got = conv_examples.sample_examples(disk[conv.input], disk[conv.output], conv, budget, seed=5)
+        for field in ("sample", "oy", "ox", "patches", "targets"):
+            np.testing.assert_array_equal(getattr(got, field), getattr(want, field), err_msg=field)
+
+
 def test_fixed_batch_model_pads_the_last_batch(model_zoo):
     net = import_network(model_zoo["cntk"])  # input shape [1, 2, 6, 6]: batch fixed to 1
     model = onnx.load(str(model_zoo["cntk"]))
