@@ -214,7 +214,7 @@ def block(r: dict, args) -> list[str]:
     for cut in names:
         f = cuts[cut]["front"]
         net0 = next(p for p in f["programs"] if p["series"] == "program" and p["beta"] == 0.0)
-        own = [p for p in f["programs"] if p["series"] != "program"]
+        own = [p for p in f["programs"] if p["series"] == "program fitted on its atoms"]  # not the lists
         prog = own[0] if own else net0
         t = f"{cuts[cut]['t_program']:.0f} s" if "t_program" in cuts[cut] else "--"
         L.append(f"| {cut} | {net0['fidelity']:.4f} | {net0['tests']:,} | {prog['fidelity']:.4f} | {prog['tests']:,} | {t} |")
