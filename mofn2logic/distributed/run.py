@@ -31,17 +31,6 @@ def _data_path(data: Any) -> str:
     return str(data)
 
 
-def client_dataset(model, data: str, key: str | None):
-    """What the client reads of the data: its shape and dtype (an .npy stays on disk, untouched) and its
-    SHA-256 for the provenance; each worker checks the values of its own rows."""
-    from mofn2logic.inputs import Dataset, check_data, file_sha256, read_array
-
-    x = read_array(data, key, max_bytes=1 << 62)
-    net = model.network
-    first = check_data(x[:1], net.input_shape, net.dtype, name=f"data {data!r}", max_bytes=1 << 62)
-    return Dataset(first, None, Path(data).name, file_sha256(data), key, (Path(data),)), len(x)
-
-
 def extract(model_path: str | os.PathLike[str], data: str | os.PathLike[str], *, key: str | None = None,
             scheduler: str | None = None, workers: int | None = None, shards: int | None = None,
             store: str | os.PathLike[str] | None = None, batch_size: int = 256,
@@ -51,7 +40,7 @@ def extract(model_path: str | os.PathLike[str], data: str | os.PathLike[str], *,
     `distributed.Client` to use instead of `scheduler` / `workers` (left open)."""
     from mofn2logic.distributed.cluster import connect, n_workers
     from mofn2logic.distributed.search import extract_sharded, refuse
-    from mofn2logic.distributed.store import harvest_sharded
+    from mofn2logic.distributed.store import client_dataset, harvest_sharded
     from mofn2logic.inputs import load_model, provenance
 
     _check(scheduler, workers if client is None else None, shards)

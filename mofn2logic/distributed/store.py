@@ -132,7 +132,6 @@ def harvest_sharded(client, model, data_path: str, key: str | None, directory: s
     """Harvest `data_path` on the cluster into `directory`, one folder per shard; nothing comes back but
     each shard's description (model: the client's LoadedModel, checked against the workers')."""
     from mofn2logic.distributed.cluster import result
-    from mofn2logic.distributed.run import client_dataset
 
     n = client_dataset(model, data_path, key)[1]  # each worker checks the values of its rows
     root = Path(directory)
@@ -152,3 +151,14 @@ def harvest_sharded(client, model, data_path: str, key: str | None, directory: s
         "shapes": {k: list(v) for k, v in out.shapes.items()}, "dtypes": out.dtypes,
         "class_counts": [int(c) for c in counts]}, indent=1), encoding="utf-8")
     return out
+
+
+def client_dataset(model, data: str, key: str | None):
+    """What the client reads of the data: its shape and dtype (an .npy stays on disk, untouched) and its
+    SHA-256 for the provenance; each worker checks the values of its own rows."""
+    from mofn2logic.inputs import Dataset, check_data, file_sha256, read_array
+
+    x = read_array(data, key, max_bytes=1 << 62)
+    net = model.network
+    first = check_data(x[:1], net.input_shape, net.dtype, name=f"data {data!r}", max_bytes=1 << 62)
+    return Dataset(first, None, Path(data).name, file_sha256(data), key, (Path(data),)), len(x)
