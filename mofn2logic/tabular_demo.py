@@ -26,8 +26,8 @@ from mofn2logic.errors import DataError
 SEED = 0
 HIDDEN = (6,)  # one small hidden layer: its units read the features, the classes read them
 HOLDOUT = 0.25
-# The program's beta: the rules at beta 0 are the longest, and the two-class head read as a softmax gives
-# class 0 a rule that never holds, which the longer class-1 rule then outvotes; at 0.1 the rules are short.
+# The program's beta: at beta 0 the rules are faithful but long (about a hundred literals); at 0.1 they are
+# short enough to read, and no less faithful held out (README, "A tabular example").
 BETA = 0.1
 OPSET, IR_VERSION = 17, 8  # what onnxruntime of every supported version runs
 
@@ -130,7 +130,7 @@ def rule_lines(outdir: str | os.PathLike[str], summary) -> list[str]:
     first = summary.cuts[0]
     program = load_program(Path(outdir) / first.program)
     lines = [f"== the rules from the inputs ({first.program}), in names (decision: the class whose rule is met best, "
-             "(count - M) / N, wins; a tie goes to the first class, so a sample is malignant when benign's rule fails):"]
+             "(count - M) / N, wins; a tie goes to the first class):"]
     for card in rule_cards(program):
         lines += ["   " + line for line in card_text(card).split("\n")]
     return lines

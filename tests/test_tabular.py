@@ -14,7 +14,8 @@ from sklearn.datasets import load_breast_cancer
 from mofn2logic.cli import main
 from mofn2logic.exporters import load_program
 from mofn2logic.exporters.prolog import quote_atom
-from mofn2logic.tabular_demo import build_inputs
+from mofn2logic.ir.program import RuleBlock
+from mofn2logic.tabular_demo import build_inputs, run_tabular
 
 
 def test_the_tabular_example_runs_with_engines_agreeing_and_speaks_in_names(capfd, tmp_path):
@@ -62,3 +63,20 @@ def test_the_tabular_inputs_are_made_the_same_every_time(tmp_path):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     np.testing.assert_array_equal(a.fit, b.fit)
     assert 0.5 < a.fit.mean() < 1
+
+
+def test_at_beta_0_the_two_class_head_gives_both_classes_a_rule(tmp_path):
+    """The one-sigmoid head read as a two-unit softmax: at beta 0 each class's rule reads the hidden units
+    (neither class is left with no literals), so the programs are as faithful held out as the network's
+    own rules allow, and the engines agree."""
+    require_tool("swipl")
+
+    summary, _ = run_tabular(tmp_path / "out", beta=0.0)
+    assert summary.beta == 0.0
+    for cut in summary.cuts:
+        assert cut.report.engines_agree, cut.cut
+        assert cut.fidelity >= 0.9, (cut.cut, cut.fidelity)
+        program = load_program(tmp_path / "out" / cut.program)
+        output = program.output
+        assert isinstance(output, RuleBlock) and [r.unit for r in output.rules] == [0, 1]
+        assert all(r.n > 0 for r in output.rules), output.rules  # no class is left with a constant rule

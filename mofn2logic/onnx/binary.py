@@ -1,10 +1,14 @@
 """A two-class classifier that outputs one sigmoid, read as a two-unit softmax layer.
 
 skl2onnx writes a binary classifier's probabilities as ``Concat(1 - s, s)`` with ``s =
-Sigmoid(z)`` and ``z = h @ W + b`` (one unit). Since ``softmax([0, z]) = [1 - sigmoid(z),
-sigmoid(z)]`` exactly, the last layer becomes ``h @ [0 | W] + [0, b]`` (two units) followed by
-``Softmax`` -- the same probabilities, and a chain the importer reads, with one rule per class.
-The rewrite is made in the proto that onnxruntime runs, so the harvest reads the new tensors.
+Sigmoid(z)`` and ``z = h @ W + b`` (one unit). Since ``softmax([0, z]) = softmax([-z/2, z/2]) =
+[1 - sigmoid(z), sigmoid(z)]`` exactly, the last layer becomes ``h @ [-W/2 | W/2] + [-b/2, b/2]``
+(two units) followed by ``Softmax`` -- the same probabilities, and a chain the importer reads, with
+one rule per class. The logits are the symmetric ones, not ``[0, z]``: a unit with all-zero weights
+has no literals (docs/method.md, section 2), so class 0 would get a constant rule; with ``-W/2`` it
+reads the same inputs as class 1 with the opposite signs. Halving is exact in floating point, so the
+argmax is the sign of ``z`` as before. The rewrite is made in the proto that onnxruntime runs, so
+the harvest reads the new tensors.
 
 >>> note = two_class_sigmoid(model)   # doctest: +SKIP
 """
@@ -52,7 +56,7 @@ def two_class_sigmoid(model: onnx.ModelProto, output: str) -> str | None:
         w, b = const(w_name), const(bias_name)
         if w is None or b is None or w.ndim != 2 or w.shape[1] != 1 or b.size != 1 or readers.get(mm.output[0]) != 1:
             return None
-        w2 = np.concatenate([np.zeros_like(w), w], axis=1)
+        w2 = np.concatenate([-w / 2, w / 2], axis=1)
         changed = [mm.output[0], z]
         mm.input[1] = _add(g, f"{w_name}__two_class", w2)
     elif last.op_type == "Gemm" and len(last.input) == 3:
@@ -64,18 +68,18 @@ def two_class_sigmoid(model: onnx.ModelProto, output: str) -> str | None:
         axis_w = 0 if attrs.get("transB", 0) else 1
         if w.shape[axis_w] != 1:
             return None
-        w2 = np.concatenate([np.zeros_like(w), w], axis=axis_w)
+        w2 = np.concatenate([-w / 2, w / 2], axis=axis_w)
         changed = [z]
         last.input[1] = _add(g, f"{w_name}__two_class", w2)
     else:
         return None
-    bias = np.concatenate([np.zeros(1, b.dtype), b.reshape(1)])
+    bias = np.concatenate([-b.reshape(1) / 2, b.reshape(1) / 2]).astype(b.dtype)
     bias_name_2 = _add(g, f"{bias_name}__two_class", bias)
     if last.op_type == "Add":
         last.input[1] = bias_name_2
     else:
         last.input[2] = bias_name_2
-    # The sigmoid, 1 - s and the Concat give way to one Softmax over [0, z].
+    # The sigmoid, 1 - s and the Concat give way to one Softmax over [-z/2, z/2].
     softmax = helper.make_node("Softmax", [z], [output], axis=1, name=cat.name or f"{output}__softmax")
     nodes = [n for n in g.node if n is not sig and n is not sub and n is not cat]
     at = nodes.index(last) + 1
@@ -87,7 +91,8 @@ def two_class_sigmoid(model: onnx.ModelProto, output: str) -> str | None:
     del g.value_info[:]
     g.value_info.extend(keep)
     return (f"the output {output!r} is 1 - sigmoid(z), sigmoid(z) (a two-class classifier with one output unit); "
-            "read as softmax([0, z]), the same probabilities, with a rule per class")
+            "read as softmax([0, z]) = softmax([-z/2, z/2]), the same probabilities, with a rule per class over the "
+            "same inputs")
 
 
 def _add(g: onnx.GraphProto, name: str, value: np.ndarray) -> str:
