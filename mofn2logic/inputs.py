@@ -27,7 +27,7 @@ import onnx
 
 from mofn2logic.errors import DataError, InputFileError, Mofn2LogicError
 from mofn2logic.files import check_input_file, shown, size_text
-from mofn2logic.ir.names import Names, make_names, read_name_list, read_unit_names
+from mofn2logic.ir.names import Names, default_names, make_names, read_name_list, read_unit_names
 from mofn2logic.ir.network import Network, Shape
 from mofn2logic.onnx.harvest import DEFAULT_BUDGET, parse_size
 
@@ -274,7 +274,7 @@ class LoadedModel:
     proto: onnx.ModelProto
     network: Network
     sha256: str
-    names: Names | None = None  # the user's names of inputs, units and classes (`with_names`)
+    names: Names | None = None  # names of inputs, units and classes: `with_names`, else the image default
 
     @property
     def name(self) -> str:
@@ -293,7 +293,7 @@ def load_model(path: str | os.PathLike[str], *, start: str | None = None, output
                              f"{size_text(MAX_MODEL_BYTES)} (larger weights belong in external data files)")
     proto = load_onnx(path)
     network = import_network(proto, source=str(path), start=start, output=output)
-    return LoadedModel(Path(path), proto, network, file_sha256(path))
+    return LoadedModel(Path(path), proto, network, file_sha256(path), default_names(network))
 
 
 def with_names(model: LoadedModel, data: Dataset | str | os.PathLike[str] | None = None, *,

@@ -114,7 +114,8 @@ def test_default_image_names_are_channel_aware():
     assert pixel_name((3, 2, 2), 4 + 3) == "pixel[1,1,1]"
     assert pixel_name((16,), 3) is None and pixel_name((1, None, 8), 0) is None
     assert Names(input_shape=(1, 8, 8)).input_name(63) == "pixel[7,7]"
-    assert not Names(input_shape=(1, 8, 8))  # nothing the user named: the rule set carries no names
+    assert Names(input_shape=(1, 8, 8)) and Names(input_shape=(1, 8, 8)).image  # an image is named by default
+    assert not Names(input_shape=(30,))  # a vector of features has no default names
 
 
 def test_input_names_need_the_explained_part_to_start_at_the_graph_input(tmp_path):
@@ -179,3 +180,54 @@ def test_names_flow_from_extract_through_compile_into_every_export(capfd, tabula
     ref = get_engine("python").run(plain, x).classes
     for engine in ("python", "sympy", "prolog"):
         np.testing.assert_array_equal(get_engine(engine).run(first, x).classes, ref, err_msg=engine)
+
+
+def _image_mlp(tmp_path):
+    """x (N, 1, 4, 4) -> Flatten -> Gemm 16x5 -> Relu -> Gemm 5x3 -> Softmax: a dense layer reading an image."""
+    from onnx import helper
+
+    rng = np.random.default_rng(5)
+    nodes = [helper.make_node("Flatten", ["x"], ["f"], axis=1),
+             helper.make_node("Gemm", ["f", "w1", "b1"], ["h"], transB=1),
+             helper.make_node("Relu", ["h"], ["a"]),
+             helper.make_node("Gemm", ["a", "w2", "b2"], ["g"], transB=1),
+             helper.make_node("Softmax", ["g"], ["y"], axis=1)]
+    inits = [om._t("w1", rng.normal(size=(5, 16))), om._t("b1", rng.normal(size=5) * 0.1),
+             om._t("w2", rng.normal(size=(3, 5)) * 3), om._t("b2", np.zeros(3))]
+    model = om._model(nodes, inits, "x", ["N", 1, 4, 4], "y", ["N", 3])
+    path = om.save(model, tmp_path / "image_mlp.onnx")
+    data = tmp_path / "x.npy"
+    np.save(data, rng.normal(size=(120, 1, 4, 4)).astype(np.float32))
+    return path, data
+
+
+def test_an_image_read_by_a_dense_layer_gets_pixel_names_by_default(capfd, tmp_path):
+    """No names given: the inputs of an image are pixel[r,c] in rules.json (its shape), the programs
+    and every readable format, also after rules.json is read back."""
+    model, data = _image_mlp(tmp_path)
+    assert load_model(model).names == Names(input_shape=(1, 4, 4))
+    out = tmp_path / "rules.json"
+    assert main(["extract", str(model), "--data", str(data), "-o", str(out), "--beta", "0"]) == 0
+    capfd.readouterr()
+    doc = json.loads(out.read_text())
+    assert doc["names"] == {"image": [1, 4, 4]}
+    rs = read_rules(out)
+    assert dumps(rs) == out.read_text()  # the names section reads back as written
+    program = compile_program(rs, cut=rs.layers[0].name, beta=0.0)
+    labels = dict(dict(program.names)[""]) if program.names else {}
+    assert labels and all(re.fullmatch(r"pixel\[\d,\d\]", n) for n in labels.values())
+    assert all(labels[i] == pixel_name((1, 4, 4), i) for i in labels)
+    for fmt in ("mofn", "prolog"):
+        from mofn2logic.exporters import to_text
+
+        text = to_text(program, fmt)
+        assert "pixel[" in text
+    # a rules.json with a malformed image shape is refused in one line
+    bad = dict(doc, names={"image": [1, 4]})
+    with pytest.raises(ProgramError, match=r"names image .* expected the shape"):
+        loads(json.dumps(bad))
+
+
+def test_a_tensor_after_a_head_gets_no_pixel_names(tmp_path):
+    model = load_model(om.save(om.mlp(), tmp_path / "m.onnx"), start="fc2")
+    assert model.names is None

@@ -382,7 +382,9 @@ def extract_sharded(client, model, store: ShardSet, *, layers: Sequence[str] | N
                     "seed": seed, "n_samples": int(n), "cuts": cuts, "exact_pool": exact_pool,
                     "validation": validation, "improve_steps": improve_steps, "fit_on": fit_on},
     }
-    return RuleSet(betas=betas, layers=tuple(out), provenance=json.dumps(prov, sort_keys=True))
+    given = getattr(model, "names", None)  # the default image names (the Dask path takes no user names)
+    return RuleSet(betas=betas, layers=tuple(out), provenance=json.dumps(prov, sort_keys=True),
+                   names=given if given and not given.units else None)
 
 
 def _chain_inputs(client, store: ShardSet, network, i: int, prev_heads, lay: _Layer, n_classes: int, budget: int,

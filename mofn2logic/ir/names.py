@@ -65,8 +65,13 @@ class Names:
         return None
 
     def __bool__(self) -> bool:
-        """Whether the user named anything (the default image names need no Names)."""
-        return bool(self.inputs or self.classes or self.units)
+        """Whether anything is named: by the user, or the inputs of an image by default."""
+        return bool(self.inputs or self.classes or self.units or self.image)
+
+    @property
+    def image(self) -> bool:
+        """Whether the inputs take the default image names (pixel[r,c]): none given, an image shape."""
+        return not self.inputs and pixel_name(self.input_shape, 0) is not None
 
 
 def pixel_name(shape: Sequence[int | None], index: int) -> str | None:
@@ -195,3 +200,13 @@ def make_names(network: Any, *, inputs: Sequence[str] | None = None, classes: Se
     image = shape if full and network.head is None else ()
     return Names(inputs=tuple(inputs or ()), input_shape=image, classes=tuple(classes or ()),
                  units=tuple(sorted(named, key=lambda item: order[item[0]])))
+
+
+def default_names(network: Any) -> Names | None:
+    """The names a model has when the user gives none: pixel[r,c] (pixel[ch,r,c]) for the values of
+    an image fed straight to a dense first layer (no head before it), else none (a convolution's
+    input tests are per channel: no pixel is named)."""
+    if not network.layers or network.layers[0].kind != "dense":
+        return None
+    names = make_names(network)
+    return names if names else None

@@ -6,7 +6,7 @@ per beta) refer to that table::
 
     {"format": "mofn2logic-rules", "version": 2,
      "provenance": {"package", "version", "model", "model_sha256", "data", "data_sha256", "options"},
-     ["names": {["inputs": [...],] ["classes": [...],] ["units": {layer: {unit: name}}]},]
+     ["names": {["inputs": [...] | "image": [C, H, W],] ["classes": [...],] ["units": {layer: {unit: name}}]},]
      "betas": [...],
      "layers": [{"name", "kind", "mode", "order", "activation", "fan_in", "input_tensor",
                  "output_tensor", "input_shape", "output_shape", "n_examples", "conv", "chained", "fit_on",
@@ -40,9 +40,10 @@ attributes and ``position`` (all or best); ``steps`` the typed steps' attributes
 ``chained`` (absent in older files: true in chain mode) whether the inputs' thresholds are the
 head splits of the layer below; ``fit_on`` (absent in older files: network) what the rules were
 fitted on; ``names`` (optional, either version) the user's names of the inputs, classes and hidden units
-(`mofn2logic.ir.names`). Both versions are read by the same strict reader: every field is
-type- and range-checked, and a bad one is a one-line `ProgramError` that says where it is, what
-was expected and what arrived. Writing is deterministic: the same rule set gives the same bytes.
+(`mofn2logic.ir.names`), or ``image``: the shape of an image input, named pixel[r,c] by default. Both versions
+are read by the same strict reader: every field is type- and range-checked, and a bad one is a one-line
+`ProgramError` that says where it is, what was expected and what arrived. Writing is deterministic: the same
+rule set gives the same bytes.
 """
 
 from __future__ import annotations
@@ -177,6 +178,8 @@ def _names_dict(names: Names) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if names.inputs:
         out["inputs"] = list(names.inputs)
+    elif names.image:
+        out["image"] = list(names.input_shape)  # the default pixel[r,c] names: the image's shape
     if names.classes:
         out["classes"] = list(names.classes)
     if names.units:
@@ -564,7 +567,7 @@ def _names(r: _Reader, v: Any, layers: tuple[LayerRules, ...]) -> Names:
     from mofn2logic.ir.names import check_text
 
     d = r.obj(v, "names")
-    r.only(d, {"inputs", "classes", "units"}, "names")
+    r.only(d, {"inputs", "image", "classes", "units"}, "names")
 
     def text(x: Any, where: str) -> str:
         try:
@@ -586,7 +589,14 @@ def _names(r: _Reader, v: Any, layers: tuple[LayerRules, ...]) -> Names:
             named.append((int(unit), text(name, f"names units {layer!r} {unit}")))
         units.append((layer, tuple(sorted(named))))
     order = {n: i for i, n in enumerate(by_name)}
-    shape = tuple(layers[0].input_shape) if layers and not layers[0].steps else ()
+    if "image" in d:
+        shape = tuple(r.items(d["image"], "names image"))
+        if len(shape) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape) \
+                or inputs:
+            raise r.fail("names image", "the shape [channels, height, width] of an image input, without input names",
+                         d["image"])
+    else:
+        shape = tuple(layers[0].input_shape) if layers and not layers[0].steps else ()
     return Names(inputs=inputs, input_shape=shape, classes=classes,
                  units=tuple(sorted(units, key=lambda item: order[item[0]])))
 
