@@ -231,3 +231,11 @@ def test_an_image_read_by_a_dense_layer_gets_pixel_names_by_default(capfd, tmp_p
 def test_a_tensor_after_a_head_gets_no_pixel_names(tmp_path):
     model = load_model(om.save(om.mlp(), tmp_path / "m.onnx"), start="fc2")
     assert model.names is None
+
+
+def test_a_convolution_reading_the_image_gets_no_pixel_names(tmp_path):
+    """Per-channel input tests name no pixel: the command line (with_names) and the library (load_model)
+    agree, so rules.json is the same bytes either way."""
+    m = load_model(om.save(om.conv_bn_gap(), tmp_path / "c.onnx"))
+    assert m.network.layers[0].kind == "conv"
+    assert m.names is None and with_names(m).names is None

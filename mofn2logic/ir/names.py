@@ -196,8 +196,10 @@ def make_names(network: Any, *, inputs: Sequence[str] | None = None, classes: Se
             check_text(name, f"name of {layer} unit {unit}")
         named.append((layer, tuple(sorted((int(u), n) for u, n in given.items()))))
     order = {n: i for i, n in enumerate(by_name)}
-    # The default image names name the graph's input: not a tensor inside the graph (a head before the cut).
-    image = shape if full and network.head is None else ()
+    # The default image names name the graph's input (not a tensor inside the graph, after a head), read
+    # by a dense first layer: a convolution's input tests are per channel, so no pixel is named.
+    dense_first = bool(network.layers) and network.layers[0].kind == "dense"
+    image = shape if full and network.head is None and dense_first else ()
     return Names(inputs=tuple(inputs or ()), input_shape=image, classes=tuple(classes or ()),
                  units=tuple(sorted(named, key=lambda item: order[item[0]])))
 
@@ -206,7 +208,5 @@ def default_names(network: Any) -> Names | None:
     """The names a model has when the user gives none: pixel[r,c] (pixel[ch,r,c]) for the values of
     an image fed straight to a dense first layer (no head before it), else none (a convolution's
     input tests are per channel: no pixel is named)."""
-    if not network.layers or network.layers[0].kind != "dense":
-        return None
     names = make_names(network)
     return names if names else None
