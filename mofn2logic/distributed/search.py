@@ -327,12 +327,7 @@ def extract_sharded(client, model, store: ShardSet, *, layers: Sequence[str] | N
         raise SearchError(f"small-n must be >= 0, pool size and conv examples >= 1; got {small_n}, {pool_size}, "
                           f"{conv_examples}")
     network = model.network
-    names = [la.name for la in network.layers]
-    wanted = list(names) if not layers else list(layers)
-    unknown = [n for n in wanted if n not in names]
-    if unknown:
-        raise SearchError(f"unknown layer{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
-                          f"the model has {', '.join(map(repr, names))}")
+    names, wanted = nw.wanted_layers(network, layers)
     n = store.n_samples
     n_classes = int(store.shapes[network.output][0])
     classes = np.flatnonzero(store.class_counts)

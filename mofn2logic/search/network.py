@@ -78,6 +78,17 @@ def check_betas(betas: Sequence[float]) -> tuple[float, ...]:
     return tuple(out)
 
 
+def wanted_layers(network: Network, layers: Sequence[str] | None) -> tuple[list[str], list[str]]:
+    """(every layer's name, the layers asked for: all when `layers` is empty or None), unknown names refused."""
+    names = [la.name for la in network.layers]
+    wanted = list(names) if not layers else list(layers)
+    unknown = [n for n in wanted if n not in names]
+    if unknown:
+        raise SearchError(f"unknown layer{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                          f"the model has {', '.join(map(repr, names))}")
+    return names, wanted
+
+
 def extract(
     network: Network,
     acts: Mapping[str, np.ndarray],
@@ -141,12 +152,7 @@ def extract(
         raise SearchError(f"the small-N search with a pool of {pool_size} literals and N up to {small_n} would score "
                           f"{small_subsets(pool_size, small_n):,} subsets per unit; expected at most "
                           f"{MAX_SMALL_SUBSETS:,}: lower the pool or small-n")
-    layer_names = [la.name for la in network.layers]
-    wanted = list(layer_names) if not layers else list(layers)
-    unknown = [n for n in wanted if n not in layer_names]
-    if unknown:
-        raise SearchError(f"unknown layer{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
-                          f"the model has {', '.join(map(repr, layer_names))}")
+    layer_names, wanted = wanted_layers(network, layers)
     pred = predicted_class(network, acts) if predicted is None else np.asarray(predicted)
     n_classes = int(acts[network.output].shape[1])
     classes = np.unique(pred)
