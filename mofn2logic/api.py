@@ -83,17 +83,18 @@ def _check_layers(model: LoadedModel, layers: Sequence[str] | None) -> None:
 
 def activations(model: ModelLike, data: DataLike, *, key: str | None = None, batch_size: int = DEFAULT_BATCH,
                 providers: Sequence[str] | None = None, memory_budget: int | str = DEFAULT_BUDGET,
-                store_dir: PathLike | None = None) -> Activations:
+                store_dir: PathLike | None = None, preactivations: bool = True) -> Activations:
     """Every layer boundary's activations on `data` (onnxruntime; past `memory_budget` bytes, or
     a size like "2G", they go to memory-mapped files in `store_dir` or a temporary folder). The
-    data read into memory is bounded by the same budget."""
+    data read into memory is bounded by the same budget. `preactivations=False` leaves out the
+    pre-activations (the search and the checks read only layers' inputs and outputs)."""
     from mofn2logic.onnx.harvest import harvest
 
     budget = budget_bytes(memory_budget)
     m = _model(model)
     d = _dataset(data, m, key, budget=budget)
     return harvest(m.network, m.proto, d.x, batch_size=batch_size, providers=list(providers) if providers else None,
-                   memory_budget=budget, store_dir=store_dir)
+                   memory_budget=budget, store_dir=store_dir, preactivations=preactivations)
 
 
 def extract(model: ModelLike, data: DataLike, *, key: str | None = None, layers: Sequence[str] | None = None,
@@ -111,7 +112,7 @@ def extract(model: ModelLike, data: DataLike, *, key: str | None = None, layers:
     m = _model(model)
     _check_layers(m, layers)
     d = _dataset(data, m, key, budget=budget)
-    acts = activations(m, d, batch_size=batch_size, providers=providers, memory_budget=budget)
+    acts = activations(m, d, batch_size=batch_size, providers=providers, memory_budget=budget, preactivations=False)
     return search(m.network, acts, layers=layers, mode=mode, order=order, betas=betas, device=device,
                   provenance=provenance(m, d), log=log, names=m.names, **options)
 
@@ -179,7 +180,7 @@ def verify(program: Program | PathLike, model: ModelLike, data: DataLike, *, key
     budget = budget_bytes(memory_budget)
     m = _model(model)
     d = _dataset(data, m, key, labels, labels_key, budget=budget)
-    acts = activations(m, d, batch_size=batch_size, providers=providers, memory_budget=budget)
+    acts = activations(m, d, batch_size=batch_size, providers=providers, memory_budget=budget, preactivations=False)
     return run_checks(prog, m.network, acts, labels=d.labels, engines=tuple(engines))
 
 

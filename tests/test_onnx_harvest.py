@@ -103,3 +103,20 @@ def test_float64_conv_is_refused_clearly(tmp_path):
     assert net.dtype == np.float64 and net.layers[0].weight.dtype == np.float64
     with pytest.raises(UnsupportedModelError, match=r"onnxruntime cannot run this model: .*Conv"):
         harvest(net, path, check_data(r.normal(size=(4, 1, 4, 4)), net.input_shape, net.dtype))
+
+
+@pytest.mark.parametrize("kind", ["convbn", "torch_cnn_dynamo", "gemm32"])
+def test_without_preactivations_the_rest_is_unchanged(model_zoo, kind):
+    """preactivations=False leaves out exactly the pre-activations that are no layer's input or output;
+    every other tensor equals the full harvest's, bit for bit (onnxruntime may then fuse a layer with
+    its activation)."""
+    model = onnx.load(str(model_zoo[kind]))
+    net = import_network(model_zoo[kind])
+    x = check_data(onnx_models.sample_input(model, 21, seed=5), net.input_shape, net.dtype)
+    full = harvest(net, model_zoo[kind], x, batch_size=8)
+    lean = harvest(net, model_zoo[kind], x, batch_size=8, preactivations=False)
+    kept = {t for la in net.layers for t in (la.input, la.output)} | {net.output}
+    assert set(lean) == kept and set(full) - set(lean) == {la.preact for la in net.layers} - kept
+    assert set(full) - set(lean), "the model has a pre-activation to leave out"
+    for name in lean:
+        np.testing.assert_array_equal(lean[name], full[name], err_msg=name)

@@ -95,7 +95,7 @@ def harvest_shard(model_path: str, model_sha: str, data_path: str, key: str | No
     tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
     try:
         acts = harvest(m.network, m.proto, x, batch_size=batch_size, providers=providers,
-                       memory_budget=0, store_dir=tmp, progress=False)
+                       memory_budget=0, store_dir=tmp, progress=False, preactivations=False)
         out = np.asarray(acts[m.network.output])
         counts = np.bincount(np.argmax(out, axis=1), minlength=out.shape[1])
         meta = {k: (tuple(int(d) for d in v.shape[1:]), str(v.dtype)) for k, v in acts.items()}

@@ -151,9 +151,11 @@ def _session(model: bytes, providers: list[str]):
     return sess
 
 
-def fetch_list(network: Network) -> list[str]:
-    """The tensors a harvest keeps: every layer boundary and the network's output."""
-    fetch = [*network.boundary_tensors()]
+def fetch_list(network: Network, preactivations: bool = True) -> list[str]:
+    """The tensors a harvest keeps: every layer boundary (without the pre-activations that differ
+    from the output, unless asked: the search reads only inputs and outputs) and the network's output."""
+    pre = {la.preact for la in network.layers if la.preact != la.output} - {la.input for la in network.layers}
+    fetch = [t for t in network.boundary_tensors() if preactivations or t not in pre]
     if network.output not in fetch:
         fetch.append(network.output)
     return fetch
@@ -174,7 +176,7 @@ def needed_nodes(graph: onnx.GraphProto, outputs: list[str]) -> list[bool]:
     return keep
 
 
-def augmented_bytes(network: Network, model: onnx.ModelProto) -> bytes:
+def augmented_bytes(network: Network, model: onnx.ModelProto, preactivations: bool = True) -> bytes:
     """The serialized model with every tensor of `fetch_list` added as a graph output, and only
     the nodes those outputs need: onnxruntime runs every node it is given, so an unused node (a
     Loop of 10^12 iterations, a ConstantOfShape of 4 GiB) would otherwise run at each batch.
@@ -188,7 +190,7 @@ def augmented_bytes(network: Network, model: onnx.ModelProto) -> bytes:
     n_outputs = len(graph.output)
     saved: list[onnx.NodeProto] | None = None
     try:
-        for name in fetch_list(network):
+        for name in fetch_list(network, preactivations):
             if name not in existing and name != network.data_input:
                 graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None))
         keep = needed_nodes(graph, [o.name for o in graph.output])
@@ -216,21 +218,26 @@ def harvest(
     memory_budget: int = DEFAULT_BUDGET,
     store_dir: str | os.PathLike[str] | None = None,
     progress: bool | None = None,
+    preactivations: bool = True,
 ) -> Activations:
     """Run `model` (the proto `network` was imported from, or its file) on `x` (already checked
     by `mofn2logic.inputs.check_data`) and keep every boundary tensor.
 
     Every tensor onnxruntime returns must hold one row per sample of the batch, keep its
     per-sample shape from batch to batch (and the one the network IR states, where it states
-    one), and be finite; the output must be (batch, classes >= 2)."""
+    one), and be finite; the output must be (batch, classes >= 2). `preactivations=False` leaves out
+    the pre-activations that differ from a layer's output: the search reads none, and fetching them
+    doubles what a harvest of a ReLU network holds and stops onnxruntime fusing each layer with its
+    activation."""
     with quiet():
         return _harvest(network, model, x, batch_size=batch_size, providers=providers,
-                        memory_budget=memory_budget, store_dir=store_dir, progress=progress)
+                        memory_budget=memory_budget, store_dir=store_dir, progress=progress,
+                        preactivations=preactivations)
 
 
 def _harvest(network: Network, model: onnx.ModelProto | str | os.PathLike[str], x: np.ndarray, *,
              batch_size: int, providers: list[str] | None, memory_budget: int,
-             store_dir: str | os.PathLike[str] | None, progress: bool | None) -> Activations:
+             store_dir: str | os.PathLike[str] | None, progress: bool | None, preactivations: bool) -> Activations:
     from tqdm.auto import tqdm
 
     if batch_size < 1:
@@ -238,9 +245,9 @@ def _harvest(network: Network, model: onnx.ModelProto | str | os.PathLike[str], 
     if isinstance(model, onnx.ModelProto):
         check_no_external_data(model)
     proto = model if isinstance(model, onnx.ModelProto) else load_onnx(model)
-    fetch = fetch_list(network)
+    fetch = fetch_list(network, preactivations)
     chosen = select_providers(providers)
-    sess = _session(augmented_bytes(network, proto), chosen)
+    sess = _session(augmented_bytes(network, proto, preactivations), chosen)
     inp = sess.get_inputs()[0]
     fixed = inp.shape[0] if inp.shape and isinstance(inp.shape[0], int) and inp.shape[0] > 0 else None
     bs = fixed or batch_size
