@@ -23,17 +23,19 @@ if os.environ.get("CI", "").lower() != "true":  # the extra mofn2logic[dask] is 
     pytest.importorskip("distributed")
 
 
-def _sharded_splits(x, labels, n_classes, shards, bins, sample, cells=1 << 22):
+def _sharded_splits(x, labels, n_classes, shards, bins, sample, kept_bins=False):
     parts = np.array_split(np.arange(len(x)), shards)
     edges = ds.edges_from_samples([ds.sample_part(x[p], sample) for p in parts], bins)
     r = None
+    binned: dict[int, np.ndarray | None] = {}
     for p in parts:
-        b = ds.bin_part(x[p], labels[p], n_classes, edges, cells)
+        b, got_bins = ds.bin_part_and_bins(x[p], labels[p], n_classes, edges)
+        binned[len(binned)] = got_bins if kept_bins else None
         r = b if r is None else ds.merge_bins(r, b)
     keep = ds.select_bins(r)
     v = None
-    for p in parts:
-        q = ds.values_part(x[p], labels[p], edges, keep)
+    for i, p in enumerate(parts):
+        q = ds.values_part(x[p], labels[p], edges, keep, binned[i])
         v = q if v is None else ds.merge_values(v, q)
     return ds.sweep(r, keep, v, n_classes), keep
 
@@ -55,7 +57,7 @@ def test_sharded_splits_equal_best_splits(kind):
         y = np.where(rng.random(e) < 0.6, (x[:, 0] > 0.2).astype(np.int64) % c, rng.integers(0, c, e))
         want, _ = best_splits(x, y, c)
         got, _ = _sharded_splits(x, y[:, None], c, int(rng.integers(1, 5)), int(rng.integers(2, 12)),
-                                 int(rng.integers(1, 9)), cells=int(rng.integers(1, 2000)))
+                                 int(rng.integers(1, 9)), kept_bins=bool(rng.random() < 0.5))
         assert got.dtype == want.dtype
         assert got[0].tobytes() == want.tobytes()
 
@@ -79,6 +81,54 @@ def test_bins_without_a_best_cut_are_not_sent():
     got, keep = _sharded_splits(x, y[:, None], 2, 3, 128, 256)
     assert got[0].tobytes() == best_splits(x, y, 2)[0].tobytes()
     assert 0 < keep.sum() <= 32  # a quarter of the bins at most
+
+
+def test_bin_pass_equals_searchsorted_and_counting():
+    """Pass 2's compiled read: each value's bin is searchsorted's (side right), the counts and the bins'
+    least and greatest values are those of the values in it; pass 3 from the kept bins equals pass 3 anew."""
+    rng = np.random.default_rng(11)
+    for it in range(30):
+        kind = ["normal", "relu", "few"][it % 3]
+        e, k, c, n_lab = int(rng.integers(1, 300)), int(rng.integers(1, 6)), int(rng.integers(2, 5)), int(rng.integers(1, 3))
+        x = _columns(rng, kind, e, k)
+        labels = rng.integers(0, c, (e, n_lab))
+        edges = ds.edges_from_samples([ds.sample_part(x, int(rng.integers(1, 9)))], int(rng.integers(2, 12)))
+        r, bins = ds.bin_part_and_bins(x, labels, c, edges)
+        for col in range(k):
+            want = np.searchsorted(edges[col], x[:, col], side="right")
+            assert np.array_equal(bins[:, col], want)
+            for b in range(edges.shape[1] + 1):
+                at = want == b
+                for li in range(n_lab):
+                    assert np.array_equal(r.counts[col, b, li], np.bincount(labels[at, li], minlength=c))
+                assert r.lo[col, b] == (x[at, col].min() if at.any() else np.inf)
+                assert r.hi[col, b] == (x[at, col].max() if at.any() else -np.inf)
+        keep = rng.random(r.lo.shape) < 0.5
+        for (va, la), (vb, lb) in zip(ds.values_part(x, labels, edges, keep), ds.values_part(x, labels, edges, keep, bins)):
+            assert va.tobytes() == vb.tobytes() and la.tobytes() == lb.tobytes()
+
+
+def test_sparse_prefix_histogram_equals_the_dense_one():
+    """A shard's histogram from the literal matrix's sparse rows (flipped rows for negative weights and
+    complemented storage) equals the compiled dense histogram, array for array, empty shards included."""
+    from mofn2logic.distributed.histograms import sparse_prefix_histogram
+    from mofn2logic.search.backends import cpu_backend
+    from mofn2logic.search.unit import SparseRows
+
+    rng = np.random.default_rng(12)
+    dense = cpu_backend()
+    for it in range(200):
+        n, e = int(rng.integers(1, 40)), int(rng.integers(0, 300))
+        x = _columns(rng, ["normal", "relu", "few"][it % 3], e, n)
+        t = x[rng.integers(0, e, n)].diagonal().copy() if e else np.zeros(n, x.dtype)
+        rows = SparseRows.at_least(x, t)
+        neg = rng.random(n) < 0.4
+        order = rng.permutation(n)
+        y = rng.random(e) < rng.random()
+        want = dense.prefix_histogram((x.T >= t[:, None])[order] ^ neg[order][:, None], y)
+        got = sparse_prefix_histogram(rows, order, neg, y)
+        for a in ("lo", "hi", "offsets", "pos", "neg"):
+            assert np.array_equal(getattr(got, a), getattr(want, a)), (it, a)
 
 
 def test_merged_histograms_equal_the_whole():

@@ -37,6 +37,7 @@ DASK_ORDERS = ("weight", "gain")
 COLUMN_BYTES = 256 * 1024**2  # values one split task reads per shard
 COUNT_BYTES = 128 * 1024**2  # bin counts one split task returns
 UNITS_PER_TASK = 16
+BINS_BYTES = 512 * 1024**2  # pass 2's bins a worker keeps for pass 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,15 +117,36 @@ def _t_edges(*samples):
     return ds.edges_from_samples([s for s in samples if s.shape[1]])
 
 
+_BINS: dict[tuple, np.ndarray] = {}  # per worker: pass 2's bin of every value of the last column blocks, for pass 3
+
+
+def _bins_key(shard, src, pick, which, cols, lab, edges) -> tuple:
+    h = hashlib.sha1(edges.tobytes())
+    h.update(repr((lab[0], lab[1] if lab[0] == "pred" else None)).encode())
+    if lab[0] == "binary" and lab[1] is not None:
+        h.update(np.asarray(lab[1]).tobytes())
+    if pick is not None:
+        h.update(pick.tobytes())
+    return shard.directory, src, which, cols.start, cols.stop, h.hexdigest()
+
+
 def _t_bins(shard, src, pick, which, cols, lab, edges):
     ex = _examples(shard, src, pick)
     labels, c = _labels(ex, lab)
-    return ds.bin_part(_columns(ex, which, cols), labels, c, edges)
+    r, bins = ds.bin_part_and_bins(_columns(ex, which, cols), labels, c, edges)
+    key = _bins_key(shard, src, pick, which, cols, lab, edges)
+    with _LOCK:
+        _BINS[key] = bins
+        while len(_BINS) > 1 and sum(b.nbytes for b in _BINS.values()) > BINS_BYTES:
+            _BINS.pop(next(iter(_BINS)))  # the oldest: pass 3 finds its bins again if it still needs them
+    return r
 
 
 def _t_values(shard, src, pick, which, cols, lab, edges, keep):
     ex = _examples(shard, src, pick)
-    return ds.values_part(_columns(ex, which, cols), _labels(ex, lab)[0], edges, keep)
+    with _LOCK:  # pass 2 of this shard ran here (tasks of a shard go to one worker): its bins are kept
+        bins = _BINS.pop(_bins_key(shard, src, pick, which, cols, lab, edges), None)
+    return ds.values_part(_columns(ex, which, cols), _labels(ex, lab)[0], edges, keep, bins)
 
 
 def _t_sweep(r, keep, lab, *parts):
@@ -169,20 +191,40 @@ def _t_gain_orders(counts, n_pos, weights):
     return out
 
 
+_ROWS: dict[tuple, Any] = {}  # per worker: the last layer's literal matrix as sparse rows (chain mode: shared)
+
+
+def _rows(shard, src, pick, ex, t: np.ndarray, shared: bool):
+    """`SparseRows.at_least(x, t)` of a shard's examples, kept on the worker when every unit shares `t`."""
+    from mofn2logic.search.unit import SparseRows
+
+    if not shared:
+        return SparseRows.at_least(ex[0], t)
+    key = (shard.directory, src, None if pick is None else hashlib.sha1(pick.tobytes()).hexdigest(),
+           hashlib.sha1(t.tobytes()).hexdigest())
+    with _LOCK:
+        got = _ROWS.get(key)
+    if got is None:
+        got = SparseRows.at_least(ex[0], t)
+        with _LOCK:
+            _ROWS.clear()
+            _ROWS[key] = got
+    return got
+
+
 def _t_hist(shard, src, pick, units, thresholds, negs, orders, heads, n_classes):
-    """This shard's prefix histogram of every unit of the block (None: no examples here)."""
-    from mofn2logic.search.backends import cpu_backend
+    """This shard's prefix histogram of every unit of the block (None: no examples here), from the literal
+    matrix as sparse rows (`histograms.sparse_prefix_histogram`: the dense histogram's arrays)."""
+    from mofn2logic.distributed.histograms import sparse_prefix_histogram
 
     ex = _examples(shard, src, pick)
     if len(ex[2]) == 0:
         return [None] * len(units)
-    backend = cpu_backend()
-    xt = np.ascontiguousarray(ex[0].T)
+    shared = all(t is thresholds[0] or np.array_equal(t, thresholds[0]) for t in thresholds)
     out = []
     for j, t, neg, order in zip(units, thresholds, negs, orders):
-        y = _unit_targets(ex, j, heads, n_classes)
-        lits = (xt[order] >= t[order][:, None]) ^ neg[order][:, None]
-        out.append(backend.prefix_histogram(lits, y))
+        rows = _rows(shard, src, pick, ex, np.ascontiguousarray(t), shared)
+        out.append(sparse_prefix_histogram(rows, order, neg, _unit_targets(ex, j, heads, n_classes)))
     return out
 
 
@@ -231,10 +273,13 @@ class _Layer:
     def __init__(self, client, store: ShardSet, src: Source, picks: list[np.ndarray | None], n_examples: int) -> None:
         self.client, self.store, self.src, self.picks = client, store, src, picks
         self.n_examples = n_examples
+        self.homes = _homes(client, len(store.shards))
 
     def _each(self, fn, *args) -> list:
-        return [self.client.submit(fn, sh, self.src, pk, *args, pure=False)
-                for sh, pk in zip(self.store.shards, self.picks) if pk is None or len(pk)]
+        """One task per shard (with examples), each on its shard's home worker while that worker is up: its
+        examples, sparse rows and bins stay cached there from task to task."""
+        return [self.client.submit(fn, sh, self.src, pk, *args, pure=False, workers=home, allow_other_workers=True)
+                for sh, pk, home in zip(self.store.shards, self.picks, self.homes) if pk is None or len(pk)]
 
     def splits(self, which: str, k: int, lab: tuple) -> np.ndarray:
         """(L, k) thresholds of the k columns (the layer's inputs or targets) against the labels `lab`."""
@@ -274,6 +319,12 @@ class _Layer:
             outs.append(self.client.submit(_t_rules, hists, b, ths, ws, orders, heads, fan_in, where, tuple(betas),
                                            order, offsets, pure=False))
         return [u for block in result(outs, self.client) for u in block]
+
+
+def _homes(client, n_shards: int) -> list:
+    """Shard k's preferred worker: the k-th of the workers in address order, round robin (None: any)."""
+    addresses = sorted(client.scheduler_info().get("workers", {}))
+    return [[addresses[k % len(addresses)]] if addresses else None for k in range(n_shards)]
 
 
 def _picks(store: ShardSet, total: int, per_sample: int, budget: int, seed: int) -> tuple[list, int]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from mofn2logic.search.splits import GAIN_EPS, midpoint, xlogx_table
 
@@ -66,41 +67,44 @@ def edges_from_samples(samples: list[np.ndarray], bins: int = MAX_BINS) -> np.nd
     return out
 
 
-def _bins(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """(E, k) bin index of every value: bin b holds edges[b - 1] <= v < edges[b]."""
-    out = np.empty(values.shape, np.int64)
-    for c in range(values.shape[1]):
-        out[:, c] = np.searchsorted(edges[c], values[:, c], side="right")
-    return out
-
-
-def bin_part(values: np.ndarray, labels: np.ndarray, n_classes: int, edges: np.ndarray,
-             cells: int = 1 << 22) -> BinCounts:
-    """Pass 2 on one shard: `values` (E, k), `labels` (E, L) integer classes below `n_classes`."""
-    values = np.asarray(values)
+@njit(cache=True, nogil=True)
+def _bin_pass(values, labels, edges, n_classes, counts, lo, hi, bins):  # pragma: no cover - compiled
+    """Pass 2's counts, least and greatest values, and each value's bin (kept for pass 3), in one read of
+    `values` (E, k): bin b holds edges[b - 1] <= v < edges[b] (searchsorted, side right). lo and hi follow
+    np.minimum / np.maximum: an equal value replaces the kept one (so -0.0 and 0.0 end as those ufuncs leave them)."""
     e, k = values.shape
-    n_bins = edges.shape[1] + 1
     n_lab = labels.shape[1]
-    counts = np.zeros((k, n_bins, n_lab, n_classes), np.int64)
+    for j in range(e):
+        for c in range(k):
+            v = values[j, c]
+            b = np.searchsorted(edges[c], v, side="right")
+            bins[j, c] = b
+            for li in range(n_lab):
+                counts[c, b, li, labels[j, li]] += 1
+            if lo[c, b] == lo[c, b] and not (lo[c, b] < v):
+                lo[c, b] = v
+            if hi[c, b] == hi[c, b] and not (hi[c, b] > v):
+                hi[c, b] = v
+
+
+def bin_part(values: np.ndarray, labels: np.ndarray, n_classes: int, edges: np.ndarray) -> BinCounts:
+    """Pass 2 on one shard: `values` (E, k), `labels` (E, L) integer classes below `n_classes`."""
+    return bin_part_and_bins(values, labels, n_classes, edges)[0]
+
+
+def bin_part_and_bins(values: np.ndarray, labels: np.ndarray, n_classes: int,
+                      edges: np.ndarray) -> tuple[BinCounts, np.ndarray]:
+    """`bin_part`, and every value's bin (E, k) (uint8 for up to 256 bins), which pass 3 reads again."""
+    values = np.asarray(values)
+    k = values.shape[1]
+    n_bins = edges.shape[1] + 1
+    counts = np.zeros((k, n_bins, labels.shape[1], n_classes), np.int64)
     lo = np.full((k, n_bins), np.inf, values.dtype)
     hi = np.full((k, n_bins), -np.inf, values.dtype)
-    step = max(1, cells // max(1, e * n_lab))  # columns at a time: bounds the (E, k, L) index
-    lab_off = np.arange(n_lab)[None, None, :] * n_classes + labels[:, None, :]
-    for c0 in range(0, k, step):
-        cs = slice(c0, min(k, c0 + step))
-        v = np.ascontiguousarray(values[:, cs])
-        w = v.shape[1]
-        cell = np.arange(w)[None, :] * n_bins + _bins(v, edges[cs])  # (E, w) flat (column, bin)
-        idx = cell[:, :, None] * (n_lab * n_classes) + lab_off
-        counts[cs] = np.bincount(idx.ravel(), minlength=w * n_bins * n_lab * n_classes).reshape(w, n_bins, n_lab,
-                                                                                                n_classes)
-        blo = lo[cs].reshape(-1)
-        bhi = hi[cs].reshape(-1)
-        np.minimum.at(blo, cell.ravel(), v.ravel())
-        np.maximum.at(bhi, cell.ravel(), v.ravel())
-        lo[cs] = blo.reshape(w, n_bins)
-        hi[cs] = bhi.reshape(w, n_bins)
-    return BinCounts(counts, lo, hi)
+    bins = np.empty(values.shape, np.uint8 if n_bins <= 256 else np.int32)
+    _bin_pass(values, np.ascontiguousarray(labels, dtype=np.int64), np.ascontiguousarray(edges, dtype=values.dtype),
+              n_classes, counts, lo, hi, bins)
+    return BinCounts(counts, lo, hi), bins
 
 
 def merge_bins(a: BinCounts, b: BinCounts) -> BinCounts:
@@ -124,6 +128,35 @@ def _gain(left: np.ndarray, total: np.ndarray, table: np.ndarray, e: int) -> np.
     s_l = _s(left, table)
     s_r = _s(total - left, table)
     return (table[e] - s_all - (table[e - n_l] - s_r) - (table[n_l] - s_l)) / e
+
+
+@njit(cache=True, nogil=True)
+def _best_cut(cnt, total, table, e):  # pragma: no cover - compiled
+    """(i, gain) of the first best cut after item i of the items' class counts `cnt` (I, C), in value order:
+    `_gain` of the running left counts, operation for operation (so bit for bit), without its arrays."""
+    n_items, n_cls = cnt.shape
+    s_all = 0.0
+    for c in range(n_cls):
+        s_all += table[total[c]]
+    left = np.zeros(n_cls, np.int64)
+    best = 0
+    g_best = -np.inf
+    for i in range(n_items - 1):
+        n_l = 0
+        for c in range(n_cls):
+            left[c] += cnt[i, c]
+            n_l += left[c]
+        s_l = 0.0
+        for c in range(n_cls):
+            s_l += table[left[c]]
+        s_r = 0.0
+        for c in range(n_cls):
+            s_r += table[total[c] - left[c]]
+        g = (table[e] - s_all - (table[e - n_l] - s_r) - (table[n_l] - s_l)) / e
+        if g > g_best or i == 0:  # the first maximum: the lowest cut
+            best = i
+            g_best = g
+    return best, g_best
 
 
 def select_bins(r: BinCounts) -> np.ndarray:
@@ -155,9 +188,15 @@ def select_bins(r: BinCounts) -> np.ndarray:
     return keep
 
 
-def values_part(values: np.ndarray, labels: np.ndarray, edges: np.ndarray, keep: np.ndarray) -> list[tuple]:
-    """Pass 3 on one shard: per column, its values in the kept bins and their labels."""
+def values_part(values: np.ndarray, labels: np.ndarray, edges: np.ndarray, keep: np.ndarray,
+                bins: np.ndarray | None = None) -> list[tuple]:
+    """Pass 3 on one shard: per column, its values in the kept bins and their labels (`bins`: pass 2's
+    bin of every value, else found again)."""
     values = np.asarray(values)
+    if bins is None:
+        bins = np.empty(values.shape, np.int64)
+        for c in range(values.shape[1]):
+            bins[:, c] = np.searchsorted(edges[c], values[:, c], side="right")
     if labels.size and labels.max() < 128:  # labels are classes: the smallest integers that hold them travel
         labels = labels.astype(np.int8)
     elif labels.size and labels.max() < 32768:
@@ -167,8 +206,7 @@ def values_part(values: np.ndarray, labels: np.ndarray, edges: np.ndarray, keep:
         if not keep[c].any():
             out.append((values[:0, c], labels[:0]))
             continue
-        b = np.searchsorted(edges[c], values[:, c], side="right")
-        at = keep[c][b]
+        at = keep[c][bins[:, c]]
         out.append((values[at, c], labels[at]))
     return out
 
@@ -201,10 +239,9 @@ def sweep(r: BinCounts, keep: np.ndarray, vals: list[tuple], n_classes: int) -> 
         for li in range(n_lab):
             per_u = np.bincount(inv.reshape(-1) * n_classes + lab[:, li], minlength=len(uniq) * n_classes)
             per_u = per_u.reshape(len(uniq), n_classes)
-            cnt = np.concatenate([per_u, r.counts[c, whole, li]])[order]
+            cnt = np.ascontiguousarray(np.concatenate([per_u, r.counts[c, whole, li]])[order])
             total = r.counts[c, :, li].sum(0)
-            g = _gain(np.cumsum(cnt, axis=0)[:-1], total, table, e)
-            best = int(np.argmax(g))  # first maximum: the lowest cut
-            if g[best] > GAIN_EPS:
+            best, g_best = _best_cut(cnt, total, table, e)
+            if g_best > GAIN_EPS:
                 out[li, c] = midpoint(hi[best:best + 1], lo[best + 1:best + 2])[0]
     return out
