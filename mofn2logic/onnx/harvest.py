@@ -17,7 +17,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +219,8 @@ def harvest(
     store_dir: str | os.PathLike[str] | None = None,
     progress: bool | None = None,
     preactivations: bool = True,
+    keep: Collection[str] | None = None,
+    on_batch: Callable[[Mapping[str, np.ndarray], int], None] | None = None,
 ) -> Activations:
     """Run `model` (the proto `network` was imported from, or its file) on `x` (already checked
     by `mofn2logic.inputs.check_data`) and keep every boundary tensor.
@@ -228,16 +230,22 @@ def harvest(
     one), and be finite; the output must be (batch, classes >= 2). `preactivations=False` leaves out
     the pre-activations that differ from a layer's output: the search reads none, and fetching them
     doubles what a harvest of a ReLU network holds and stops onnxruntime fusing each layer with its
-    activation."""
+    activation.
+
+    `keep` (default: all) names the tensors the store holds; `on_batch(tensors, start)` sees every
+    fetched tensor of each batch (its real rows, from sample `start` on) before it goes, so that a
+    reader of a few rows of a large tensor (the conv layers' drawn examples) need not store it."""
     with quiet():
         return _harvest(network, model, x, batch_size=batch_size, providers=providers,
                         memory_budget=memory_budget, store_dir=store_dir, progress=progress,
-                        preactivations=preactivations)
+                        preactivations=preactivations, keep=keep, on_batch=on_batch)
 
 
 def _harvest(network: Network, model: onnx.ModelProto | str | os.PathLike[str], x: np.ndarray, *,
              batch_size: int, providers: list[str] | None, memory_budget: int,
-             store_dir: str | os.PathLike[str] | None, progress: bool | None, preactivations: bool) -> Activations:
+             store_dir: str | os.PathLike[str] | None, progress: bool | None, preactivations: bool,
+             keep: Collection[str] | None, on_batch: Callable[[Mapping[str, np.ndarray], int], None] | None
+             ) -> Activations:
     from tqdm.auto import tqdm
 
     if batch_size < 1:
@@ -246,6 +254,10 @@ def _harvest(network: Network, model: onnx.ModelProto | str | os.PathLike[str], 
         check_no_external_data(model)
     proto = model if isinstance(model, onnx.ModelProto) else load_onnx(model)
     fetch = fetch_list(network, preactivations)
+    unknown = set(keep or ()) - set(fetch)
+    if unknown:
+        raise DataError(f"cannot keep {sorted(unknown)}: expected tensors among the harvested {fetch}")
+    stored = [f for f in fetch if keep is None or f in keep]
     chosen = select_providers(providers)
     sess = _session(augmented_bytes(network, proto, preactivations), chosen)
     inp = sess.get_inputs()[0]
@@ -258,6 +270,7 @@ def _harvest(network: Network, model: onnx.ModelProto | str | os.PathLike[str], 
     cleanup = None
     directory: Path | None = None
     created: list[Path] = []  # files (and a folder) made in `store_dir`, removed again on failure
+    seen: dict[str, tuple[int, ...]] = {}  # per-sample shape of each tensor in the first batch
     n_batches = -(-n // bs)
     bar = tqdm(total=n, desc="harvest", unit="sample", leave=False, file=sys.stderr,
                disable=(not progress) if progress is not None else (n_batches < 4 or None))
@@ -271,10 +284,13 @@ def _harvest(network: Network, model: onnx.ModelProto | str | os.PathLike[str], 
                 outs = sess.run(run_fetch, {inp.name: batch})
             except Exception as e:
                 raise DataError(f"onnxruntime failed on samples {start}..{start + real - 1}: {one_line(e)}") from e
-            _check_outputs(network, run_fetch, outs, len(batch), start, real, arrays)
-            if not arrays:
-                per_sample = sum(int(np.prod(o.shape[1:])) * o.dtype.itemsize for o in outs)
-                per_sample += int(np.prod(x.shape[1:])) * x.dtype.itemsize
+            _check_outputs(network, run_fetch, outs, len(batch), start, real, seen)
+            if on_batch is not None:
+                on_batch({network.data_input: batch[:real], **{k: o[:real] for k, o in zip(run_fetch, outs)}}, start)
+            if start == 0:
+                per_sample = sum(int(np.prod(o.shape[1:])) * o.dtype.itemsize for k, o in zip(run_fetch, outs)
+                                 if k in stored)
+                per_sample += int(np.prod(x.shape[1:])) * x.dtype.itemsize if network.data_input in stored else 0
                 if per_sample * n > memory_budget:
                     if store_dir is None:
                         cleanup = tempfile.TemporaryDirectory(prefix="mofn2logic-acts-")
@@ -286,7 +302,7 @@ def _harvest(network: Network, model: onnx.ModelProto | str | os.PathLike[str], 
                         directory.mkdir(parents=True, exist_ok=True)
                 alloc = dict(zip(run_fetch, outs))
                 alloc[network.data_input] = x
-                for name in fetch:
+                for name in stored:
                     first = alloc[name]
                     shape, dtype = (n, *first.shape[1:]), first.dtype
                     if name == network.data_input and directory is None:
@@ -305,7 +321,7 @@ def _harvest(network: Network, model: onnx.ModelProto | str | os.PathLike[str], 
             for name, out in zip(run_fetch, outs):
                 if name in files:
                     _write_rows(files[name], out[:real])
-                else:
+                elif name in arrays:
                     arrays[name][start:start + real] = out[:real]
             del outs  # onnxruntime's arrays for this batch go before the next batch's come
             bar.update(real)
@@ -348,9 +364,9 @@ def _write_rows(f: Any, rows: np.ndarray) -> None:
 
 
 def _check_outputs(network: Network, names: list[str], outs: list[np.ndarray], rows: int, start: int, real: int,
-                   arrays: Mapping[str, np.ndarray]) -> None:
-    """What onnxruntime returned for one batch is one row per sample, shaped as before and as the
-    IR says, and finite (see `harvest`)."""
+                   seen: dict[str, tuple[int, ...]]) -> None:
+    """What onnxruntime returned for one batch is one row per sample, shaped as before (`seen`: the
+    per-sample shapes of the first batch, recorded here) and as the IR says, and finite (see `harvest`)."""
     expected = _stated_shapes(network)
     samples = f"samples {start}..{start + real - 1}"
     for name, out in zip(names, outs):
@@ -366,7 +382,7 @@ def _check_outputs(network: Network, names: list[str], outs: list[np.ndarray], r
         if out.dtype != network.dtype:
             raise UnsupportedModelError(f"tensor {shown(name)} has dtype {out.dtype}; the network computes in "
                                         f"{network.dtype}")
-        want = tuple(arrays[name].shape[1:]) if name in arrays else expected.get(name)
+        want = seen.get(name, expected.get(name))
         if want is not None and tuple(out.shape[1:]) != want:
             raise UnsupportedModelError(
                 f"tensor {shown(name)} has per-sample shape {tuple(out.shape[1:])} on {samples}; expected {want}")
@@ -375,6 +391,7 @@ def _check_outputs(network: Network, names: list[str], outs: list[np.ndarray], r
             row = int(np.argwhere(bad)[0][0]) + start
             raise DataError(f"onnxruntime computed {int(bad.sum())} non-finite values (NaN or Inf) in tensor "
                             f"{shown(name)} on {samples} (first in sample {row}); expected finite activations")
+        seen.setdefault(name, tuple(out.shape[1:]))
 
 
 def _stated_shapes(network: Network) -> dict[str, tuple[int, ...]]:

@@ -26,7 +26,10 @@ from mofn2logic.ir.rules import LayerRules, RuleSet, UnitRules
 from mofn2logic.ir.steps import AvgPool, GlobalAvgPool, Step
 from mofn2logic.search.backends import DEFAULT_BUDGET, make_backend
 from mofn2logic.search.conv_examples import (
+    ConvDraws,
+    DrawnConv,
     best_positions,
+    draw,
     full_weight,
     gather_patches,
     literal_offsets,
@@ -51,6 +54,8 @@ from mofn2logic.search.layer import (
 )
 from mofn2logic.search.splits import best_splits, binary_splits_per_target
 from mofn2logic.version import __version__
+
+DEFAULT_CONV_EXAMPLES = 20000  # (sample, position) examples drawn per conv layer (docs/method.md, section 4)
 
 DEFAULT_BETAS = (0.0, 0.1, 0.2, 1.0, 5.0, 1000.0)  # the reference's betas (docs/method.md, section 3)
 MODES = ("paper", "chain")
@@ -100,7 +105,7 @@ def extract(
     device: str = "auto",
     small_n: int = 3,
     pool_size: int = 16,
-    conv_examples: int = 20000,
+    conv_examples: int = DEFAULT_CONV_EXAMPLES,
     conv_position: str = "all",
     seed: int = 0,
     memory_budget: int = DEFAULT_BUDGET,
@@ -114,6 +119,7 @@ def extract(
     improve_steps: int = DEFAULT_IMPROVE_STEPS,
     fit_on: str = "network",
     names: Names | None = None,
+    drawn: Mapping[str, DrawnConv] | None = None,
 ) -> RuleSet:
     """Search M-of-N rules for the chosen layers (default: all) of `network`. `predicted` is the
     network's class per sample (default: the argmax of the output in `acts`). `names` (the
@@ -125,7 +131,9 @@ def extract(
     beta's best rule by up to `improve_steps` local moves (docs/method.md, section 3.10).
     ``fit_on="program"`` (chain mode) fits each layer above the first requested one on the atoms that
     the program compiled from the rules below computes, instead of the network's activations, so that
-    each layer corrects the errors under it (docs/method.md, section 3.10)."""
+    each layer corrects the errors under it (docs/method.md, section 3.10).
+    `drawn`: the conv layers' examples gathered during the harvest (`conv_draws`), whose tensors
+    `acts` then need not hold."""
     betas = check_betas(betas)
     if mode not in MODES:
         raise SearchError(f"mode {mode!r} is unknown; expected one of {', '.join(MODES)}")
@@ -153,6 +161,8 @@ def extract(
                           f"{small_subsets(pool_size, small_n):,} subsets per unit; expected at most "
                           f"{MAX_SMALL_SUBSETS:,}: lower the pool or small-n")
     layer_names, wanted = wanted_layers(network, layers)
+    drawn = dict(drawn or {})
+    _check_drawn(network, drawn, conv_examples, seed, conv_position, fit_on)
     pred = predicted_class(network, acts) if predicted is None else np.asarray(predicted)
     n_classes = int(acts[network.output].shape[1])
     classes = np.unique(pred)
@@ -170,14 +180,15 @@ def extract(
         chain_inputs, chained = None, False
         if selected and mode == "chain":
             chain_inputs, chained = _chain_input_thresholds(network, i, prev_heads, acts, pred, n_classes,
-                                                            conv_examples, seed + 1000 + i)
+                                                            conv_examples, seed + 1000 + i, drawn)
         on_program = (fit_on == "program" and program is not None and chained and out
                       and out[-1].name == network.layers[i - 1].name)
         coded = codes = None
         if on_program and program is not None and chain_inputs is not None:
             coded, codes = program.coded_input(network, i, acts, chain_inputs)
         layer_acts = acts if coded is None else ChainMap({layer.input: coded}, acts)  # type: ignore[arg-type]
-        ex = _examples(network, layer, layer_acts, pred, conv_examples, conv_position, seed + i, n_classes)
+        ex = _examples(network, layer, layer_acts, pred, conv_examples, conv_position, seed + i, n_classes,
+                       drawn.get(layer.name))
         heads = None if is_output else _heads(layer, ex, n_classes)
         if (selected and mode == "chain" and not chained and chain_inputs is not None
                 and "exact" in order_methods(order) and ex.shared is not None):
@@ -194,7 +205,7 @@ def extract(
                             recorded=chain_inputs if codes is not None else None)
             out.append(_layer_rules(layer, units, mode, order, ex.n_examples, conv_position,
                                     _steps_between(network, i), acts, chained, "program" if coded is not None else
-                                    "network"))
+                                    "network", drawn))
             if fit_on == "program" and not is_output:
                 program = (program.extend(out[-1], acts) if coded is not None and program is not None
                            else _ProgramSoFar.start(out[-1], acts, min(betas)))
@@ -216,7 +227,7 @@ def extract(
 
 
 def optimality_report(network: Network, acts: Mapping[str, np.ndarray], *, mode: str = "chain",
-                      betas: Sequence[float] = DEFAULT_BETAS, conv_examples: int = 20000, seed: int = 0,
+                      betas: Sequence[float] = DEFAULT_BETAS, conv_examples: int = DEFAULT_CONV_EXAMPLES, seed: int = 0,
                       max_inputs: int = 12) -> dict[str, dict[str, dict[str, float]]]:
     """For every layer with fan-in <= max_inputs: each ordering's distance to the true optimum."""
     from mofn2logic.search.optimality import optimality
@@ -263,7 +274,11 @@ class LayerExamples:
         return self.per_channel if self.per_channel is not None else (self.shared,)  # type: ignore[return-value]
 
 
-def _examples(network, layer: Layer, acts, pred, budget, position, seed, n_classes) -> LayerExamples:
+def _examples(network, layer: Layer, acts, pred, budget, position, seed, n_classes,
+              drawn: DrawnConv | None = None) -> LayerExamples:
+    if drawn is not None:  # gathered during the harvest: the same draw as sample_examples below
+        ce = drawn.examples
+        return LayerExamples(len(ce.sample), shared=Examples(ce.patches, ce.targets, pred[ce.sample]))
     x = acts[layer.input]
     y = acts[layer.output]
     if layer.kind == "dense":
@@ -285,6 +300,52 @@ def _examples(network, layer: Layer, acts, pred, budget, position, seed, n_class
 def _heads(layer: Layer, ex: LayerExamples, n_classes: int) -> np.ndarray:
     """Head split of every unit (channel) against the predicted class (docs/method.md, sections 2 and 4)."""
     return np.concatenate([best_splits(p.targets, p.pred, n_classes)[0] for p in ex.parts()])
+
+
+# --------------------------------------------------------------------------- conv tensors read during the harvest
+
+def conv_draws(network: Network, n_samples: int, layers: Sequence[str] | None, conv_examples: int,
+               seed: int) -> ConvDraws | None:
+    """The `harvest(on_batch=...)` reader that gathers what `extract` (fit on the network, every
+    position) reads of the conv layers up to the last of `layers`, with the seeds `extract` uses;
+    None when those layers hold no convolution."""
+    layer_names, wanted = wanted_layers(network, layers)
+    last = max(layer_names.index(n) for n in wanted)
+    convs = {la.name: (la, seed + i, seed + 1000 + i) for i, la in enumerate(network.layers[: last + 1])
+             if la.kind == "conv"}
+    return ConvDraws(convs, n_samples, conv_examples) if convs else None
+
+
+def stored_tensors(network: Network) -> set[str]:
+    """The tensors a harvest must still hold in full when `conv_draws` reads the conv layers'
+    tensors: the dense layers' inputs and outputs and the network's output."""
+    return {t for la in network.layers if la.kind != "conv" for t in (la.input, la.output)} | {network.output}
+
+
+def tensor_shape(acts: Mapping[str, np.ndarray], drawn: Mapping[str, DrawnConv] | None, name: str) -> tuple[int, ...]:
+    """Per-sample shape of tensor `name`: held by `acts`, or read through a conv layer's draws."""
+    if name in acts:
+        return tuple(int(d) for d in np.asarray(acts[name]).shape[1:])
+    for d in (drawn or {}).values():
+        for tensor, shape in ((d.input_tensor, d.input_shape), (d.output_tensor, d.output_shape)):
+            if tensor == name:
+                return shape
+    raise SearchError(f"tensor {name!r} was neither harvested nor drawn")
+
+
+def _check_drawn(network: Network, drawn: Mapping[str, DrawnConv], budget: int, seed: int, position: str,
+                 fit_on: str) -> None:
+    """Draws stand for the whole tensors only where extract would draw the same examples."""
+    if not drawn:
+        return
+    if position != "all" or fit_on != "network":
+        raise SearchError(f"conv examples drawn during the harvest serve conv position 'all' fitted on the network; "
+                          f"got {position!r} fitted on the {fit_on}")
+    for i, la in enumerate(network.layers):
+        d = drawn.get(la.name)
+        if d is not None and (d.budget, d.seed, d.split_seed) != (budget, seed + i, seed + 1000 + i):
+            raise SearchError(f"layer {la.name!r}: its examples were drawn with budget {d.budget} and seed {d.seed}; "
+                              f"extract draws {budget} with seed {seed + i}")
 
 
 # --------------------------------------------------------------------------- chain thresholds
@@ -322,7 +383,8 @@ def propagate_thresholds(per_unit: np.ndarray, shape: tuple[int, ...], steps: Se
     return arr[0]
 
 
-def _chain_input_thresholds(network, i, prev_heads, acts, pred, n_classes, budget, seed) -> tuple[np.ndarray, bool]:
+def _chain_input_thresholds(network, i, prev_heads, acts, pred, n_classes, budget, seed,
+                            drawn: Mapping[str, DrawnConv] | None = None) -> tuple[np.ndarray, bool]:
     """One threshold per literal index of layer i (the same for every target): the carried head splits, or
     new splits against the predicted class where none can be carried (docs/method.md, section 2).
     The flag says whether they were carried (the layer then composes with the one below)."""
@@ -330,8 +392,16 @@ def _chain_input_thresholds(network, i, prev_heads, acts, pred, n_classes, budge
     per_elem = None
     if i > 0 and prev_heads is not None:
         prev = network.layers[i - 1]
-        shape = np.asarray(acts[prev.output]).shape[1:]
+        shape = tensor_shape(acts, drawn, prev.output)
         per_elem = propagate_thresholds(prev_heads, shape, _steps_between(network, i))
+    d = (drawn or {}).get(layer.name)
+    if d is not None:  # a convolution whose input was read through the harvest's draws
+        ch, _, _ = literal_offsets(layer)
+        chained = per_elem is not None and per_elem.ndim == 3 and bool(np.all(per_elem == per_elem[:, :1, :1]))
+        dtype = d.examples.patches.dtype
+        per_channel = (per_elem[:, 0, 0].astype(dtype) if chained and per_elem is not None
+                       else best_splits(d.split_values, pred[d.split_sample], n_classes)[0])
+        return per_channel[ch], chained
     x = acts[layer.input]
     if layer.kind == "dense":
         n = int(np.prod(np.asarray(x).shape[1:]))
@@ -345,10 +415,7 @@ def _chain_input_thresholds(network, i, prev_heads, acts, pred, n_classes, budge
     else:  # a new split per input channel, over (sample, position) values
         e, c = x.shape[0], x.shape[1]
         vals = np.asarray(x).reshape(e, c, -1)
-        total = e * vals.shape[2]
-        pick = np.arange(total) if total <= budget else np.sort(
-            np.random.default_rng(seed).choice(total, size=budget, replace=False))
-        s, p = np.divmod(pick, vals.shape[2])
+        s, p = np.divmod(draw(e * vals.shape[2], budget, seed), vals.shape[2])  # as ConvDraws draws it
         per_channel = best_splits(vals[s, :, p], pred[s], n_classes)[0]
     return per_channel[ch], chained
 
@@ -431,11 +498,11 @@ def _search(layer, ex, heads, chain_inputs, n_classes, *, mode, order, betas, ba
 
 
 def _layer_rules(layer: Layer, units, mode, order, n_examples, position, steps, acts, chained,
-                 fit_on: str = "network") -> LayerRules:
+                 fit_on: str = "network", drawn: Mapping[str, DrawnConv] | None = None) -> LayerRules:
     return LayerRules(name=layer.name, kind=layer.kind, mode=mode, order=order, activation=layer.activation,
                       fan_in=layer.fan_in, input_tensor=layer.input, output_tensor=layer.output,
-                      input_shape=tuple(int(d) for d in np.asarray(acts[layer.input]).shape[1:]),
-                      output_shape=tuple(int(d) for d in np.asarray(acts[layer.output]).shape[1:]),
+                      input_shape=tensor_shape(acts, drawn, layer.input),
+                      output_shape=tensor_shape(acts, drawn, layer.output),
                       n_examples=int(n_examples), units=tuple(units), conv=layer.conv,
                       conv_position=position if layer.conv is not None else "all", steps=tuple(steps),
                       chained=bool(chained), fit_on=fit_on)
