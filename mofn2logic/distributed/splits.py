@@ -130,35 +130,6 @@ def _gain(left: np.ndarray, total: np.ndarray, table: np.ndarray, e: int) -> np.
     return (table[e] - s_all - (table[e - n_l] - s_r) - (table[n_l] - s_l)) / e
 
 
-@njit(cache=True, nogil=True)
-def _best_cut(cnt, total, table, e):  # pragma: no cover - compiled
-    """(i, gain) of the first best cut after item i of the items' class counts `cnt` (I, C), in value order:
-    `_gain` of the running left counts, operation for operation (so bit for bit), without its arrays."""
-    n_items, n_cls = cnt.shape
-    s_all = 0.0
-    for c in range(n_cls):
-        s_all += table[total[c]]
-    left = np.zeros(n_cls, np.int64)
-    best = 0
-    g_best = -np.inf
-    for i in range(n_items - 1):
-        n_l = 0
-        for c in range(n_cls):
-            left[c] += cnt[i, c]
-            n_l += left[c]
-        s_l = 0.0
-        for c in range(n_cls):
-            s_l += table[left[c]]
-        s_r = 0.0
-        for c in range(n_cls):
-            s_r += table[total[c] - left[c]]
-        g = (table[e] - s_all - (table[e - n_l] - s_r) - (table[n_l] - s_l)) / e
-        if g > g_best or i == 0:  # the first maximum: the lowest cut
-            best = i
-            g_best = g
-    return best, g_best
-
-
 def select_bins(r: BinCounts) -> np.ndarray:
     """(k, B) bins whose values pass 3 must send: those that may hold a best cut for some label."""
     k, n_bins, n_lab, _ = r.counts.shape
@@ -215,6 +186,87 @@ def merge_values(a: list[tuple], b: list[tuple]) -> list[tuple]:
     return [(np.concatenate([va, vb]), np.concatenate([la, lb])) for (va, la), (vb, lb) in zip(a, b)]
 
 
+@njit(cache=True, nogil=True)
+def _sweep_column(v, lab, counts, keep, lo, hi, table, e):  # pragma: no cover - compiled
+    """Best cut of one column for every label. The items in value order are the bins in index order
+    (disjoint value ranges): a kept bin read as its distinct values (from `v`, its values from every
+    shard in ascending order, with their labels `lab`), any other non-empty bin whole. Each cut's gain
+    is `_gain`'s expression term for term from the integer counts left of it (so bit for bit); the
+    first best cut wins. Returns per label whether it has a cut, the greatest value left of it, the
+    least right of it, and its gain."""
+    n_bins, n_lab, n_cls = counts.shape
+    total = np.zeros((n_lab, n_cls), np.int64)
+    for b in range(n_bins):
+        for li in range(n_lab):
+            for c in range(n_cls):
+                total[li, c] += counts[b, li, c]
+    s_all = np.zeros(n_lab, np.float64)
+    for li in range(n_lab):
+        s = 0.0
+        for c in range(n_cls):
+            s += table[total[li, c]]
+        s_all[li] = s
+    left = np.zeros((n_lab, n_cls), np.int64)
+    found = np.zeros(n_lab, np.bool_)
+    g_best = np.full(n_lab, -np.inf)
+    left_hi = np.zeros(n_lab, v.dtype)
+    right_lo = np.zeros(n_lab, v.dtype)
+    started = False
+    prev_hi = v.dtype.type(0) if len(v) else lo[0]
+    p = 0
+    for b in range(n_bins):
+        nb = 0
+        for c in range(n_cls):
+            nb += counts[b, 0, c]
+        if nb == 0:
+            continue
+        q = p
+        while True:
+            if keep[b]:
+                if q >= p + nb:
+                    break
+                item_lo = v[q]
+                end = q
+                while end < p + nb and v[end] == item_lo:
+                    end += 1
+                item_hi = item_lo
+            else:
+                item_lo = lo[b]
+                item_hi = hi[b]
+            if started:  # the cut between the items so far and this one
+                for li in range(n_lab):
+                    n_l = 0
+                    for c in range(n_cls):
+                        n_l += left[li, c]
+                    s_l = 0.0
+                    for c in range(n_cls):
+                        s_l += table[left[li, c]]
+                    s_r = 0.0
+                    for c in range(n_cls):
+                        s_r += table[total[li, c] - left[li, c]]
+                    g = (table[e] - s_all[li] - (table[e - n_l] - s_r) - (table[n_l] - s_l)) / e
+                    if not found[li] or g > g_best[li]:
+                        found[li] = True
+                        g_best[li] = g
+                        left_hi[li] = prev_hi
+                        right_lo[li] = item_lo
+            started = True
+            prev_hi = item_hi
+            if keep[b]:
+                for i in range(q, end):
+                    for li in range(n_lab):
+                        left[li, lab[i, li]] += 1
+                q = end
+            else:
+                for li in range(n_lab):
+                    for c in range(n_cls):
+                        left[li, c] += counts[b, li, c]
+                break
+        if keep[b]:
+            p += nb
+    return found, left_hi, right_lo, g_best
+
+
 def sweep(r: BinCounts, keep: np.ndarray, vals: list[tuple], n_classes: int) -> np.ndarray:
     """(L, k) thresholds: the best cut of every column for every label, as `best_splits` gives it."""
     k, n_bins, n_lab, _ = r.counts.shape
@@ -226,22 +278,11 @@ def sweep(r: BinCounts, keep: np.ndarray, vals: list[tuple], n_classes: int) -> 
     table = xlogx_table(e)
     for c in range(k):
         v, lab = vals[c]
-        uniq, inv = np.unique(v, return_inverse=True)
-        # items in value order: the kept bins' distinct values and every other non-empty bin whole
-        # (bins are disjoint value ranges, so sorting by least value orders them)
-        whole = np.flatnonzero((r.counts[c, :, 0].sum(-1) > 0) & ~keep[c])
-        lo = np.concatenate([uniq, r.lo[c, whole]]).astype(dtype)
-        hi = np.concatenate([uniq, r.hi[c, whole]]).astype(dtype)
-        if len(lo) < 2:
-            continue
-        order = np.argsort(lo, kind="stable")
-        lo, hi = lo[order], hi[order]
-        for li in range(n_lab):
-            per_u = np.bincount(inv.reshape(-1) * n_classes + lab[:, li], minlength=len(uniq) * n_classes)
-            per_u = per_u.reshape(len(uniq), n_classes)
-            cnt = np.ascontiguousarray(np.concatenate([per_u, r.counts[c, whole, li]])[order])
-            total = r.counts[c, :, li].sum(0)
-            best, g_best = _best_cut(cnt, total, table, e)
-            if g_best > GAIN_EPS:
-                out[li, c] = midpoint(hi[best:best + 1], lo[best + 1:best + 2])[0]
+        order = np.argsort(v)  # numpy's vectorised sort; equal values need no particular order
+        v, lab = np.ascontiguousarray(v[order]), np.ascontiguousarray(lab[order])
+        found, left_hi, right_lo, g = _sweep_column(np.ascontiguousarray(v, dtype=dtype), np.ascontiguousarray(lab),
+                                                    np.ascontiguousarray(r.counts[c]), keep[c], r.lo[c], r.hi[c],
+                                                    table, e)
+        ok = found & (g > GAIN_EPS)
+        out[ok, c] = midpoint(left_hi[ok], right_lo[ok])
     return out
