@@ -7,7 +7,9 @@ random normal data (an .npy written once to benchmarks/_work/dask). Each run is 
 extract --layers fc1` in its own process (chain mode, order weight): the first layer's input splits,
 its head splits and every unit's search. Reported per run: wall time, the command process's peak
 RSS (the client, for the Dask runs: its workers are other processes) and its largest child's (a
-worker's); the rules.json of every Dask run must equal the single process's byte for byte.
+worker's), its CPU seconds and the load average; before each Dask run, a probe of the CPU two processes
+get together against one (2.0 on two free cores): on a shared machine it says what 2 workers could gain.
+The rules.json of every Dask run must equal the single process's byte for byte.
 """
 
 from __future__ import annotations
@@ -23,15 +25,37 @@ import numpy as np
 
 WORK = Path(__file__).resolve().parent / "_work" / "dask"
 RUNNER = """
-import json, resource, sys, time
+import json, os, resource, sys, time
 from mofn2logic.cli import main
+load = os.getloadavg()[0]
 t = time.perf_counter()
 rc = main(sys.argv[1:])
 wall = time.perf_counter() - t
-print("BENCH " + json.dumps({"rc": rc, "wall_s": wall,
-      "client_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-      "child_peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+print("BENCH " + json.dumps({"rc": rc, "wall_s": wall, "load_before": load, "load_after": os.getloadavg()[0],
+      "client_cpu_s": me.ru_utime + me.ru_stime, "children_cpu_s": kids.ru_utime + kids.ru_stime,
+      "client_peak_mib": me.ru_maxrss / 1024, "child_peak_mib": kids.ru_maxrss / 1024}))
 """
+
+
+PROBE = """
+import time, numpy as np
+x = np.random.default_rng(0).normal(size=2_000_000).astype(np.float32)
+t = time.perf_counter()
+while time.perf_counter() - t < 3.0:
+    np.sort(x)
+print(time.process_time())
+"""
+
+
+def cpu_probe() -> float:
+    """CPU seconds two busy processes get together in 3 s, over what one alone gets: 2.0 on two idle cores,
+    about 1.0 when the machine's other load leaves room for one process only (then 2 workers cannot beat 1)."""
+    def together(n: int) -> float:
+        ps = [subprocess.Popen([sys.executable, "-c", PROBE], stdout=subprocess.PIPE, text=True) for _ in range(n)]
+        return sum(float(p.communicate()[0]) for p in ps)
+
+    return together(2) / together(1)
 
 
 def build(examples: int, inputs: int, units: int, classes: int, seed: int = 0) -> tuple[Path, Path]:
@@ -84,26 +108,39 @@ def main() -> None:
     ap.add_argument("--units", type=int, default=64)
     ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="Dask runs per worker count, alternated (1, 2, 2, 1, ...) so a changing load hits both alike")
+    ap.add_argument("--no-single", action="store_true", help="skip the single-process run (rules then not compared)")
     ap.add_argument("--json", default=None, help="also write the figures to this file")
     a = ap.parse_args()
     model, data = build(a.examples, a.inputs, a.units, a.classes)
-    rows = {}
+    rows: dict[str, dict] = {}
     single = WORK / "single.json"
-    rows["1 process (--device cpu)"] = run(model, data, single, ["--device", "cpu"])
-    for w in (int(s) for s in a.workers.split(",")):
-        out = WORK / f"dask{w}.json"
-        r = run(model, data, out, ["--workers", str(w)])
-        r["same_rules"] = out.read_bytes() == single.read_bytes()
-        rows[f"Dask, {w} local worker{'s' if w > 1 else ''}"] = r
-    base = rows["1 process (--device cpu)"]["wall_s"]
-    one = next((r["wall_s"] for k, r in rows.items() if k.startswith("Dask, 1 ")), None)
+    if not a.no_single:
+        rows["1 process (--device cpu)"] = run(model, data, single, ["--device", "cpu"])
+    counts = [int(s) for s in a.workers.split(",")]
+    for rep in range(a.repeat):
+        for w in (counts if rep % 2 == 0 else counts[::-1]):
+            out = WORK / f"dask{w}.json"
+            probe = cpu_probe()
+            r = run(model, data, out, ["--workers", str(w)])
+            r["cpu_probe"] = probe
+            r["same_rules"] = "" if a.no_single else out.read_bytes() == single.read_bytes()
+            rows[f"Dask, {w} local worker{'s' if w > 1 else ''}" + (f" (run {rep + 1})" if a.repeat > 1 else "")] = r
+    base = rows.get("1 process (--device cpu)", {}).get("wall_s")
+    ones = [r["wall_s"] for k, r in rows.items() if k.startswith("Dask, 1 ")]
+    one = min(ones) if ones else None
     print(f"layer: {a.examples:,} examples x {a.inputs:,} inputs x {a.units} units, {a.classes} classes "
-          f"(data {a.examples * a.inputs * 4 / 2**30:.2f} GiB)")
-    print("| run | wall s | / 1 process | / 1 worker | client peak MiB | largest child MiB | same rules |")
-    print("|---|---:|---:|---:|---:|---:|---|")
+          f"(data {a.examples * a.inputs * 4 / 2**30:.2f} GiB); / 1 worker: against the fastest 1-worker run")
+    print("| run | wall s | / 1 process | / 1 worker | CPU s (client + children) | load avg before / after | "
+          "2-process CPU probe | client peak MiB | largest child MiB | same rules |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for k, r in rows.items():
         vs_one = "" if one is None else f"{r['wall_s'] / one:.2f}"
-        print(f"| {k} | {r['wall_s']:.1f} | {r['wall_s'] / base:.2f} | {vs_one} | {r['client_peak_mib']:.0f} | "
+        vs_base = "" if base is None else f"{r['wall_s'] / base:.2f}"
+        print(f"| {k} | {r['wall_s']:.1f} | {vs_base} | {vs_one} | {r['client_cpu_s'] + r['children_cpu_s']:.0f} | "
+              f"{r['load_before']:.1f} / {r['load_after']:.1f} | {r.get('cpu_probe', float('nan')):.2f} | "
+              f"{r['client_peak_mib']:.0f} | "
               f"{r['child_peak_mib']:.0f} | {r.get('same_rules', '')} |")
     if a.json:
         Path(a.json).write_text(json.dumps({"shape": vars(a), "runs": rows}, indent=1))
