@@ -131,6 +131,26 @@ def test_sparse_prefix_histogram_equals_the_dense_one():
             assert np.array_equal(getattr(got, a), getattr(want, a)), (it, a)
 
 
+def test_chained_sums_give_numpys_std():
+    """The std order's key: sums carried from shard to shard in example order give x.std(0) bit for bit."""
+    from mofn2logic.distributed.search import chained_sum, std_from_sums
+
+    rng = np.random.default_rng(13)
+    for it in range(60):
+        e, n = int(rng.integers(1, 9000)), int(rng.integers(2, 20))
+        x = rng.normal(size=(e, n)) * rng.random(n) * 10.0 ** rng.integers(-3, 4) + rng.normal(size=n) * 50
+        x = (np.maximum(x, 0) if it % 3 == 0 else x).astype([np.float32, np.float64][it % 2])
+        parts = [p for p in np.split(x, np.sort(rng.integers(0, e, int(rng.integers(0, 4))))) if len(p)]
+        total = squares = None
+        for p in parts:
+            total = chained_sum(total, p)
+        mean = std_from_sums(total, None, e)
+        for p in parts:
+            squares = chained_sum(squares, p, mean)
+        got = std_from_sums(total, squares, e)
+        assert got.dtype == x.dtype and got.tobytes() == x.std(0).tobytes(), it
+
+
 def test_merged_histograms_equal_the_whole():
     rng = np.random.default_rng(10)
     backend = NumpyBackend()
@@ -190,6 +210,8 @@ def _rules_bytes(rs, path: Path) -> bytes:
     pytest.param("cnn", "paper", "gain", 2000, marks=pytest.mark.slow),
     ("gemm64", "chain", "weight", 2000),  # float64, a first dense layer split anew
     ("gemm64", "paper", "weight", 2000),
+    ("gemm64", "chain", "std", 2000),  # the std key from sums chained over the shards
+    ("cnn", "paper", "std", 2000),
     # every (sample, position); average pooling breaks the chain
     pytest.param("convbn", "chain", "gain", 100000, marks=pytest.mark.slow),
 ])
@@ -207,7 +229,7 @@ def test_cluster_rules_equal_single_machine_rules(cases, clusters, tmp_path, cas
 
 def test_cli_refuses_what_cannot_be_exact(cases, tmp_path):
     model, data = cases["gemm64"]
-    for extra, word in ((["--order", "best"], "order 'best'"), (["--order", "std"], "order 'std'"),
+    for extra, word in ((["--order", "best"], "order 'best'"), (["--order", "exact"], "order 'exact'"),
                         (["--fit-on", "program"], "fit-on 'program'"), (["--conv-position", "best"], "conv position"),
                         (["--order", "weight", "--from", "fc1"], "--from"),
                         (["--order", "weight", "--class-names", str(data)], "--class-names")):

@@ -33,7 +33,7 @@ from mofn2logic.distributed.histograms import merge_lists
 from mofn2logic.distributed.store import Shard, ShardSet, open_shard, worker_model
 from mofn2logic.errors import SearchError
 
-DASK_ORDERS = ("weight", "gain")
+DASK_ORDERS = ("weight", "gain", "std")
 COLUMN_BYTES = 256 * 1024**2  # values one split task reads per shard
 COUNT_BYTES = 128 * 1024**2  # bin counts one split task returns
 UNITS_PER_TASK = 16
@@ -173,6 +173,38 @@ def _t_literal_counts(shard, src, pick, units, thresholds, negs, heads, n_classe
     return out
 
 
+SUM_ROWS = 4096  # rows per step of a chained sum
+
+
+def chained_sum(acc: np.ndarray | None, x: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
+    """`acc` + the rows of `x` (or of (x - mean)**2), added one row after another in row order: numpy's own
+    order for a sum over axis 0 of a C-ordered (E, n) array (row by row, not pairwise), so a sum carried from
+    shard to shard in example order is the sum one machine computes, bit for bit. acc None: x's first row."""
+    for a in range(0, x.shape[0], SUM_ROWS):
+        part = np.asarray(x[a:a + SUM_ROWS])
+        if mean is not None:
+            part = np.square(np.subtract(part, mean))
+        acc = np.add.reduce(part if acc is None else np.concatenate([acc[None], part]), axis=0)
+    assert acc is not None
+    return acc
+
+
+def _t_sum(shard, src, pick, acc, mean):
+    return chained_sum(acc, _examples(shard, src, pick)[0], mean)
+
+
+def std_from_sums(total: np.ndarray, squares: np.ndarray | None, e: int) -> np.ndarray:
+    """numpy's `x.std(0)` (numpy._core._methods._var, then sqrt) from the chained sums: with squares None,
+    the mean (1, n) the second sum needs; else the standard deviation (n,)."""
+    count = np.intp(e)
+    if squares is None:
+        mean = total[None].copy()
+        return np.true_divide(mean, count, out=mean, casting="unsafe")
+    var = squares.copy()
+    np.true_divide(var, np.maximum(count - 0, 0), out=var, casting="unsafe")
+    return np.sqrt(var, out=var)
+
+
 def _t_add(a, b):
     return [x + y for x, y in zip(a, b)]
 
@@ -299,10 +331,29 @@ class _Layer:
             outs.append(self.client.submit(_t_sweep, r, keep, lab, *vals, pure=False))
         return np.concatenate(result(outs, self.client), axis=1)
 
+    def std(self) -> np.ndarray:
+        """numpy's std over axis 0 of the layer's examples (E, n): two sums carried from shard to shard in
+        example order (a chain, not a tree: each pass is sequential over the shards, one read of each). With
+        n >= 2 numpy sums axis 0 row after row (one contiguous column, n = 1, it would sum pairwise; such a
+        layer is refused before: the complexity of a unit with one input is undefined)."""
+        live = [(sh, pk, home) for sh, pk, home in zip(self.store.shards, self.picks, self.homes)
+                if pk is None or len(pk)]
+        total = None
+        for sh, pk, home in live:
+            total = self.client.submit(_t_sum, sh, self.src, pk, total, None, pure=False, workers=home,
+                                       allow_other_workers=True)
+        mean = self.client.submit(std_from_sums, total, None, self.n_examples, pure=False)
+        squares = None
+        for sh, pk, home in live:
+            squares = self.client.submit(_t_sum, sh, self.src, pk, squares, mean, pure=False, workers=home,
+                                         allow_other_workers=True)
+        return result(self.client.submit(std_from_sums, total, squares, self.n_examples, pure=False), self.client)
+
     def search(self, units: int, thresholds: np.ndarray, weights: np.ndarray, heads, n_classes: int, *,
                order: str, fan_in: int, where: str, betas, offsets) -> list:
         from mofn2logic.search.unit import weight_order
 
+        std = self.std() if order == "std" else None
         blocks = [list(range(u0, min(units, u0 + UNITS_PER_TASK))) for u0 in range(0, units, UNITS_PER_TASK)]
         outs = []
         for b in blocks:
@@ -313,6 +364,8 @@ class _Layer:
                 counts = tree_reduce(self.client, _t_add, self._each(_t_literal_counts, b, ths, negs, heads, n_classes))
                 sizes = tree_reduce(self.client, _t_add, self._each(_t_class_counts, b, heads, n_classes))
                 orders: Any = self.client.submit(_t_gain_orders, counts, sizes, ws, pure=False)
+            elif std is not None:
+                orders = [weight_order(w, np.abs(w) * std) for w in ws]
             else:
                 orders = [weight_order(w) for w in ws]
             hists = tree_reduce(self.client, merge_lists, self._each(_t_hist, b, ths, negs, orders, heads, n_classes))
@@ -343,8 +396,9 @@ def _picks(store: ShardSet, total: int, per_sample: int, budget: int, seed: int)
 def refuse(order: str, conv_position: str, fit_on: str) -> None:
     """The options the cluster cannot run exactly: one line each, before any work."""
     if order not in DASK_ORDERS:
-        raise SearchError(f"order {order!r} does not run on a Dask cluster (its search reads every example of a unit "
-                          f"at once); expected one of {', '.join(DASK_ORDERS)}, or no --scheduler/--workers")
+        raise SearchError(f"order {order!r} does not run on a Dask cluster (its exact subset search and local "
+                          f"improvement are not sharded; docs/scale.md); expected one of {', '.join(DASK_ORDERS)}, "
+                          "or no --scheduler/--workers")
     if conv_position != "all":
         raise SearchError(f"conv position {conv_position!r} does not run on a Dask cluster; expected 'all', or no "
                           "--scheduler/--workers")
