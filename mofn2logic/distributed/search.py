@@ -315,12 +315,17 @@ class _Layer:
 
     def splits(self, which: str, k: int, lab: tuple) -> np.ndarray:
         """(L, k) thresholds of the k columns (the layer's inputs or targets) against the labels `lab`."""
+        return np.concatenate(result(self.submit_splits(which, k, lab), self.client), axis=1)
+
+    def submit_splits(self, which: str, k: int, lab: tuple) -> list:
+        """`splits`' tasks, submitted: one future per column block, of its (L, block) thresholds."""
         n_lab = 1 if lab[0] == "pred" else (lab[2] if lab[1] is None else len(lab[1]))
         n_cls = lab[1] if lab[0] == "pred" else 2
         per_shard = max(1, max(len(p) if p is not None else sh.n for sh, p in zip(self.store.shards, self.picks)))
-        # blocks within the memory bounds, and enough of them (of 64 columns or more) to keep every worker sweeping
+        # blocks within the memory bounds, and enough of them (of 64 columns or more) to keep every worker sweeping:
+        # about 4 per worker, so that the sweeps (one task per block) share out evenly
         step = max(1, min(COLUMN_BYTES // (8 * per_shard), COUNT_BYTES // (8 * ds.MAX_BINS * n_lab * n_cls),
-                          max(64, -(-k // (2 * n_workers(self.client))))))
+                          max(64, -(-k // (4 * n_workers(self.client))))))
         outs = []
         for c0 in range(0, k, step):
             cols = slice(c0, min(k, c0 + step))
@@ -329,7 +334,7 @@ class _Layer:
             keep = self.client.submit(ds.select_bins, r, pure=False)
             vals = self._each(_t_values, which, cols, lab, edges, keep)
             outs.append(self.client.submit(_t_sweep, r, keep, lab, *vals, pure=False))
-        return np.concatenate(result(outs, self.client), axis=1)
+        return outs
 
     def std(self) -> np.ndarray:
         """numpy's std over axis 0 of the layer's examples (E, n): two sums carried from shard to shard in
@@ -454,11 +459,13 @@ def extract_sharded(client, model, store: ShardSet, *, layers: Sequence[str] | N
             oh, ow = store.shapes[layer.output][1:]
             picks, size = _picks(store, n * oh * ow, oh * ow, conv_examples, seed + i)
             lay = _Layer(client, store, Source(path, sha, i, "examples"), picks, size)
+        # the head splits go first and run beside the input splits (neither needs the other)
+        head_parts = None if is_output else lay.submit_splits("targets", layer.units, ("pred", n_classes))
         chain_inputs, chained = None, False
         if selected and mode == "chain":
             chain_inputs, chained = _chain_inputs(client, store, network, i, prev_heads, lay, n_classes,
                                                   conv_examples, seed + 1000 + i, Source(path, sha, i, "channels"))
-        heads = None if is_output else lay.splits("targets", layer.units, ("pred", n_classes))[0]
+        heads = None if head_parts is None else np.concatenate(result(head_parts, client), axis=1)[0]
         if selected:
             if log:
                 log(f"layer {layer.name!r}: {layer.kind}, {layer.units} units, fan-in {layer.fan_in}, "
