@@ -533,14 +533,14 @@ class _ProgramSoFar:
         return _ProgramSoFar(inp, (), atoms, la, beta)._with_rules(la, "")
 
     def _with_rules(self, la: LayerRules, source: str) -> _ProgramSoFar:
-        from mofn2logic.engines.numpy_engine import conv_atoms, dense_atoms
+        from mofn2logic.engines.block_counts import conv_atoms, dense_atoms  # the numpy engine's atoms, as products
         from mofn2logic.program.compile import rule_block
 
         block = rule_block(la, self.beta, source)
         blocks = (*self.blocks, block)
         src = self.atoms[source]
         e = src.shape[0]
-        got = (dense_atoms(src.reshape(e, -1), block)[0] if block.kind == "dense"
+        got = (dense_atoms(src.reshape(e, -1), block) if block.kind == "dense"
                else conv_atoms(Program("", self.input, blocks), src, block))
         # only the newest block's atoms are read again: drop the others (they can be large)
         return _ProgramSoFar(self.input, blocks, {block.name: got}, la, self.beta)
