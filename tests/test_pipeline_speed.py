@@ -1,5 +1,6 @@
 """The fast paths `run` takes give what the plain ones give: block atoms as matrix products equal the
-numpy engine's atoms (which the program-fitted search and the front read)."""
+numpy engine's atoms and classes (which the program-fitted search and the front read); the replicas
+fitted on the program take the chain extraction's cut layer, with the rules a search finds."""
 
 from __future__ import annotations
 
@@ -43,6 +44,26 @@ def test_block_counts_equal_the_numpy_engine_on_the_default_program(default_rule
     assert _block_by_block(program, x) == 4
 
 
+def test_block_counts_classes_equal_the_numpy_engine_at_every_cut(default_rules, default_acts):
+    """The front's program points: the classes of the program at each cut and beta, and with a decision list."""
+    from mofn2logic.search.decision_list import fit_decision_list
+    from mofn2logic.search.network import predicted_class
+
+    net, acts = default_acts
+    pred = predicted_class(net, acts)
+    for la in default_rules.layers:
+        x = np.asarray(acts[la.input_tensor])
+        for beta in default_rules.betas:
+            program = compile_program(default_rules, cut=la.name, beta=beta)
+            np.testing.assert_array_equal(block_counts.classes(program, x), numpy_engine.evaluate(program, x)[2])
+    program = compile_program(default_rules, cut=default_rules.layers[1].name, beta=0.2)
+    x = np.asarray(acts[program.input.tensor])
+    listed = fit_decision_list(program, x[:600], pred[:600], 30)
+    got = block_counts.classes(listed, x)
+    np.testing.assert_array_equal(got, numpy_engine.evaluate(listed, x)[2])
+    assert len(np.unique(got)) > 2
+
+
 def _random_rules(rng, units: int, channels: int, conv: bool) -> tuple[MofNRule, ...]:
     rules = []
     for u in range(units):
@@ -72,3 +93,63 @@ def test_block_counts_equal_the_numpy_engine_on_random_blocks(stride):
     program = Program("p", inp, (conv, dense))
     x = rng.normal(size=(40, c, h, w)).astype(np.float32)
     assert _block_by_block(program, x) == 2
+
+
+# --------------------------------------------------------------------------- reusing the chain's layer
+
+
+OPTIONS = {"order": "best", "device": "cpu", "conv_examples": 3000}  # `run`'s order; fewer conv examples: fast
+
+
+@pytest.fixture(scope="module")
+def few_digits(default_model, digits):
+    from mofn2logic import check_data, harvest, import_network
+
+    net = import_network(default_model)
+    return net, harvest(net, default_model, check_data(digits["images"][:300], net.input_shape, net.dtype))
+
+
+@pytest.fixture(scope="module")
+def chain(few_digits):
+    from mofn2logic.search.network import extract
+
+    net, acts = few_digits
+    return extract(net, acts, betas=(0.0, 0.2, 1.0), **OPTIONS)
+
+
+@pytest.mark.parametrize("cut", [0, 1, 2])
+def test_reused_cut_layer_has_the_rules_a_search_finds(few_digits, chain, cut):
+    """`run`'s replica fitted on the program from a cut takes the cut layer from the chain extraction instead of
+    searching it again: the same rules at the program beta, and every layer above it the same, fronts included.
+    The cut layer's front is the chain search's (its local moves were made for all of the chain's betas)."""
+    import dataclasses
+
+    from mofn2logic.search.network import extract
+
+    net, acts = few_digits
+    names = [la.name for la in net.layers]
+    searched = extract(net, acts, layers=names[cut:], betas=(0.2,), fit_on="program", **OPTIONS)
+    reused = extract(net, acts, layers=names[cut:], betas=(0.2,), fit_on="program", reuse=chain, **OPTIONS)
+    assert [la.fit_on for la in reused.layers] == ["network"] + ["program"] * (len(names) - cut - 1)
+    assert reused.layers[1:] == searched.layers[1:]
+    first, chained = reused.layers[0], chain.layer(names[cut])
+    assert [u.rules for u in first.units] == [u.rules for u in searched.layers[0].units]
+    assert [u.front for u in first.units] == [u.front for u in chained.units]
+    assert first == dataclasses.replace(searched.layers[0], units=first.units)
+    assert reused.provenance == searched.provenance
+
+
+def test_reuse_refuses_a_rule_set_searched_otherwise(few_digits):
+    from mofn2logic.errors import SearchError
+    from mofn2logic.search.network import extract
+
+    net, acts = few_digits
+    names = [la.name for la in net.layers]
+    chain = extract(net, acts, layers=names[2:], betas=(0.0, 0.2), order="weight", device="cpu")
+    with pytest.raises(SearchError, match="differs in order"):
+        extract(net, acts, layers=names[2:], betas=(0.0,), order="best", device="cpu", fit_on="program", reuse=chain)
+    with pytest.raises(SearchError, match="differs in beta 1"):
+        extract(net, acts, layers=names[2:], betas=(1.0,), order="weight", device="cpu", fit_on="program", reuse=chain)
+    fitted = extract(net, acts, layers=names[2:], betas=(0.0,), order="weight", device="cpu", fit_on="program")
+    with pytest.raises(SearchError, match="differs in fit-on"):
+        extract(net, acts, layers=names[2:], betas=(0.0,), order="weight", device="cpu", fit_on="program", reuse=fitted)

@@ -120,6 +120,7 @@ def extract(
     fit_on: str = "network",
     names: Names | None = None,
     drawn: Mapping[str, DrawnConv] | None = None,
+    reuse: RuleSet | None = None,
 ) -> RuleSet:
     """Search M-of-N rules for the chosen layers (default: all) of `network`. `predicted` is the
     network's class per sample (default: the argmax of the output in `acts`). `names` (the
@@ -133,7 +134,11 @@ def extract(
     the program compiled from the rules below computes, instead of the network's activations, so that
     each layer corrects the errors under it (docs/method.md, section 3.10).
     `drawn`: the conv layers' examples gathered during the harvest (`conv_draws`), whose tensors
-    `acts` then need not hold."""
+    `acts` then need not hold.
+    `reuse`: a rule set searched with these options on these activations and fitted on them (`run`'s
+    chain extraction): a layer this extraction fits on the network's activations is taken from it (its
+    rules at `betas`, which do not depend on the other betas searched) instead of searched again. Its
+    units keep that search's front, whose local moves were made for all of its betas."""
     betas = check_betas(betas)
     if mode not in MODES:
         raise SearchError(f"mode {mode!r} is unknown; expected one of {', '.join(MODES)}")
@@ -161,6 +166,11 @@ def extract(
                           f"{small_subsets(pool_size, small_n):,} subsets per unit; expected at most "
                           f"{MAX_SMALL_SUBSETS:,}: lower the pool or small-n")
     layer_names, wanted = wanted_layers(network, layers)
+    if reuse is not None:
+        _check_reuse(reuse, {"mode": mode, "order": order, "small_n": small_n, "pool_size": pool_size,
+                             "conv_examples": conv_examples, "conv_position": conv_position, "seed": seed,
+                             "cuts": cuts, "exact_pool": exact_pool, "validation": validation,
+                             "improve_steps": improve_steps}, betas)
     drawn = dict(drawn or {})
     _check_drawn(network, drawn, conv_examples, seed, conv_position, fit_on)
     pred = predicted_class(network, acts) if predicted is None else np.asarray(predicted)
@@ -190,7 +200,8 @@ def extract(
         ex = _examples(network, layer, layer_acts, pred, conv_examples, conv_position, seed + i, n_classes,
                        drawn.get(layer.name))
         heads = None if is_output else _heads(layer, ex, n_classes)
-        if (selected and mode == "chain" and not chained and chain_inputs is not None
+        taken = _taken(reuse, layer.name, betas) if selected and coded is None else None
+        if (selected and mode == "chain" and not chained and chain_inputs is not None and taken is None
                 and "exact" in order_methods(order) and ex.shared is not None):
             chain_inputs = target_input_splits(layer, ex.shared, _binary_targets(ex.shared, heads, n_classes, is_output),
                                                chain_inputs)
@@ -198,11 +209,12 @@ def extract(
             if log:
                 log(f"layer {layer.name!r}: {layer.kind}, {layer.units} units, fan-in {layer.fan_in}, "
                     f"{ex.n_examples} examples, {mode} mode, order {order}, backend {backend.name}"
-                    + (", fitted on the program's atoms" if coded is not None else ""))
-            units = _search(layer, ex, heads, chain_inputs if codes is None else codes, n_classes, mode=mode,
-                            order=order, betas=betas, backend=backend, small_n=small_n, pool_size=pool_size,
-                            progress=progress, is_output=is_output, exact=exact,
-                            recorded=chain_inputs if codes is not None else None)
+                    + (", fitted on the program's atoms" if coded is not None else "")
+                    + (", taken from the rule set given to reuse" if taken is not None else ""))
+            units = taken if taken is not None else _search(
+                layer, ex, heads, chain_inputs if codes is None else codes, n_classes, mode=mode, order=order,
+                betas=betas, backend=backend, small_n=small_n, pool_size=pool_size, progress=progress,
+                is_output=is_output, exact=exact, recorded=chain_inputs if codes is not None else None)
             out.append(_layer_rules(layer, units, mode, order, ex.n_examples, conv_position,
                                     _steps_between(network, i), acts, chained, "program" if coded is not None else
                                     "network", drawn))
@@ -224,6 +236,29 @@ def extract(
         names = dataclasses.replace(names, units=tuple(u for u in names.units if u[0] in kept))
     return RuleSet(betas=betas, layers=tuple(out), provenance=json.dumps(prov, sort_keys=True),
                    names=names if names else None)
+
+
+def _check_reuse(reuse: RuleSet, options: Mapping[str, object], betas: Sequence[float]) -> None:
+    """Refuse a rule set whose layers cannot stand for this extraction's searches on the network's activations."""
+    try:
+        had = json.loads(reuse.provenance)["options"]
+    except (ValueError, KeyError, TypeError):
+        had = {}
+    differ = sorted(k for k, v in options.items() if had.get(k) != v)
+    differ += [f"beta {b:g}" for b in betas if b not in reuse.betas]
+    if had.get("fit_on") != "network":
+        differ.append("fit-on")
+    if differ:
+        raise SearchError(f"the rule set to reuse differs in {', '.join(differ)}; expected one searched with the same "
+                          "mode, order, search options and betas, fitted on the network's activations")
+
+
+def _taken(reuse: RuleSet | None, name: str, betas: Sequence[float]) -> tuple[UnitRules, ...] | None:
+    """Layer `name`'s units from `reuse`, their rules at `betas` only; None when it has no such layer."""
+    la = None if reuse is None else next((la for la in reuse.layers if la.name == name), None)
+    if la is None:
+        return None
+    return tuple(dataclasses.replace(u, rules=tuple(u.rule(b) for b in betas)) for u in la.units)
 
 
 def optimality_report(network: Network, acts: Mapping[str, np.ndarray], *, mode: str = "chain",
