@@ -168,7 +168,7 @@ def _run(model: LoadedModel, data: Dataset, out: Path, *, fit: np.ndarray, order
     # Replicas fitted on the program's own atoms: one extraction from each cut below the output layer (the
     # layers above a cut read what the program computes from that cut), at the programs' beta only (the
     # atoms a layer is fitted on are those of the rules below at that beta). The output layer alone is the
-    # same either way.
+    # same either way. The cut layer itself is fitted on the network's activations: the chain extraction's (reused).
     refit: dict[str, RuleSet] = {}
     if fit_on == "program" and len(names) > 1:
         t0 = time.perf_counter()
@@ -177,7 +177,7 @@ def _run(model: LoadedModel, data: Dataset, out: Path, *, fit: np.ndarray, order
             for k, cut_name in enumerate(names[:-1]):
                 refit[cut_name] = extract(net, fit_acts, layers=names[k:], mode="chain", order=order, betas=(beta,),
                                           device=device, provenance=prov, names=model.names, log=st.layer,
-                                          predicted=fit_pred, fit_on="program")
+                                          predicted=fit_pred, fit_on="program", reuse=chain)
                 write_rules(refit[cut_name], out / f"rules_program_{file_stem(cut_name)}.json")
         timings["extract_program"] = time.perf_counter() - t0
     paper = None
