@@ -150,6 +150,9 @@ def test_reuse_refuses_a_rule_set_searched_otherwise(few_digits):
         extract(net, acts, layers=names[2:], betas=(0.0,), order="best", device="cpu", fit_on="program", reuse=chain)
     with pytest.raises(SearchError, match="differs in beta 1"):
         extract(net, acts, layers=names[2:], betas=(1.0,), order="weight", device="cpu", fit_on="program", reuse=chain)
+    fewer = {k: np.asarray(v)[:200] for k, v in acts.items()}
+    with pytest.raises(SearchError, match="differs in n_samples"):
+        extract(net, fewer, layers=names[2:], betas=(0.0,), order="weight", device="cpu", fit_on="program", reuse=chain)
     fitted = extract(net, acts, layers=names[2:], betas=(0.0,), order="weight", device="cpu", fit_on="program")
     with pytest.raises(SearchError, match="differs in fit-on"):
         extract(net, acts, layers=names[2:], betas=(0.0,), order="weight", device="cpu", fit_on="program", reuse=fitted)

@@ -166,14 +166,14 @@ def extract(
                           f"{small_subsets(pool_size, small_n):,} subsets per unit; expected at most "
                           f"{MAX_SMALL_SUBSETS:,}: lower the pool or small-n")
     layer_names, wanted = wanted_layers(network, layers)
-    if reuse is not None:
-        _check_reuse(reuse, {"mode": mode, "order": order, "small_n": small_n, "pool_size": pool_size,
-                             "conv_examples": conv_examples, "conv_position": conv_position, "seed": seed,
-                             "cuts": cuts, "exact_pool": exact_pool, "validation": validation,
-                             "improve_steps": improve_steps}, betas)
     drawn = dict(drawn or {})
     _check_drawn(network, drawn, conv_examples, seed, conv_position, fit_on)
     pred = predicted_class(network, acts) if predicted is None else np.asarray(predicted)
+    if reuse is not None:
+        _check_reuse(reuse, {"mode": mode, "order": order, "small_n": small_n, "pool_size": pool_size,
+                             "conv_examples": conv_examples, "conv_position": conv_position, "seed": seed,
+                             "n_samples": int(len(pred)), "cuts": cuts, "exact_pool": exact_pool,
+                             "validation": validation, "improve_steps": improve_steps}, betas)
     n_classes = int(acts[network.output].shape[1])
     classes = np.unique(pred)
     if len(classes) < 2:
