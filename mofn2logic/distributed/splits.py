@@ -212,6 +212,33 @@ def select_bins(r: BinCounts) -> np.ndarray:
     return keep
 
 
+@njit(cache=True, nogil=True)
+def _kept(values, labels, bins, keep):  # pragma: no cover - compiled
+    """Every column's values in its kept bins, and their labels, in row order, one column after another in
+    flat arrays (column c: offsets[c] .. offsets[c + 1])."""
+    e, k = values.shape
+    n_lab = labels.shape[1]
+    offsets = np.zeros(k + 1, np.int64)
+    for j in range(e):
+        for c in range(k):
+            if keep[c, bins[j, c]]:
+                offsets[c + 1] += 1
+    for c in range(k):
+        offsets[c + 1] += offsets[c]
+    vals = np.empty(offsets[k], values.dtype)
+    labs = np.empty((offsets[k], n_lab), labels.dtype)
+    at = offsets[:k].copy()
+    for j in range(e):
+        for c in range(k):
+            if keep[c, bins[j, c]]:
+                p = at[c]
+                vals[p] = values[j, c]
+                for li in range(n_lab):
+                    labs[p, li] = labels[j, li]
+                at[c] = p + 1
+    return offsets, vals, labs
+
+
 def values_part(values: np.ndarray, labels: np.ndarray, edges: np.ndarray, keep: np.ndarray,
                 bins: np.ndarray | None = None) -> list[tuple]:
     """Pass 3 on one shard: per column, its values in the kept bins and their labels (`bins`: pass 2's
@@ -225,14 +252,8 @@ def values_part(values: np.ndarray, labels: np.ndarray, edges: np.ndarray, keep:
         labels = labels.astype(np.int8)
     elif labels.size and labels.max() < 32768:
         labels = labels.astype(np.int16)
-    out = []
-    for c in range(values.shape[1]):
-        if not keep[c].any():
-            out.append((values[:0, c], labels[:0]))
-            continue
-        at = keep[c][bins[:, c]]
-        out.append((values[at, c], labels[at]))
-    return out
+    offsets, vals, labs = _kept(values, np.ascontiguousarray(labels), bins, np.ascontiguousarray(keep))
+    return [(vals[offsets[c]:offsets[c + 1]], labs[offsets[c]:offsets[c + 1]]) for c in range(values.shape[1])]
 
 
 def merge_values(a: list[tuple], b: list[tuple]) -> list[tuple]:
