@@ -15,7 +15,9 @@ WORK = HERE / "_work"
 
 RUNNER = """
 import resource, sys, time
+import mofn2logic
 from mofn2logic.cli import main
+print(f"BENCHPKG {mofn2logic.__file__}", file=sys.stderr)
 t0 = time.perf_counter()
 code = main(sys.argv[1:])
 wall = time.perf_counter() - t0
@@ -49,6 +51,20 @@ def _env(source: Path | None) -> dict[str, str]:
     return env
 
 
+# -P: without it `python -c` puts the working folder first on sys.path, and run from a checkout's root it
+# imports that checkout's package whatever PYTHONPATH says (before this, a "before" run from the root ran
+# the "after" code)
+PYTHON = [sys.executable, "-P"]
+
+
+def _check_package(stderr: str, source: Path | None) -> None:
+    """The subprocess ran the package asked for: `source`'s, or the installed one."""
+    line = next((s for s in stderr.splitlines() if s.startswith("BENCHPKG ")), "")
+    got = Path(line.removeprefix("BENCHPKG ").strip()).resolve()
+    if source is not None and not got.is_relative_to(Path(source).resolve()):
+        raise SystemExit(f"the run meant for {source} imported mofn2logic from {got}")
+
+
 def extract_args(model: Path, data: Path, key: str | None, device: str, out: Path) -> list[str]:
     args = ["extract", str(model), "--data", str(data), "-o", str(out), "--device", device]
     return args + (["--key", key] if key else [])
@@ -57,11 +73,12 @@ def extract_args(model: Path, data: Path, key: str | None, device: str, out: Pat
 def run_cli(model: Path, data: Path, key: str | None, device: str, out: Path, source: Path | None = None) -> dict:
     """`mofn2logic extract` in a subprocess: wall time (in the process, after imports) and peak memory.
     `source`: run the package found there instead of the installed one."""
-    proc = subprocess.run([sys.executable, "-c", RUNNER, *extract_args(model, data, key, device, out)],
+    proc = subprocess.run([*PYTHON, "-c", RUNNER, *extract_args(model, data, key, device, out)],
                           capture_output=True, text=True, env=_env(source))
     if proc.returncode:
         raise SystemExit(proc.stderr)
-    line = next(s for s in proc.stderr.splitlines() if s.startswith("BENCH"))
+    _check_package(proc.stderr, source)
+    line = next(s for s in proc.stderr.splitlines() if s.startswith("BENCH "))
     vals = dict(kv.split("=") for kv in line.split()[1:])
     return {"wall": float(vals["wall"]), "cpu": float(vals["cpu"]), "rss_main_gb": int(vals["rss_main_kb"]) / 1024**2,
             "rss_worker_gb": int(vals["rss_worker_kb"]) / 1024**2}
@@ -70,7 +87,7 @@ def run_cli(model: Path, data: Path, key: str | None, device: str, out: Path, so
 def profile_cli(model: Path, data: Path, key: str | None, device: str, out: Path, sort: str = "tottime",
                 source: Path | None = None) -> str:
     """The top lines of a cProfile of `mofn2logic extract` (search on one thread)."""
-    proc = subprocess.run([sys.executable, "-c", PROFILER, sort, *extract_args(model, data, key, device, out)],
+    proc = subprocess.run([*PYTHON, "-c", PROFILER, sort, *extract_args(model, data, key, device, out)],
                           capture_output=True, text=True, env=_env(source))
     if proc.returncode:
         raise SystemExit(proc.stderr)
