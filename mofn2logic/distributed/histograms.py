@@ -16,16 +16,15 @@ from mofn2logic.search.backends import PrefixHistogram
 from mofn2logic.search.unit import SparseRows
 
 
-def _spread(h: PrefixHistogram, lo: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """h's counts laid out on the wider ranges starting at `lo` with `offsets`."""
-    size = int(offsets[-1])
-    width = h.hi - h.lo + 1
-    at = np.repeat(offsets[:-1] + (h.lo - lo), width) + (np.arange(int(h.offsets[-1])) - np.repeat(h.offsets[:-1], width))
-    pos = np.zeros(size, np.int64)
-    neg = np.zeros(size, np.int64)
-    pos[at] = h.pos
-    neg[at] = h.neg
-    return pos, neg
+@njit(cache=True, nogil=True)
+def _add_into(lo, offsets, pos, neg, h_lo, h_offsets, h_pos, h_neg):  # pragma: no cover - compiled
+    """Add histogram h's counts of each N into the wider ranges starting at `lo` (layout `offsets`)."""
+    for big_n in range(len(lo)):
+        start = offsets[big_n] + h_lo[big_n] - lo[big_n]
+        first = h_offsets[big_n]
+        for q in range(h_offsets[big_n + 1] - first):
+            pos[start + q] += h_pos[first + q]
+            neg[start + q] += h_neg[first + q]
 
 
 def merge_histograms(a: PrefixHistogram | None, b: PrefixHistogram | None) -> PrefixHistogram | None:
@@ -34,12 +33,15 @@ def merge_histograms(a: PrefixHistogram | None, b: PrefixHistogram | None) -> Pr
         return b
     if b is None:
         return a
-    lo = np.minimum(a.lo, b.lo)
-    hi = np.maximum(a.hi, b.hi)
+    lo = np.minimum(a.lo, b.lo).astype(np.int64)
+    hi = np.maximum(a.hi, b.hi).astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(hi - lo + 1)]).astype(np.int64)
-    pa, na = _spread(a, lo, offsets)
-    pb, nb = _spread(b, lo, offsets)
-    return PrefixHistogram(lo.astype(np.int64), hi.astype(np.int64), offsets, pa + pb, na + nb)
+    pos = np.zeros(int(offsets[-1]), np.int64)
+    neg = np.zeros(int(offsets[-1]), np.int64)
+    for h in (a, b):
+        _add_into(lo, offsets, pos, neg, h.lo.astype(np.int64), h.offsets.astype(np.int64), h.pos.astype(np.int64),
+                  h.neg.astype(np.int64))
+    return PrefixHistogram(lo, hi, offsets, pos, neg)
 
 
 def merge_lists(a: list, b: list) -> list:
