@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from mofn2logic.engines import numpy_engine as ne
+from mofn2logic.errors import ProgramError
 from mofn2logic.ir.program import DecisionListBlock, IndexBlock, PoolBlock, Program, RuleBlock, pad_truth
 
 CHUNK_BYTES = 64 * 1024**2  # the float32 patches of one batch of samples (conv)
@@ -29,8 +30,8 @@ def _thresholds(b: RuleBlock, units: int) -> np.ndarray:
 
 def _check_exact(b: RuleBlock) -> None:
     if sum(r.n for r in b.rules) >= EXACT:
-        raise ValueError(f"block {b.name!r} has {sum(r.n for r in b.rules)} literals; float32 counts are exact below "
-                         f"{EXACT}")
+        raise ProgramError(f"block {b.name!r} has {sum(r.n for r in b.rules)} literals; expected fewer than {EXACT} "
+                           "(its float32 counts are exact below that)")
 
 
 def dense_atoms(src: np.ndarray, b: RuleBlock) -> np.ndarray:
@@ -108,7 +109,7 @@ def classes(program: Program, x: np.ndarray) -> np.ndarray:
         elif isinstance(b, RuleBlock):
             atoms[b.name] = dense_atoms(src.reshape(e, -1), b) if b.kind == "dense" else conv_atoms(program, src, b)
         else:
-            raise ValueError(f"block {b.name!r}: a decision list is only the last block")
+            raise ProgramError(f"block {b.name!r} is a decision list before the last block; expected one only last")
     out = program.output
     src = atoms[out.source].reshape(e, -1)
     if isinstance(out, DecisionListBlock):
