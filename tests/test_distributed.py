@@ -91,6 +91,9 @@ def test_bin_pass_equals_searchsorted_and_counting():
         kind = ["normal", "relu", "few"][it % 3]
         e, k, c, n_lab = int(rng.integers(1, 300)), int(rng.integers(1, 6)), int(rng.integers(2, 5)), int(rng.integers(1, 3))
         x = _columns(rng, kind, e, k)
+        if it % 4 == 0:  # infinities take the search's fallback
+            x[rng.random(x.shape) < 0.05] = np.inf
+            x[rng.random(x.shape) < 0.05] = -np.inf
         labels = rng.integers(0, c, (e, n_lab))
         edges = ds.edges_from_samples([ds.sample_part(x, int(rng.integers(1, 9)))], int(rng.integers(2, 12)))
         r, bins = ds.bin_part_and_bins(x, labels, c, edges)
@@ -103,6 +106,11 @@ def test_bin_pass_equals_searchsorted_and_counting():
                     assert np.array_equal(r.counts[col, b, li], np.bincount(labels[at, li], minlength=c))
                 assert r.lo[col, b] == (x[at, col].min() if at.any() else np.inf)
                 assert r.hi[col, b] == (x[at, col].max() if at.any() else -np.inf)
+        if it % 5 == 0:  # edges at -inf or +inf (not made by edges_from_samples, but searchsorted's bins all the same)
+            edges = np.sort(np.concatenate([np.full((k, 2), -np.inf), edges, np.full((k, 1), np.inf)], 1), 1)
+            r, bins = ds.bin_part_and_bins(x, labels, c, edges.astype(x.dtype))
+            for col in range(k):
+                assert np.array_equal(bins[:, col], np.searchsorted(edges[col].astype(x.dtype), x[:, col], side="right"))
         keep = rng.random(r.lo.shape) < 0.5
         for (va, la), (vb, lb) in zip(ds.values_part(x, labels, edges, keep), ds.values_part(x, labels, edges, keep, bins)):
             assert va.tobytes() == vb.tobytes() and la.tobytes() == lb.tobytes()

@@ -97,15 +97,19 @@ def _bin_pass(values, labels, edges, n_classes, counts, lo, hi, bins):  # pragma
     base = np.zeros(k, np.float64)
     scale = np.zeros(k, np.float64)
     for c in range(k):
-        n_fin = 0
-        while n_fin < n_edges and np.isfinite(edges[c, n_fin]):
-            n_fin += 1
-        if n_fin > 0:
-            base[c] = np.float64(edges[c, 0])
-            span = np.float64(edges[c, n_fin - 1]) - base[c]
+        lo_fin = 0  # edges at -inf lie below every finite value
+        while lo_fin < n_edges and edges[c, lo_fin] == -np.inf:
+            lo_fin += 1
+        hi_fin = lo_fin
+        while hi_fin < n_edges and np.isfinite(edges[c, hi_fin]):
+            hi_fin += 1
+        if hi_fin > lo_fin:
+            base[c] = np.float64(edges[c, lo_fin])
+            span = np.float64(edges[c, hi_fin - 1]) - base[c]
             sc = GRID / span if span > 0 else 0.0
             scale[c] = sc if np.isfinite(sc) else 0.0
-        for i in range(n_fin):  # edges are sorted, so their cells are too
+        first[c, 0] = lo_fin
+        for i in range(lo_fin, hi_fin):  # edges are sorted, so their cells are too
             first[c, _cell(edges[c, i], base[c], scale[c], GRID) + 1] += 1
         for g in range(GRID):
             first[c, g + 1] += first[c, g]
