@@ -148,7 +148,7 @@ def _run(model: LoadedModel, data: Dataset, out: Path, *, fit: np.ndarray, order
     fit_idx, held_idx = np.flatnonzero(fit), np.flatnonzero(~fit)
     _say(log, f"== harvest: {n} samples, {len(net.layers)} layers")
     acts = harvest(net, model.proto, data.x, batch_size=batch_size, providers=list(providers) if providers else None,
-                   memory_budget=memory_budget)
+                   memory_budget=memory_budget, preactivations=False)
     pred = predicted_class(net, acts)
     held_pred = pred[held_idx]
     held_labels = None if data.labels is None else data.labels[held_idx]

@@ -3,18 +3,17 @@
 The count of a rule's true literals is sum(pos - neg) . atoms + (number of negated literals), so
 a whole block is one product of the 0/1 source atoms with a small integer matrix. It runs in
 float32 (BLAS) and is exact: every partial sum is an integer of magnitude at most the block's
-literal count, far below 2**24. The program-fitted search computes the program's atoms on every
-fitting sample with it, and the size/fidelity front its programs' classes; tests check it equals
-the numpy engine, atom for atom and class for class.
+literal count, far below 2**24. The numpy engine computes its rule blocks with it (falling back to
+its own integer counts past that), and the program-fitted search the program's atoms on every
+fitting sample; tests check it equals the integer counts, atom for atom.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from mofn2logic.engines import numpy_engine as ne
 from mofn2logic.errors import ProgramError
-from mofn2logic.ir.program import DecisionListBlock, IndexBlock, PoolBlock, Program, RuleBlock, pad_truth
+from mofn2logic.ir.program import Program, RuleBlock, pad_truth
 
 CHUNK_BYTES = 64 * 1024**2  # the float32 patches of one batch of samples (conv)
 EXACT = 2**24  # float32 holds every integer below this
@@ -28,8 +27,13 @@ def _thresholds(b: RuleBlock, units: int) -> np.ndarray:
     return m
 
 
+def exact(b: RuleBlock) -> bool:
+    """Whether the block's float32 counts are exact (every partial sum below 2**24)."""
+    return sum(r.n for r in b.rules) < EXACT
+
+
 def _check_exact(b: RuleBlock) -> None:
-    if sum(r.n for r in b.rules) >= EXACT:
+    if not exact(b):
         raise ProgramError(f"block {b.name!r} has {sum(r.n for r in b.rules)} literals; expected fewer than {EXACT} "
                            "(its float32 counts are exact below that)")
 
@@ -98,24 +102,4 @@ def conv_atoms(program: Program, src: np.ndarray, b: RuleBlock) -> np.ndarray:
     return out
 
 
-def classes(program: Program, x: np.ndarray) -> np.ndarray:
-    """(E,) the class the numpy engine decides (`numpy_engine.evaluate`), its hidden rule blocks run as products."""
-    atoms = {"": ne.input_atoms(program, x)}
-    e = len(x)
-    for b in program.blocks[:-1]:
-        src = atoms[b.source]
-        if isinstance(b, (IndexBlock, PoolBlock)):
-            atoms[b.name] = ne.structural(src, b)
-        elif isinstance(b, RuleBlock):
-            atoms[b.name] = dense_atoms(src.reshape(e, -1), b) if b.kind == "dense" else conv_atoms(program, src, b)
-        else:
-            raise ProgramError(f"block {b.name!r} is a decision list before the last block; expected one only last")
-    out = program.output
-    src = atoms[out.source].reshape(e, -1)
-    if isinstance(out, DecisionListBlock):
-        return ne.list_classes(src, out)
-    counts, m, n = ne.dense_atoms(src, out)[1:]  # the engine's own margins (the class block is small)
-    return np.argmax((counts - m) / np.maximum(n, 1), axis=1)
-
-
-__all__ = ["dense_atoms", "conv_atoms", "classes"]
+__all__ = ["dense_atoms", "conv_atoms", "exact"]

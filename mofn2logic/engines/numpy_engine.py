@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mofn2logic.engines import block_counts
 from mofn2logic.engines.base import EvaluatingEngine
 from mofn2logic.errors import ProgramError
 from mofn2logic.ir.program import DecisionListBlock, IndexBlock, PoolBlock, Program, RuleBlock, pad_truth
@@ -43,6 +44,9 @@ def evaluate(program: Program, x: np.ndarray) -> tuple[dict[str, np.ndarray], np
             atoms[b.name] = structural(src, b)
         elif isinstance(b, DecisionListBlock):
             atoms[b.name] = list_atoms(src.reshape(e, -1), b)
+        elif block_counts.exact(b):  # as matrix products (BLAS): the same atoms as the counts below, faster
+            atoms[b.name] = (block_counts.dense_atoms(src.reshape(e, -1), b) if b.kind == "dense"
+                             else block_counts.conv_atoms(program, src, b))
         elif b.kind == "dense":
             atoms[b.name] = dense_atoms(src.reshape(e, -1), b)[0]
         else:

@@ -76,11 +76,10 @@ def literals(program: Program) -> int:
 
 def program_point(program: Program, x_held: np.ndarray, pred_held: np.ndarray, *, series: str = "program",
                   beta: float | None = None) -> Point:
-    """A program's literals and held-out fidelity (the numpy engine's classes on the cut tensor's values, its
-    rule blocks run as matrix products)."""
-    from mofn2logic.engines.block_counts import classes as program_classes
+    """A program's literals and held-out fidelity (the numpy engine's classes on the cut tensor's values)."""
+    from mofn2logic.engines.numpy_engine import evaluate
 
-    classes = program_classes(program, np.asarray(x_held))
+    classes = evaluate(program, np.asarray(x_held))[2]
     return Point(series, literals(program), float(np.mean(classes == pred_held)), beta=beta)
 
 

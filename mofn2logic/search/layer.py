@@ -369,6 +369,18 @@ def default_workers(backend: Backend, cells: int = POOL_CELLS) -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _pool_worker() -> None:
+    """A forked search worker: one thread; SIGTERM (the pool's end) kills it at once, whatever it waits on
+    (a Python-level handler inherited from the CLI runs only between bytecodes, and a worker blocked on
+    the pool's queue lock was once seen never to run it: the pool's exit then waited forever); Ctrl-C
+    is the parent's to handle."""
+    import signal
+
+    set_search_threads(1)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def search_layer(problem: LayerProblem, *, betas: Sequence[float], order: str, backend: Backend,
                  small_n: int = 3, pool_size: int = 16, where: str = "", progress: bool | None = None,
                  workers: int | None = None, exact: ExactOptions | None = None) -> tuple[UnitRules, ...]:
@@ -402,8 +414,7 @@ def search_layer(problem: LayerProblem, *, betas: Sequence[float], order: str, b
                     out.append(u)
                     bar.update(1)
         elif workers > 1 and units >= 4 and "fork" in multiprocessing.get_all_start_methods():
-            with multiprocessing.get_context("fork").Pool(min(workers, units), initializer=set_search_threads,
-                                                          initargs=(1,)) as pool:
+            with multiprocessing.get_context("fork").Pool(min(workers, units), initializer=_pool_worker) as pool:
                 out = []
                 for u in pool.imap(_work, range(units)):
                     out.append(u)
