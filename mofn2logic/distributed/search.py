@@ -457,14 +457,14 @@ def extract_sharded(client, model, store: ShardSet, *, layers: Sequence[str] | N
             lay = _Layer(client, store, Source(path, sha, i, "examples"), [None] * len(store.shards), n)
         else:
             oh, ow = store.shapes[layer.output][1:]
-            picks, size = _picks(store, n * oh * ow, oh * ow, conv_examples, seed + i)
+            picks, size = _picks(store, n * oh * ow, oh * ow, conv_examples, nw.draw_seeds(seed, i)[0])
             lay = _Layer(client, store, Source(path, sha, i, "examples"), picks, size)
         # the head splits go first and run beside the input splits (neither needs the other)
         head_parts = None if is_output else lay.submit_splits("targets", layer.units, ("pred", n_classes))
         chain_inputs, chained = None, False
         if selected and mode == "chain":
             chain_inputs, chained = _chain_inputs(client, store, network, i, prev_heads, lay, n_classes,
-                                                  conv_examples, seed + 1000 + i, Source(path, sha, i, "channels"))
+                                                  conv_examples, nw.draw_seeds(seed, i)[1], Source(path, sha, i, "channels"))
         heads = None if head_parts is None else np.concatenate(result(head_parts, client), axis=1)[0]
         if selected:
             if log:

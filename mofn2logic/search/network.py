@@ -190,14 +190,14 @@ def extract(
         chain_inputs, chained = None, False
         if selected and mode == "chain":
             chain_inputs, chained = _chain_input_thresholds(network, i, prev_heads, acts, pred, n_classes,
-                                                            conv_examples, seed + 1000 + i, drawn)
+                                                            conv_examples, draw_seeds(seed, i)[1], drawn)
         on_program = (fit_on == "program" and program is not None and chained and out
                       and out[-1].name == network.layers[i - 1].name)
         coded = codes = None
         if on_program and program is not None and chain_inputs is not None:
             coded, codes = program.coded_input(network, i, acts, chain_inputs)
         layer_acts = acts if coded is None else ChainMap({layer.input: coded}, acts)  # type: ignore[arg-type]
-        ex = _examples(network, layer, layer_acts, pred, conv_examples, conv_position, seed + i, n_classes,
+        ex = _examples(network, layer, layer_acts, pred, conv_examples, conv_position, draw_seeds(seed, i)[0], n_classes,
                        drawn.get(layer.name))
         heads = None if is_output else _heads(layer, ex, n_classes)
         taken = _taken(reuse, layer.name, betas) if selected and coded is None else None
@@ -274,11 +274,11 @@ def optimality_report(network: Network, acts: Mapping[str, np.ndarray], *, mode:
     prev_heads = None
     for i, layer in enumerate(network.layers):
         is_output = i == len(network.layers) - 1
-        ex = _examples(network, layer, acts, pred, conv_examples, "all", seed + i, n_classes)
+        ex = _examples(network, layer, acts, pred, conv_examples, "all", draw_seeds(seed, i)[0], n_classes)
         heads = None if is_output else _heads(layer, ex, n_classes)
         if layer.fan_in <= max_inputs:
             chain = (_chain_input_thresholds(network, i, prev_heads, acts, pred, n_classes, conv_examples,
-                                             seed + 1000 + i)[0] if mode == "chain" else None)
+                                             draw_seeds(seed, i)[1])[0] if mode == "chain" else None)
             (problem,) = _problems(layer, ex, heads, chain, n_classes, mode=mode, is_output=is_output)
             report[layer.name] = optimality(problem, betas)
         prev_heads = heads
@@ -339,6 +339,12 @@ def _heads(layer: Layer, ex: LayerExamples, n_classes: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------- conv tensors read during the harvest
 
+def draw_seeds(seed: int, i: int) -> tuple[int, int]:
+    """Seeds of layer i's two draws: its conv examples, and its input-split values where a conv layer's
+    thresholds cannot be carried from the layer below."""
+    return seed + i, seed + 1000 + i
+
+
 def conv_draws(network: Network, n_samples: int, layers: Sequence[str] | None, conv_examples: int,
                seed: int) -> ConvDraws | None:
     """The `harvest(on_batch=...)` reader that gathers what `extract` (fit on the network, every
@@ -346,7 +352,7 @@ def conv_draws(network: Network, n_samples: int, layers: Sequence[str] | None, c
     None when those layers hold no convolution."""
     layer_names, wanted = wanted_layers(network, layers)
     last = max(layer_names.index(n) for n in wanted)
-    convs = {la.name: (la, seed + i, seed + 1000 + i) for i, la in enumerate(network.layers[: last + 1])
+    convs = {la.name: (la, *draw_seeds(seed, i)) for i, la in enumerate(network.layers[: last + 1])
              if la.kind == "conv"}
     return ConvDraws(convs, n_samples, conv_examples) if convs else None
 
@@ -378,9 +384,9 @@ def _check_drawn(network: Network, drawn: Mapping[str, DrawnConv], budget: int, 
                           f"got {position!r} fitted on the {fit_on}")
     for i, la in enumerate(network.layers):
         d = drawn.get(la.name)
-        if d is not None and (d.budget, d.seed, d.split_seed) != (budget, seed + i, seed + 1000 + i):
+        if d is not None and (d.budget, d.seed, d.split_seed) != (budget, *draw_seeds(seed, i)):
             raise SearchError(f"layer {la.name!r}: its examples were drawn with budget {d.budget} and seed {d.seed}; "
-                              f"extract draws {budget} with seed {seed + i}")
+                              f"extract draws {budget} with seed {draw_seeds(seed, i)[0]}")
 
 
 # --------------------------------------------------------------------------- chain thresholds
@@ -429,26 +435,22 @@ def _chain_input_thresholds(network, i, prev_heads, acts, pred, n_classes, budge
         prev = network.layers[i - 1]
         shape = tensor_shape(acts, drawn, prev.output)
         per_elem = propagate_thresholds(prev_heads, shape, _steps_between(network, i))
-    d = (drawn or {}).get(layer.name)
-    if d is not None:  # a convolution whose input was read through the harvest's draws
-        ch, _, _ = literal_offsets(layer)
-        chained = per_elem is not None and per_elem.ndim == 3 and bool(np.all(per_elem == per_elem[:, :1, :1]))
-        dtype = d.examples.patches.dtype
-        per_channel = (per_elem[:, 0, 0].astype(dtype) if chained and per_elem is not None
-                       else best_splits(d.split_values, pred[d.split_sample], n_classes)[0])
-        return per_channel[ch], chained
-    x = acts[layer.input]
-    if layer.kind == "dense":
+    d = (drawn or {}).get(layer.name)  # a convolution whose input was read through the harvest's draws
+    x = acts[layer.input] if d is None else None
+    if layer.kind == "dense" and x is not None:
         n = int(np.prod(np.asarray(x).shape[1:]))
         if per_elem is not None and per_elem.size == n:
             return per_elem.reshape(-1).astype(x.dtype), True
         return best_splits(np.asarray(x).reshape(len(pred), -1), pred, n_classes)[0], False
     ch, _, _ = literal_offsets(layer)
     chained = per_elem is not None and per_elem.ndim == 3 and bool(np.all(per_elem == per_elem[:, :1, :1]))
+    dtype = x.dtype if x is not None else d.examples.patches.dtype  # type: ignore[union-attr]
     if chained and per_elem is not None:
-        per_channel = per_elem[:, 0, 0].astype(x.dtype)
+        per_channel = per_elem[:, 0, 0].astype(dtype)
+    elif d is not None:  # the same (sample, position) draw, gathered during the harvest
+        per_channel = best_splits(d.split_values, pred[d.split_sample], n_classes)[0]
     else:  # a new split per input channel, over (sample, position) values
-        e, c = x.shape[0], x.shape[1]
+        e, c = x.shape[0], x.shape[1]  # type: ignore[union-attr]
         vals = np.asarray(x).reshape(e, c, -1)
         s, p = np.divmod(draw(e * vals.shape[2], budget, seed), vals.shape[2])  # as ConvDraws draws it
         per_channel = best_splits(vals[s, :, p], pred[s], n_classes)[0]
