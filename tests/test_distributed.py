@@ -235,6 +235,17 @@ def test_cluster_rules_equal_single_machine_rules(cases, clusters, tmp_path, cas
         assert _rules_bytes(rs, tmp_path / f"dask{workers}.json") == want, f"{workers} workers"
 
 
+def test_workers_on_other_machines_are_told_apart(clusters):
+    """The default store (a folder on the client's machine) is refused when a worker runs elsewhere: which
+    workers do is read from their addresses."""
+    from mofn2logic.distributed.cluster import is_local_address, remote_workers
+
+    assert is_local_address("127.0.0.1") and is_local_address("localhost")
+    assert not is_local_address("192.0.2.1") and not is_local_address("no-such-host.invalid")  # TEST-NET-1, RFC 2606
+    assert remote_workers(["tcp://127.0.0.1:4000", "tcp://192.0.2.1:4000"]) == ["tcp://192.0.2.1:4000"]
+    assert remote_workers(clusters[2].scheduler_info()["workers"]) == []
+
+
 def test_cli_refuses_what_cannot_be_exact(cases, tmp_path):
     model, data = cases["gemm64"]
     for extra, word in ((["--order", "best"], "order 'best'"), (["--order", "exact"], "order 'exact'"),

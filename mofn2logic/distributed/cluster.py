@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from mofn2logic.errors import DataError, Mofn2LogicError
@@ -51,6 +51,29 @@ def connect(scheduler: str | None = None, workers: int | None = None, *, process
 
 def n_workers(client: Any) -> int:
     return max(1, len(client.scheduler_info().get("workers", {})))
+
+
+def is_local_address(host: str) -> bool:
+    """Whether `host` (an address a worker gave the scheduler) is one of this machine's: a socket can be
+    bound to it here."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    for family, _, _, _, addr in infos:
+        with contextlib.suppress(OSError), socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.bind((addr[0], 0))
+            return True
+    return False
+
+
+def remote_workers(addresses: Iterable[str]) -> list[str]:
+    """Those of the workers' addresses (tcp://HOST:PORT) that are on other machines than this one."""
+    from urllib.parse import urlsplit
+
+    return sorted(a for a in addresses if not is_local_address(urlsplit(a).hostname or ""))
 
 
 def tree_reduce(client: Any, fn: Any, futures: list[Any]) -> Any:

@@ -38,7 +38,7 @@ def extract(model_path: str | os.PathLike[str], data: str | os.PathLike[str], *,
             client: Any = None, **options: Any):
     """`api.extract` on a Dask cluster: the same rule set (see `distributed.search`). `client`: a connected
     `distributed.Client` to use instead of `scheduler` / `workers` (left open)."""
-    from mofn2logic.distributed.cluster import connect, n_workers
+    from mofn2logic.distributed.cluster import connect, n_workers, remote_workers
     from mofn2logic.distributed.search import extract_sharded, refuse
     from mofn2logic.distributed.store import client_dataset, harvest_sharded
     from mofn2logic.inputs import load_model, provenance
@@ -55,6 +55,12 @@ def extract(model_path: str | os.PathLike[str], data: str | os.PathLike[str], *,
             root = Path(store)
         if client is None:
             client = stack.enter_context(connect(scheduler, workers, processes=processes))
+        if store is None:  # the default store is a folder on this machine: workers elsewhere cannot share it
+            far = remote_workers(client.scheduler_info().get("workers", {}))
+            if far:
+                raise DataError(f"{len(far)} Dask worker(s) run on other machines ({far[0]}...); expected --store "
+                                "FOLDER, a folder every worker reads and writes at the same path (the default is a "
+                                "temporary folder on this machine)")
         k = shards or n_workers(client)
         s = harvest_sharded(client, model, str(data), key, root, shards=k, batch_size=batch_size,
                             providers=list(providers) if providers else None)
