@@ -120,3 +120,17 @@ def test_without_preactivations_the_rest_is_unchanged(model_zoo, kind):
     assert set(full) - set(lean), "the model has a pre-activation to leave out"
     for name in lean:
         np.testing.assert_array_equal(lean[name], full[name], err_msg=name)
+
+
+@pytest.mark.parametrize("kind", ["convbn", "torch_cnn_dynamo", "gemm32", "gemm64"])
+def test_one_onnxruntime_thread_gives_the_same_activations(model_zoo, kind):
+    """A Dask worker's session takes the worker's thread count (one by default); its activations, and so the
+    cluster's rules, must be those of a session on every core, bit for bit."""
+    model = onnx.load(str(model_zoo[kind]))
+    net = import_network(model_zoo[kind])
+    x = check_data(onnx_models.sample_input(model, 96, seed=6), net.input_shape, net.dtype)
+    many = harvest(net, model_zoo[kind], x, batch_size=48, preactivations=False)
+    one = harvest(net, model_zoo[kind], x, batch_size=48, preactivations=False, threads=1)
+    assert set(one) == set(many)
+    for name in many:
+        assert np.asarray(one[name]).tobytes() == np.asarray(many[name]).tobytes(), name

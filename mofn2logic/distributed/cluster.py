@@ -44,8 +44,11 @@ def connect(scheduler: str | None = None, workers: int | None = None, *, process
             return
         if workers is None or workers < 1:
             raise DataError(f"a local cluster needs 1 or more workers, got {workers!r}")
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=":0",
-                          silence_logs=50) as cluster, Client(cluster) as client:
+        # no work stealing on a cluster of our own: each shard's tasks go to its home worker, whose caches
+        # (examples, sparse rows, pass 2's bins) a thief would miss; a lost worker's tasks still move
+        with dask.config.set({"distributed.scheduler.work-stealing": False}), \
+                LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=":0",
+                             silence_logs=50) as cluster, Client(cluster) as client:
             yield client
 
 

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +42,17 @@ def extract(model_path: str | os.PathLike[str], data: str | os.PathLike[str], *,
     from mofn2logic.distributed.cluster import connect, n_workers, remote_workers
     from mofn2logic.distributed.search import extract_sharded, refuse
     from mofn2logic.distributed.store import client_dataset, harvest_sharded
-    from mofn2logic.inputs import load_model, provenance
+    from mofn2logic.inputs import file_sha256, load_model, provenance
 
     _check(scheduler, workers if client is None else None, shards)
     refuse(options.get("order", "weight"), options.get("conv_position", "all"), options.get("fit_on", "network"))
     options.pop("device", None)  # the workers count; every backend gives the same counts
     model = load_model(model_path)
-    prov = provenance(model, client_dataset(model, _data_path(data), key)[0])
+    client_dataset(model, _data_path(data), key)  # the header checked before any cluster starts
     with contextlib.ExitStack() as stack:
+        # the data's SHA-256 (for the provenance) is read beside the cluster's work: one pass over the file
+        # that otherwise stands alone before the harvest (hashlib and file reads release the GIL)
+        sha = stack.enter_context(ThreadPoolExecutor(1)).submit(file_sha256, str(data))
         if store is None:
             root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mofn2logic-shards-")))
         else:
@@ -64,7 +68,9 @@ def extract(model_path: str | os.PathLike[str], data: str | os.PathLike[str], *,
         k = shards or n_workers(client)
         s = harvest_sharded(client, model, str(data), key, root, shards=k, batch_size=batch_size,
                             providers=list(providers) if providers else None)
-        return extract_sharded(client, model, s, provenance=prov, log=log, **options)
+        return extract_sharded(client, model, s, log=log, **options,
+                               provenance=lambda: provenance(model, client_dataset(model, str(data), key,
+                                                                                   sha256=sha.result())[0]))
 
 
 def harvest(model_path: str | os.PathLike[str], data: str | os.PathLike[str], output: str | os.PathLike[str], *,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -322,10 +322,11 @@ class _Layer:
         n_lab = 1 if lab[0] == "pred" else (lab[2] if lab[1] is None else len(lab[1]))
         n_cls = lab[1] if lab[0] == "pred" else 2
         per_shard = max(1, max(len(p) if p is not None else sh.n for sh, p in zip(self.store.shards, self.picks)))
-        # blocks within the memory bounds, and enough of them (of 64 columns or more) to keep every worker sweeping:
-        # about 4 per worker, so that the sweeps (one task per block) share out evenly
+        # blocks within the memory bounds, and enough of them (of 32 columns or more) to keep every worker sweeping:
+        # about 8 per worker, so that the sweeps (one task per block) share out evenly and the last one, which
+        # a worker may run alone, is short
         step = max(1, min(COLUMN_BYTES // (8 * per_shard), COUNT_BYTES // (8 * ds.MAX_BINS * n_lab * n_cls),
-                          max(64, -(-k // (4 * n_workers(self.client))))))
+                          max(32, -(-k // (8 * n_workers(self.client))))))
         outs = []
         for c0 in range(0, k, step):
             cols = slice(c0, min(k, c0 + step))
@@ -374,8 +375,10 @@ class _Layer:
             else:
                 orders = [weight_order(w) for w in ws]
             hists = tree_reduce(self.client, merge_lists, self._each(_t_hist, b, ths, negs, orders, heads, n_classes))
+            # below the histograms in priority: every shard's histograms first, so that no worker waits on the
+            # last block's while another runs an earlier block's rules; the rules then share out at the end
             outs.append(self.client.submit(_t_rules, hists, b, ths, ws, orders, heads, fan_in, where, tuple(betas),
-                                           order, offsets, pure=False))
+                                           order, offsets, pure=False, priority=-1))
         return [u for block in result(outs, self.client) for u in block]
 
 
@@ -415,10 +418,12 @@ def refuse(order: str, conv_position: str, fit_on: str) -> None:
 def extract_sharded(client, model, store: ShardSet, *, layers: Sequence[str] | None = None, mode: str = "chain",
                     order: str = "weight", betas: Sequence[float] = (0.0, 0.1, 0.2, 1.0, 5.0, 1000.0),
                     small_n: int = 3, pool_size: int = 16, conv_examples: int = 20000, conv_position: str = "all",
-                    seed: int = 0, provenance: Mapping[str, object] | None = None, log=None,
+                    seed: int = 0, provenance: Mapping[str, object] | Callable[[], Mapping[str, object]] | None = None,
+                    log=None,
                     cuts: int | None = None, exact_pool: int | None = None, validation: float | None = None,
                     improve_steps: int | None = None, fit_on: str = "network", device: str = "cpu") -> Any:
-    """The rule set `search.network.extract` gives on the store's activations, computed on the cluster."""
+    """The rule set `search.network.extract` gives on the store's activations, computed on the cluster.
+    `provenance`: its entries, or a function giving them, called when the rules are done."""
     from mofn2logic.ir.rules import RuleSet
     from mofn2logic.search import network as nw
     from mofn2logic.search.conv_examples import full_weight, literal_offsets
@@ -483,7 +488,7 @@ def extract_sharded(client, model, store: ShardSet, *, layers: Sequence[str] | N
                                        nw._steps_between(network, i), shapes, chained, "network"))
         prev_heads = heads
     prov = {
-        "package": "mofn2logic", "version": __version__, **(provenance or {}),
+        "package": "mofn2logic", "version": __version__, **((provenance() if callable(provenance) else provenance) or {}),
         "options": {"mode": mode, "order": order, "betas": list(betas), "layers": wanted, "small_n": small_n,
                     "pool_size": pool_size, "conv_examples": conv_examples, "conv_position": conv_position,
                     "seed": seed, "n_samples": int(n), "cuts": cuts, "exact_pool": exact_pool,

@@ -248,10 +248,8 @@ def values_part(values: np.ndarray, labels: np.ndarray, edges: np.ndarray, keep:
     """Pass 3 on one shard: per column, its values in the kept bins and their labels (`bins`: pass 2's
     bin of every value, else found again)."""
     values = np.asarray(values)
-    if bins is None:
-        bins = np.empty(values.shape, np.int64)
-        for c in range(values.shape[1]):
-            bins[:, c] = np.searchsorted(edges[c], values[:, c], side="right")
+    if bins is None:  # pass 2 ran elsewhere (a task moved to another worker): find the bins again, compiled
+        bins = bin_part_and_bins(values, labels, int(labels.max()) + 1 if labels.size else 1, edges)[1]
     if labels.size and labels.max() < 128:  # labels are classes: the smallest integers that hold them travel
         labels = labels.astype(np.int8)
     elif labels.size and labels.max() < 32768:

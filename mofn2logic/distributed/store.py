@@ -95,7 +95,8 @@ def harvest_shard(model_path: str, model_sha: str, data_path: str, key: str | No
     tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
     try:
         acts = harvest(m.network, m.proto, x, batch_size=batch_size, providers=providers,
-                       memory_budget=0, store_dir=tmp, progress=False, preactivations=False)
+                       memory_budget=0, store_dir=tmp, progress=False, preactivations=False,
+                       threads=_worker_threads())
         out = np.asarray(acts[m.network.output])
         counts = np.bincount(np.argmax(out, axis=1), minlength=out.shape[1])
         meta = {k: (tuple(int(d) for d in v.shape[1:]), str(v.dtype)) for k, v in acts.items()}
@@ -108,6 +109,17 @@ def harvest_shard(model_path: str, model_sha: str, data_path: str, key: str | No
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return Shard(str(final), start, stop, names), counts, meta
+
+
+def _worker_threads() -> int | None:
+    """The running Dask worker's thread count (None outside a worker): its onnxruntime session takes as
+    many threads, so that workers sharing a machine do not each start one per core and contend."""
+    try:
+        from distributed import get_worker
+
+        return max(1, int(get_worker().state.nthreads))
+    except (ImportError, ValueError, AttributeError):
+        return None
 
 
 def fixed_batch(model) -> int | None:
@@ -153,12 +165,13 @@ def harvest_sharded(client, model, data_path: str, key: str | None, directory: s
     return out
 
 
-def client_dataset(model, data: str, key: str | None):
-    """What the client reads of the data: its shape and dtype (an .npy stays on disk, untouched) and its
-    SHA-256 for the provenance; each worker checks the values of its own rows."""
-    from mofn2logic.inputs import Dataset, check_data, file_sha256, read_array
+def client_dataset(model, data: str, key: str | None, *, sha256: str | None = None):
+    """What the client reads of the data: its shape and dtype (an .npy stays on disk, untouched), and the
+    sample count; each worker checks the values of its own rows. `sha256`: the file's, for the provenance
+    (the caller hashes the file once, beside the cluster's work; "" when not given)."""
+    from mofn2logic.inputs import Dataset, check_data, read_array
 
     x = read_array(data, key, max_bytes=1 << 62)
     net = model.network
     first = check_data(x[:1], net.input_shape, net.dtype, name=f"data {data!r}", max_bytes=1 << 62)
-    return Dataset(first, None, Path(data).name, file_sha256(data), key, (Path(data),)), len(x)
+    return Dataset(first, None, Path(data).name, sha256 or "", key, (Path(data),)), len(x)

@@ -136,11 +136,13 @@ class Rows(Mapping[str, np.ndarray]):
         return tuple(self._gathered)
 
 
-def _session(model: bytes, providers: list[str]):
+def _session(model: bytes, providers: list[str], threads: int | None = None):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 4  # its failures come back as exceptions, told in one line
+    if threads:
+        opts.intra_op_num_threads = threads
     try:
         sess = ort.InferenceSession(model, sess_options=opts, providers=providers)
     except Exception as e:  # onnxruntime raises its own Fail/NotImplemented types
@@ -221,6 +223,7 @@ def harvest(
     preactivations: bool = True,
     keep: Collection[str] | None = None,
     on_batch: Callable[[Mapping[str, np.ndarray], int], None] | None = None,
+    threads: int | None = None,
 ) -> Activations:
     """Run `model` (the proto `network` was imported from, or its file) on `x` (already checked
     by `mofn2logic.inputs.check_data`) and keep every boundary tensor.
@@ -234,18 +237,19 @@ def harvest(
 
     `keep` (default: all) names the tensors the store holds; `on_batch(tensors, start)` sees every
     fetched tensor of each batch (its real rows, from sample `start` on) before it goes, so that a
-    reader of a few rows of a large tensor (the conv layers' drawn examples) need not store it."""
+    reader of a few rows of a large tensor (the conv layers' drawn examples) need not store it.
+    `threads`: onnxruntime's intra-op threads (default: its own choice, one per core)."""
     with quiet():
         return _harvest(network, model, x, batch_size=batch_size, providers=providers,
                         memory_budget=memory_budget, store_dir=store_dir, progress=progress,
-                        preactivations=preactivations, keep=keep, on_batch=on_batch)
+                        preactivations=preactivations, keep=keep, on_batch=on_batch, threads=threads)
 
 
 def _harvest(network: Network, model: onnx.ModelProto | str | os.PathLike[str], x: np.ndarray, *,
              batch_size: int, providers: list[str] | None, memory_budget: int,
              store_dir: str | os.PathLike[str] | None, progress: bool | None, preactivations: bool,
-             keep: Collection[str] | None, on_batch: Callable[[Mapping[str, np.ndarray], int], None] | None
-             ) -> Activations:
+             keep: Collection[str] | None, on_batch: Callable[[Mapping[str, np.ndarray], int], None] | None,
+             threads: int | None = None) -> Activations:
     from tqdm.auto import tqdm
 
     if batch_size < 1:
@@ -259,7 +263,7 @@ def _harvest(network: Network, model: onnx.ModelProto | str | os.PathLike[str], 
         raise DataError(f"cannot keep {sorted(unknown)}: expected tensors among the harvested {fetch}")
     stored = [f for f in fetch if keep is None or f in keep]
     chosen = select_providers(providers)
-    sess = _session(augmented_bytes(network, proto, preactivations), chosen)
+    sess = _session(augmented_bytes(network, proto, preactivations), chosen, threads)
     inp = sess.get_inputs()[0]
     fixed = inp.shape[0] if inp.shape and isinstance(inp.shape[0], int) and inp.shape[0] > 0 else None
     bs = fixed or batch_size
