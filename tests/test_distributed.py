@@ -274,13 +274,41 @@ def test_harvest_writes_a_sharded_store(cases, tmp_path):
     import mofn2logic as M
 
     net = M.import_network(model)
-    whole = harvest(net, model, np.load(data), batch_size=64)
+    whole = harvest(net, model, np.load(data), batch_size=64, preactivations=False)
     from mofn2logic.distributed.store import Shard
 
     for s in index["shards"]:
+        assert "input_rows_of" not in s  # the harvest command's store stands alone: the input is copied
         got = open_shard(Shard(str(out / s["directory"]), s["start"], s["stop"]))
+        assert set(got) == set(whole)
         for name, arr in got.items():
             assert np.array_equal(arr, whole[name][s["start"]:s["stop"]]), name
+
+
+@pytest.mark.parametrize("dtype,linked", [(np.float32, True), (np.float64, False)])
+def test_extract_store_reads_the_input_in_place(cases, clusters, tmp_path, dtype, linked):
+    """An extract's store reads the network's input from an .npy data file of the model's dtype instead of
+    copying it (the data file cast to another dtype is copied); every tensor reads as the whole harvest's."""
+    import mofn2logic as M
+    from mofn2logic.distributed.store import harvest_sharded, open_shard
+    from mofn2logic.inputs import load_model
+    from mofn2logic.onnx.harvest import harvest
+
+    model, data = cases["convbn"]
+    x = np.load(data).astype(dtype)
+    np.save(tmp_path / "x.npy", x)
+    s = harvest_sharded(clusters[2], load_model(model), str(tmp_path / "x.npy"), None, tmp_path / "store", shards=2,
+                        batch_size=32, link_input=True)
+    net = M.import_network(model)
+    whole = harvest(net, model, x.astype(np.float32), batch_size=32, preactivations=False)
+    for sh in s.shards:
+        assert (sh.linked is not None) == linked
+        assert (net.input not in json.loads((Path(sh.directory) / "index.json").read_text())) == linked
+        got = open_shard(sh)
+        assert set(got) == set(whole)
+        for name, arr in got.items():
+            assert arr.tobytes() == np.asarray(whole[name][sh.start:sh.stop]).tobytes(), name
+    assert s.shapes[net.input] == tuple(whole[net.input].shape[1:]) and s.dtypes[net.input] == "float32"
 
 
 def test_no_dask_without_the_options(cases, tmp_path):

@@ -79,10 +79,11 @@ def remote_workers(addresses: Iterable[str]) -> list[str]:
     return sorted(a for a in addresses if not is_local_address(urlsplit(a).hostname or ""))
 
 
-def tree_reduce(client: Any, fn: Any, futures: list[Any]) -> Any:
+def tree_reduce(client: Any, fn: Any, futures: list[Any], priority: int = 0) -> Any:
     """Pairwise reduction of `futures` on the cluster: log2 levels, nothing brought to the client."""
     while len(futures) > 1:
-        futures = [client.submit(fn, futures[k], futures[k + 1], pure=False) if k + 1 < len(futures) else futures[k]
+        futures = [client.submit(fn, futures[k], futures[k + 1], pure=False, priority=priority)
+                   if k + 1 < len(futures) else futures[k]
                    for k in range(0, len(futures), 2)]
     return futures[0]
 

@@ -67,7 +67,7 @@ def extract(model_path: str | os.PathLike[str], data: str | os.PathLike[str], *,
                                 "temporary folder on this machine)")
         k = shards or n_workers(client)
         s = harvest_sharded(client, model, str(data), key, root, shards=k, batch_size=batch_size,
-                            providers=list(providers) if providers else None)
+                            providers=list(providers) if providers else None, link_input=True)
         return extract_sharded(client, model, s, log=log, **options,
                                provenance=lambda: provenance(model, client_dataset(model, str(data), key,
                                                                                    sha256=sha.result())[0]))

@@ -306,11 +306,13 @@ class _Layer:
         self.client, self.store, self.src, self.picks = client, store, src, picks
         self.n_examples = n_examples
         self.homes = _homes(client, len(store.shards))
+        self._sweeps = dict.fromkeys(sorted(client.scheduler_info().get("workers", {})), 0)  # columns swept, per worker
 
-    def _each(self, fn, *args) -> list:
+    def _each(self, fn, *args, priority: int = 0) -> list:
         """One task per shard (with examples), each on its shard's home worker while that worker is up: its
         examples, sparse rows and bins stay cached there from task to task."""
-        return [self.client.submit(fn, sh, self.src, pk, *args, pure=False, workers=home, allow_other_workers=True)
+        return [self.client.submit(fn, sh, self.src, pk, *args, pure=False, workers=home, allow_other_workers=True,
+                                   priority=priority)
                 for sh, pk, home in zip(self.store.shards, self.picks, self.homes) if pk is None or len(pk)]
 
     def splits(self, which: str, k: int, lab: tuple) -> np.ndarray:
@@ -328,14 +330,31 @@ class _Layer:
         step = max(1, min(COLUMN_BYTES // (8 * per_shard), COUNT_BYTES // (8 * ds.MAX_BINS * n_lab * n_cls),
                           max(32, -(-k // (8 * n_workers(self.client))))))
         outs = []
-        for c0 in range(0, k, step):
+        # priorities: a worker runs block b's pass 2 before block b - 3's sweep, so that no shard's next
+        # bins wait behind a sweep while another worker, needing them for pass 3, idles (three blocks ahead
+        # at most: what waits to be swept stays within a few blocks' values); pass 1 (a few values per
+        # column) runs first, so every block's edges are ready when its pass 2 could start
+        for b, c0 in enumerate(range(0, k, step)):
             cols = slice(c0, min(k, c0 + step))
-            edges = self.client.submit(_t_edges, *self._each(_t_sample, which, cols), pure=False)
-            r = tree_reduce(self.client, ds.merge_bins, self._each(_t_bins, which, cols, lab, edges))
-            keep = self.client.submit(ds.select_bins, r, pure=False)
-            vals = self._each(_t_values, which, cols, lab, edges, keep)
-            outs.append(self.client.submit(_t_sweep, r, keep, lab, *vals, pure=False))
+            edges = self.client.submit(_t_edges, *self._each(_t_sample, which, cols, priority=1), pure=False,
+                                       priority=1)
+            r = tree_reduce(self.client, ds.merge_bins, self._each(_t_bins, which, cols, lab, edges, priority=-b),
+                            priority=-b)
+            keep = self.client.submit(ds.select_bins, r, pure=False, priority=-b)
+            vals = self._each(_t_values, which, cols, lab, edges, keep, priority=-b - 1)
+            outs.append(self.client.submit(_t_sweep, r, keep, lab, *vals, pure=False, priority=-b - 3,
+                                           **self._sweeper(cols)))
         return outs
+
+    def _sweeper(self, cols: slice) -> dict:
+        """Where a block's sweep goes: the worker with the fewest columns to sweep so far (loosely: another
+        takes it if that one is lost). Left to the scheduler, sweeps -- whose inputs come equally from
+        every shard -- fell unevenly (9 to 8 of 17, about a sweep's time of one worker waiting)."""
+        if not self._sweeps:
+            return {}
+        w = min(self._sweeps, key=lambda a: (self._sweeps[a], a))
+        self._sweeps[w] += cols.stop - cols.start
+        return {"workers": [w], "allow_other_workers": True}
 
     def std(self) -> np.ndarray:
         """numpy's std over axis 0 of the layer's examples (E, n): two sums carried from shard to shard in

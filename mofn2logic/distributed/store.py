@@ -30,6 +30,9 @@ class Shard:
     start: int
     stop: int
     tensors: tuple[str, ...] = ()
+    # the network's input, not copied: (its name, the .npy data file, the per-sample shape) -- rows
+    # start..stop of that file, read in place (None: the input is in `directory` like every other tensor)
+    linked: tuple[str, str, tuple[int, ...]] | None = None
 
     @property
     def n(self) -> int:
@@ -80,27 +83,38 @@ def worker_model(path: str, sha256: str):
 
 
 def harvest_shard(model_path: str, model_sha: str, data_path: str, key: str | None, start: int, stop: int,
-                  directory: str, batch_size: int, providers: list[str] | None) -> tuple[Shard, np.ndarray, dict]:
+                  directory: str, batch_size: int, providers: list[str] | None,
+                  link_input: bool = False) -> tuple[Shard, np.ndarray, dict]:
     """Run onnxruntime on samples start..stop and keep every boundary tensor in `directory` (a worker task).
-    Returns the shard, its predicted classes' counts, and the tensors' per-sample shapes and dtypes."""
+    Returns the shard, its predicted classes' counts, and the tensors' per-sample shapes and dtypes.
+    `link_input`: where the data is an .npy file of the model's dtype read in place, the network's input
+    is not copied into the shard but read from that file (`Shard.linked`): a copy of the data is what a
+    harvest of a wide first layer writes most of."""
     from mofn2logic.inputs import check_data, read_array
-    from mofn2logic.onnx.harvest import harvest
+    from mofn2logic.onnx.harvest import fetch_list, harvest
 
     m = worker_model(model_path, model_sha)
     net = m.network
     # the client checked the whole file; a worker reads its rows only (an .npy is memory-mapped)
-    x = check_data(read_array(data_path, key, max_bytes=1 << 62)[start:stop], net.input_shape, net.dtype,
-                   name=f"data {data_path!r}", max_bytes=1 << 62)
+    raw = read_array(data_path, key, max_bytes=1 << 62)
+    x = check_data(raw[start:stop], net.input_shape, net.dtype, name=f"data {data_path!r}", max_bytes=1 << 62)
+    fetch = fetch_list(net, preactivations=False)
+    link = (link_input and isinstance(raw, np.memmap) and raw.flags.c_contiguous and net.input in fetch
+            and np.shares_memory(x, raw))
     final = Path(directory)
     tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
     try:
         acts = harvest(m.network, m.proto, x, batch_size=batch_size, providers=providers,
                        memory_budget=0, store_dir=tmp, progress=False, preactivations=False,
-                       threads=_worker_threads())
+                       threads=_worker_threads(), keep=[t for t in fetch if t != net.input] if link else None)
         out = np.asarray(acts[m.network.output])
         counts = np.bincount(np.argmax(out, axis=1), minlength=out.shape[1])
         meta = {k: (tuple(int(d) for d in v.shape[1:]), str(v.dtype)) for k, v in acts.items()}
         names = tuple(acts)
+        linked = None
+        if link:
+            meta[net.input] = (tuple(int(d) for d in x.shape[1:]), str(x.dtype))
+            linked = (net.input, str(Path(data_path).resolve()), meta[net.input][0])
         del acts, out
         if final.exists():  # an earlier attempt of this task finished before its worker was lost
             shutil.rmtree(final)
@@ -108,7 +122,7 @@ def harvest_shard(model_path: str, model_sha: str, data_path: str, key: str | No
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return Shard(str(final), start, stop, names), counts, meta
+    return Shard(str(final), start, stop, names, linked), counts, meta
 
 
 def _worker_threads() -> int | None:
@@ -136,13 +150,20 @@ def fixed_batch(model) -> int | None:
 def open_shard(shard: Shard) -> dict[str, np.ndarray]:
     """Tensor name -> read-only memory map of the shard's rows."""
     names = json.loads((Path(shard.directory) / "index.json").read_text(encoding="utf-8"))
-    return {name: np.load(Path(shard.directory) / f"{k:04d}.npy", mmap_mode="r") for k, name in enumerate(names)}
+    out = {name: np.load(Path(shard.directory) / f"{k:04d}.npy", mmap_mode="r") for k, name in enumerate(names)}
+    if shard.linked is not None:
+        name, path, shape = shard.linked
+        out[name] = np.load(path, mmap_mode="r")[shard.start:shard.stop].reshape((shard.n, *shape))
+    return out
 
 
 def harvest_sharded(client, model, data_path: str, key: str | None, directory: str | os.PathLike[str], *,
-                    shards: int, batch_size: int, providers: list[str] | None = None) -> ShardSet:
+                    shards: int, batch_size: int, providers: list[str] | None = None,
+                    link_input: bool = False) -> ShardSet:
     """Harvest `data_path` on the cluster into `directory`, one folder per shard; nothing comes back but
-    each shard's description (model: the client's LoadedModel, checked against the workers')."""
+    each shard's description (model: the client's LoadedModel, checked against the workers').
+    `link_input`: shards read the network's input from the data file in place (`harvest_shard`): for a
+    store used while the data file stays (extract), not for one that must stand alone (harvest)."""
     from mofn2logic.distributed.cluster import result
 
     n = client_dataset(model, data_path, key)[1]  # each worker checks the values of its rows
@@ -151,7 +172,7 @@ def harvest_sharded(client, model, data_path: str, key: str | None, directory: s
     batch_size = fixed_batch(model) or batch_size  # the batches onnxruntime runs, as `harvest` chooses them
     futures = [client.submit(harvest_shard, str(Path(model.path).resolve()), model.sha256,
                              str(Path(data_path).resolve()), key, a, b, str((root / f"shard-{k:05d}").resolve()),
-                             batch_size, providers, pure=False)
+                             batch_size, providers, link_input, pure=False)
                for k, (a, b) in enumerate(shard_bounds(n, shards, batch_size))]
     got = result(futures, client)
     counts = np.sum([g[1] for g in got], axis=0)
@@ -159,7 +180,8 @@ def harvest_sharded(client, model, data_path: str, key: str | None, directory: s
     out = ShardSet(tuple(g[0] for g in got), {k: v[0] for k, v in meta.items()}, {k: v[1] for k, v in meta.items()},
                    counts)
     (root / INDEX).write_text(json.dumps({
-        "shards": [{"directory": Path(s.directory).name, "start": s.start, "stop": s.stop} for s in out.shards],
+        "shards": [{"directory": Path(s.directory).name, "start": s.start, "stop": s.stop,
+                    **({"input_rows_of": s.linked[1]} if s.linked else {})} for s in out.shards],
         "shapes": {k: list(v) for k, v in out.shapes.items()}, "dtypes": out.dtypes,
         "class_counts": [int(c) for c in counts]}, indent=1), encoding="utf-8")
     return out
