@@ -325,10 +325,10 @@ class _Layer:
         n_cls = lab[1] if lab[0] == "pred" else 2
         per_shard = max(1, max(len(p) if p is not None else sh.n for sh, p in zip(self.store.shards, self.picks)))
         # blocks within the memory bounds, and enough of them (of 32 columns or more) to keep every worker sweeping:
-        # about 8 per worker, so that the sweeps (one task per block) share out evenly and the last one, which
+        # about 16 per worker, so that the sweeps (one task per block) share out evenly and the last one, which
         # a worker may run alone, is short
         step = max(1, min(COLUMN_BYTES // (8 * per_shard), COUNT_BYTES // (8 * ds.MAX_BINS * n_lab * n_cls),
-                          max(32, -(-k // (8 * n_workers(self.client))))))
+                          max(32, -(-k // (16 * n_workers(self.client))))))
         outs = []
         # priorities: a worker runs block b's pass 2 before block b - 3's sweep, so that no shard's next
         # bins wait behind a sweep while another worker, needing them for pass 3, idles (three blocks ahead
