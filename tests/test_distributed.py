@@ -222,6 +222,13 @@ def _rules_bytes(rs, path: Path) -> bytes:
     ("cnn", "paper", "std", 2000),
     # every (sample, position); average pooling breaks the chain
     pytest.param("convbn", "chain", "gain", 100000, marks=pytest.mark.slow),
+    # the pooled searches (small, exact, local) from the shards' counts and literal rows (distributed.best); in
+    # chain mode each layer's new input splits for its targets (target_input_splits) too
+    ("cnn", "chain", "best", 2000),
+    ("gemm64", "chain", "exact", 2000),
+    ("gemm64", "paper", "best", 2000),  # free thresholds: every input's quantile cuts
+    pytest.param("cnn", "paper", "exact", 2000, marks=pytest.mark.slow),
+    ("convbn", "chain", "best", 100000),  # conv layers of every (sample, position): each shard's examples counted
 ])
 def test_cluster_rules_equal_single_machine_rules(cases, clusters, tmp_path, case, mode, order, conv_examples):
     from mofn2logic import api
@@ -248,8 +255,7 @@ def test_workers_on_other_machines_are_told_apart(clusters):
 
 def test_cli_refuses_what_cannot_be_exact(cases, tmp_path):
     model, data = cases["gemm64"]
-    for extra, word in ((["--order", "best"], "order 'best'"), (["--order", "exact"], "order 'exact'"),
-                        (["--fit-on", "program"], "fit-on 'program'"), (["--conv-position", "best"], "conv position"),
+    for extra, word in ((["--fit-on", "program"], "fit-on 'program'"), (["--conv-position", "best"], "conv position"),
                         (["--order", "weight", "--from", "fc1"], "--from"),
                         (["--order", "weight", "--class-names", str(data)], "--class-names")):
         out = tmp_path / "r.json"

@@ -33,10 +33,11 @@ from mofn2logic.distributed.histograms import merge_lists
 from mofn2logic.distributed.store import Shard, ShardSet, open_shard, worker_model
 from mofn2logic.errors import SearchError
 
-DASK_ORDERS = ("weight", "gain", "std")
+DASK_ORDERS = ("weight", "gain", "std", "exact", "best")
 COLUMN_BYTES = 256 * 1024**2  # values one split task reads per shard
 COUNT_BYTES = 128 * 1024**2  # bin counts one split task returns
 UNITS_PER_TASK = 16
+POOLED_UNITS_PER_TASK = 4  # orders exact and best: a unit's task waits on its rounds of shard tasks, so more of them
 BINS_BYTES = 512 * 1024**2  # pass 2's bins a worker keeps for pass 3
 
 
@@ -305,6 +306,10 @@ class _Layer:
     def __init__(self, client, store: ShardSet, src: Source, picks: list[np.ndarray | None], n_examples: int) -> None:
         self.client, self.store, self.src, self.picks = client, store, src, picks
         self.n_examples = n_examples
+        # each shard's examples: its part of the draw, or all its (sample, position) pairs (no draw: n_examples
+        # is then the samples times the positions per sample)
+        per_sample = n_examples // max(1, store.n_samples)
+        self.sizes = [len(p) if p is not None else sh.n * per_sample for sh, p in zip(store.shards, picks)]
         self.homes = _homes(client, len(store.shards))
         self._sweeps = dict.fromkeys(sorted(client.scheduler_info().get("workers", {})), 0)  # columns swept, per worker
 
@@ -374,6 +379,22 @@ class _Layer:
                                          allow_other_workers=True)
         return result(self.client.submit(std_from_sums, total, squares, self.n_examples, pure=False), self.client)
 
+    def search_pooled(self, units: int, thresholds: np.ndarray, weights: np.ndarray, heads, n_classes: int, *,
+                      order: str, fan_in: int, where: str, betas, offsets, small_n: int, pool_size: int, opts,
+                      cut_values) -> list:
+        """Orders exact and best: each block of units searched by one task, reading its literals' counts and
+        rows from the shards (`distributed.best`)."""
+        from mofn2logic.distributed.best import units_task
+
+        std = self.std() if order == "best" else None
+        lay = {"shards": self.store.shards, "picks": self.picks, "homes": self.homes, "src": self.src,
+               "n_examples": self.n_examples, "sizes": self.sizes}
+        outs = [self.client.submit(units_task, lay, list(range(u0, min(units, u0 + POOLED_UNITS_PER_TASK))),
+                                   thresholds, weights, heads, n_classes, fan_in, offsets, order, tuple(betas), small_n,
+                                   pool_size, where, opts, std, cut_values, pure=False)
+                for u0 in range(0, units, POOLED_UNITS_PER_TASK)]
+        return [u for block in result(outs, self.client) for u in block]
+
     def search(self, units: int, thresholds: np.ndarray, weights: np.ndarray, heads, n_classes: int, *,
                order: str, fan_in: int, where: str, betas, offsets) -> list:
         from mofn2logic.search.unit import weight_order
@@ -423,8 +444,7 @@ def _picks(store: ShardSet, total: int, per_sample: int, budget: int, seed: int)
 def refuse(order: str, conv_position: str, fit_on: str) -> None:
     """The options the cluster cannot run exactly: one line each, before any work."""
     if order not in DASK_ORDERS:
-        raise SearchError(f"order {order!r} does not run on a Dask cluster (its exact subset search and local "
-                          f"improvement are not sharded; docs/scale.md); expected one of {', '.join(DASK_ORDERS)}, "
+        raise SearchError(f"order {order!r} does not run on a Dask cluster; expected one of {', '.join(DASK_ORDERS)}, "
                           "or no --scheduler/--workers")
     if conv_position != "all":
         raise SearchError(f"conv position {conv_position!r} does not run on a Dask cluster; expected 'all', or no "
@@ -490,6 +510,11 @@ def extract_sharded(client, model, store: ShardSet, *, layers: Sequence[str] | N
             chain_inputs, chained = _chain_inputs(client, store, network, i, prev_heads, lay, n_classes,
                                                   conv_examples, nw.draw_seeds(seed, i)[1], Source(path, sha, i, "channels"))
         heads = None if head_parts is None else np.concatenate(result(head_parts, client), axis=1)[0]
+        if selected and mode == "chain" and not chained and order in ("exact", "best") and chain_inputs is not None:
+            from mofn2logic.distributed.best import target_splits
+
+            # new input splits for this layer's own targets, as search.network.target_input_splits chooses them
+            chain_inputs = target_splits(lay, layer, chain_inputs, heads, n_classes, layer.units)
         if selected:
             if log:
                 log(f"layer {layer.name!r}: {layer.kind}, {layer.units} units, fan-in {layer.fan_in}, "
@@ -501,8 +526,19 @@ def extract_sharded(client, model, store: ShardSet, *, layers: Sequence[str] | N
                 thr = chain_inputs
             else:
                 thr = lay.splits("inputs", weights.shape[1], ("binary", heads, n_classes))
-            units = lay.search(layer.units, np.asarray(thr), weights, heads, n_classes, order=order,
-                               fan_in=layer.fan_in, where=where, betas=betas, offsets=offsets)
+            if order in ("exact", "best"):
+                from mofn2logic.distributed.best import layer_cut_values
+                from mofn2logic.search.exact import ExactOptions
+
+                opts = ExactOptions(small_n=small_n, pool=exact_pool, cuts=cuts, validation=validation,
+                                    improve_steps=improve_steps)
+                cut_values = (layer_cut_values(lay, weights.shape[1], cuts) if mode == "paper" and cuts > 0 else None)
+                units = lay.search_pooled(layer.units, np.asarray(thr), weights, heads, n_classes, order=order,
+                                          fan_in=layer.fan_in, where=where, betas=betas, offsets=offsets,
+                                          small_n=small_n, pool_size=pool_size, opts=opts, cut_values=cut_values)
+            else:
+                units = lay.search(layer.units, np.asarray(thr), weights, heads, n_classes, order=order,
+                                   fan_in=layer.fan_in, where=where, betas=betas, offsets=offsets)
             out.append(nw._layer_rules(layer, units, mode, order, lay.n_examples, conv_position,
                                        nw._steps_between(network, i), shapes, chained, "network"))
         prev_heads = heads

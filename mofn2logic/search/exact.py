@@ -107,8 +107,9 @@ class Literals:
     gains: np.ndarray  # (L,) information gain against the target, on the fit examples
     paper: np.ndarray  # (n,) int64
 
-    def truth(self, xt: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    def truth(self, xt: np.ndarray | None, idx: np.ndarray) -> np.ndarray:
         """Truth rows (len(idx), E) of the literals `idx` on examples `xt` (n, E)."""
+        assert xt is not None
         return (xt[self.inputs[idx]] >= self.thresholds[idx][:, None]) == self.positive[idx][:, None]
 
 
@@ -122,13 +123,25 @@ def unit_literals(xt: np.ndarray, base_t: np.ndarray, thresholds: np.ndarray, w:
     from mofn2logic.search.kernels import bin_counts, row_counts
 
     nz = np.flatnonzero(w != 0)
-    yf = y[fit]
-    n_f = int(fit.sum())
+    ge = row_counts(base_t, nz, y, fit)  # (k, 2): examples with x >= t, [target false, target true]
+    counts = None
+    if cut_values is not None and bins is not None and len(nz):
+        n_bins = int(max((len(c) for c in cut_values), default=0)) + 1
+        counts = bin_counts(bins[nz], y, fit, n_bins)  # (k, bins, 2)
+    return literals_from_counts(thresholds, w, ge, counts, int(fit.sum()), int(y[fit].sum()), cut_values)
+
+
+def literals_from_counts(thresholds: np.ndarray, w: np.ndarray, ge: np.ndarray, counts: np.ndarray | None, n_f: int,
+                         n_pos_f: int, cut_values: list[np.ndarray] | None) -> Literals:
+    """`unit_literals` from what it counts on the fit examples (additive over any split of the examples, so
+    shards can count their parts): `ge` (k, 2), the inputs with w != 0 at x >= t by target [false, true];
+    `counts` (k, bins, 2), those inputs' examples per quantile-cut bin by target (None: no free thresholds);
+    `n_f` fit examples, `n_pos_f` of them positive."""
+    nz = np.flatnonzero(w != 0)
     table = xlogx_table(n_f)
     # the paper's literals: base_t rows are x >= t for the unit's own thresholds; counts over the fit examples
     pos_paper = w[nz] > 0
-    ge = row_counts(base_t, nz, y, fit)  # (k, 2): examples with x >= t, [target false, target true]
-    total = np.array([n_f - int(yf.sum()), int(yf.sum())], np.int64)
+    total = np.array([n_f - n_pos_f, n_pos_f], np.int64)
     on = np.where(pos_paper[:, None], ge, total - ge)
     paper_gain = np.nan_to_num(split_gain(on, total - on, table))  # = literal_gain of the rows, bit for bit
     ins = [nz]
@@ -138,14 +151,13 @@ def unit_literals(xt: np.ndarray, base_t: np.ndarray, thresholds: np.ndarray, w:
     # the other polarity at the input's own split, where its true side holds the larger share of positives
     on_pos = on[:, 1]
     n_on = on.sum(1)
-    flip = on_pos * (n_f - n_on) < (int(yf.sum()) - on_pos) * n_on
+    flip = on_pos * (n_f - n_on) < (n_pos_f - on_pos) * n_on
     ins.append(nz[flip])
     ths.append(thresholds[nz[flip]])
     pol.append(~pos_paper[flip])
     gns.append(paper_gain[flip])
-    if cut_values is not None and bins is not None and len(nz):
-        n_bins = int(max((len(c) for c in cut_values), default=0)) + 1
-        counts = bin_counts(bins[nz], y, fit, n_bins)  # (k, bins, 2)
+    if cut_values is not None and counts is not None and len(nz):
+        n_bins = counts.shape[1]
         # examples with x >= cut j: bins j + 1 and above
         above = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1][:, 1:]  # (k, bins - 1, 2)
         total = counts.sum(1)  # (k, 2)
@@ -218,7 +230,7 @@ class SmallRules:
     subsets: list[np.ndarray]
 
 
-def exact_small(lits: Literals, xt: np.ndarray, y: np.ndarray, pool: np.ndarray, small_n: int, fit: np.ndarray,
+def exact_small(lits: Literals, xt: np.ndarray | None, y: np.ndarray, pool: np.ndarray, small_n: int, fit: np.ndarray,
                 shortlist: int, backend) -> SmallRules:
     """Every "M of S", S a subset of `pool` with |S| <= small_n, scored on the `fit` examples by the backend;
     per (N, M) the best `shortlist` subsets (ties: first in lexicographic pool order) are compared on the
@@ -259,7 +271,7 @@ class Improved:
     moves: int
 
 
-def improve(lits: Literals, xt: np.ndarray, y: np.ndarray, start: np.ndarray, m: int, beta: float, fan_in: int,
+def improve(lits: Literals, xt: np.ndarray | None, y: np.ndarray, start: np.ndarray, m: int, beta: float, fan_in: int,
             opts: ExactOptions, where: str = "") -> Improved:
     """Local improvement of "m of start" (indices into `lits`) for loss error + beta * complexity on all
     examples: best improvement per step (`mofn2logic.search.kernels.local_search`), at most

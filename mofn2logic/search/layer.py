@@ -169,26 +169,64 @@ def _empty_candidates() -> Candidates:
     return Candidates(z, z, z, np.zeros(0), np.zeros(0))
 
 
+class UnitExamples:
+    """What a unit's searches read of its examples, here from the examples themselves (`ShardedUnit` in
+    `mofn2logic.distributed.best` reads the same from a cluster's shards): the targets, each literal's
+    information gain, the exact search's candidate literals, the prefix searches' candidates, the paper
+    literals' rows for the small-N search, and `xt` for `Literals.truth`."""
+
+    def __init__(self, problem: LayerProblem, j: int, data: _LayerData, backend: Backend) -> None:
+        self.problem, self.data, self.backend = problem, data, backend
+        self.w = problem.weights[j]
+        self.t = problem.input_thresholds if problem.input_thresholds.ndim == 1 else problem.input_thresholds[j]
+        self.neg = self.w < 0
+        self.base_t = data.base_t if data.base_t is not None or data.xt is None else data.xt >= self.t[:, None]
+        self.y = np.ascontiguousarray(problem.targets[:, j])
+        self.xt = data.xt
+        self.fit = data.fit
+        self.rows = data.rows
+
+    def gains(self) -> np.ndarray:
+        return literal_gain(self.base_t ^ self.neg[:, None], self.y)
+
+    def literals(self) -> Literals:
+        assert self.fit is not None and self.xt is not None and self.base_t is not None
+        return unit_literals(self.xt, self.base_t, self.t, self.w, self.y, self.fit, self.data.cut_values,
+                             self.data.bins)
+
+    def paper_rows(self, pool: np.ndarray) -> np.ndarray:
+        """(S, P) truth of the paper literals of the inputs `pool`, example-major."""
+        assert self.base_t is not None
+        return (self.base_t[pool] ^ self.neg[pool][:, None]).T
+
+    def prefix(self, ordered: np.ndarray, fan_in: int, where: str) -> Candidates:
+        n_pos, n_neg = int(self.y.sum()), int((~self.y).sum())
+        if fused(self.backend):
+            self.rows = self.rows or SparseRows.of(self.base_t)  # type: ignore[arg-type]
+            return prefix_candidates(self.rows, ordered, self.neg, self.y, fan_in, where)
+        assert self.base_t is not None
+        h = self.backend.prefix_histogram(self.base_t[ordered] ^ self.neg[ordered][:, None], self.y)
+        return candidates_from_histogram(h, n_pos, n_neg, fan_in, where)
+
+
 def search_unit(problem: LayerProblem, j: int, data: _LayerData | None = None, *, betas: Sequence[float],
                 order: str, backend: Backend, small_n: int = 3, pool_size: int = 16, where: str = "",
                 exact: ExactOptions | None = None) -> UnitRules:
     data = data or _layer_data(problem, order, exact, backend)
-    opts = data.exact
-    w = problem.weights[j]
-    t = problem.input_thresholds if problem.input_thresholds.ndim == 1 else problem.input_thresholds[j]
-    neg = w < 0
-    base_t = data.base_t if data.base_t is not None or data.xt is None else data.xt >= t[:, None]
-    y = np.ascontiguousarray(problem.targets[:, j])
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    e = n_pos + n_neg
+    return unit_rules(problem, j, UnitExamples(problem, j, data, backend), std=data.std, opts=data.exact, betas=betas,
+                      order=order, backend=backend, small_n=small_n, pool_size=pool_size, where=where)
+
+
+def unit_rules(problem: LayerProblem, j: int, ex, *, std: np.ndarray | None, opts: ExactOptions,
+               betas: Sequence[float], order: str, backend: Backend, small_n: int = 3, pool_size: int = 16,
+               where: str = "") -> UnitRules:
+    """Unit j's rules from what its searches read of the examples (`ex`: a `UnitExamples`, or the same read
+    from a cluster's shards); `problem` gives the weights, thresholds and the layer's geometry."""
+    w, t, y = ex.w, ex.t, ex.y
+    e = len(y)
     methods = order_methods(order)
-    gains = None
-    if any(m in ("gain", "small") for m in methods):
-        gains = literal_gain(base_t ^ neg[:, None], y)
-    lits: Literals | None = None
-    if any(m in ("exact", "local") for m in methods):
-        assert data.fit is not None and data.xt is not None and base_t is not None
-        lits = unit_literals(data.xt, base_t, t, w, y, data.fit, data.cut_values, data.bins)
+    gains = ex.gains() if any(m in ("gain", "small") for m in methods) else None
+    lits: Literals | None = ex.literals() if any(m in ("exact", "local") for m in methods) else None
 
     def paper_literals(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return idx, t[idx], w[idx] > 0
@@ -197,40 +235,32 @@ def search_unit(problem: LayerProblem, j: int, data: _LayerData | None = None, *
         assert lits is not None
         return lits.inputs[idx], lits.thresholds[idx], lits.positive[idx]
 
-    rows = data.rows
     found: list[_Found] = []
     for method in methods:
         if method == "small":
-            assert gains is not None and base_t is not None
+            assert gains is not None
             nz = np.flatnonzero(w != 0)
             pool = nz[np.argsort(-gains[nz], kind="stable")][:pool_size]
-            sub = (base_t[pool] ^ neg[pool][:, None]).T
-            cands, subsets = small_candidates(sub, y, np.arange(len(pool)), small_n, problem.fan_in, where)
+            cands, subsets = small_candidates(ex.paper_rows(pool), y, np.arange(len(pool)), small_n, problem.fan_in,
+                                              where)
             found.append(_Found(method, cands, lambda i, s=subsets, p=pool: paper_literals(p[s[i]])))  # type: ignore[misc]
             continue
         if method == "exact":
-            assert lits is not None and data.fit is not None and data.xt is not None
+            assert lits is not None and ex.fit is not None
             forced = lits.paper[weight_order(w)[: opts.small_n]]
             pool = top_literals(lits, opts.pool, forced)
             # with free thresholds one input can give several literals: N stays within the fan-in all the same
-            sr = exact_small(lits, data.xt, y, pool, min(opts.small_n, problem.fan_in), data.fit, opts.shortlist,
-                             backend)
+            sr = exact_small(lits, ex.xt, y, pool, min(opts.small_n, problem.fan_in), ex.fit, opts.shortlist, backend)
             cands = Candidates(sr.n, sr.m, sr.errors, sr.errors / e, complexity(sr.n, sr.m, problem.fan_in, where))
             found.append(_Found(method, cands, lambda i, s=sr.subsets: pool_literals(s[i])))  # type: ignore[misc]
             continue
         if method == "local":
-            local, local_of = _local(found, lits, data, y, betas, problem.fan_in, opts, where, pool_literals)
+            local, local_of = _local(found, lits, ex.xt, y, betas, problem.fan_in, opts, where, pool_literals)
             found.append(local)
             continue
-        key = {"weight": None, "std": None if data.std is None else np.abs(w) * data.std, "gain": gains}[method]
+        key = {"weight": None, "std": None if std is None else np.abs(w) * std, "gain": gains}[method]
         ordered = weight_order(w, key)
-        if fused(backend):
-            rows = rows or SparseRows.of(base_t)  # type: ignore[arg-type]
-            cands = prefix_candidates(rows, ordered, neg, y, problem.fan_in, where)
-        else:
-            assert base_t is not None
-            h = backend.prefix_histogram(base_t[ordered] ^ neg[ordered][:, None], y)
-            cands = candidates_from_histogram(h, n_pos, n_neg, problem.fan_in, where)
+        cands = ex.prefix(ordered, problem.fan_in, where)
         found.append(_Found(method, cands, lambda i, o=ordered, c=cands: paper_literals(o[: c.n[i]])))  # type: ignore[misc]
     allc, locate = _union(found)
     chosen = choose(allc, tuple(betas))
@@ -277,12 +307,12 @@ def _union(found: list[_Found]) -> tuple[Candidates, Callable[[int], tuple[_Foun
     return allc, locate
 
 
-def _local(found: list[_Found], lits: Literals | None, data: _LayerData, y: np.ndarray, betas: Sequence[float],
+def _local(found: list[_Found], lits: Literals | None, xt: np.ndarray | None, y: np.ndarray, betas: Sequence[float],
            fan_in: int, opts: ExactOptions, where: str, pool_literals) -> tuple[_Found, dict[int, int]]:
     """Local improvement (docs/method.md, section 3.10) of each beta's best rule among the other methods'
-    candidates: one candidate per beta whose rule it improved, and beta index -> that candidate."""
-    assert lits is not None and data.xt is not None
-    xt = data.xt
+    candidates: one candidate per beta whose rule it improved, and beta index -> that candidate. `xt`: the
+    examples `lits.truth` reads (None where the literals carry their own rows)."""
+    assert lits is not None
     if opts.improve_steps <= 0 or not found:
         return _Found("local", _empty_candidates(), pool_literals), {}
     allc, locate = _union(found)
