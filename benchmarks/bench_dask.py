@@ -4,7 +4,7 @@
 
 A dense layer (inputs -> units, ReLU) under a softmax layer of `--classes` units, random weights and
 random normal data (an .npy written once to benchmarks/_work/dask). Each run is one `mofn2logic
-extract --layers fc1` in its own process (chain mode, order weight): the first layer's input splits,
+extract --layers fc1` in its own process (chain mode, `--order`, default weight): the first layer's input splits,
 its head splits and every unit's search. Reported per run: wall time, the command process's peak
 RSS (the client, for the Dask runs: its workers are other processes) and its largest child's (a
 worker's), its CPU seconds and the load average; before each Dask run, a probe of the CPU two processes
@@ -91,9 +91,9 @@ def build(examples: int, inputs: int, units: int, classes: int, seed: int = 0) -
     return model, data
 
 
-def run(model: Path, data: Path, out: Path, extra: list[str]) -> dict:
+def run(model: Path, data: Path, out: Path, extra: list[str], order: str = "weight") -> dict:
     cmd = [sys.executable, "-c", RUNNER, "extract", str(model), "--data", str(data), "-o", str(out),
-           "--layers", "fc1", "--batch-size", "1024", *extra]
+           "--layers", "fc1", "--batch-size", "1024", "--order", order, *extra]
     t = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True)
     line = [ln for ln in p.stdout.splitlines() if ln.startswith("BENCH ")]
@@ -114,26 +114,28 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1,
                     help="Dask runs per worker count, alternated (1, 2, 2, 1, ...) so a changing load hits both alike")
     ap.add_argument("--no-single", action="store_true", help="skip the single-process run (rules then not compared)")
+    ap.add_argument("--order", default="weight", help="the search order (exact and best run each unit's pooled "
+                    "searches on one worker, from the shards' counts and literal rows)")
     ap.add_argument("--json", default=None, help="also write the figures to this file")
     a = ap.parse_args()
     model, data = build(a.examples, a.inputs, a.units, a.classes)
     rows: dict[str, dict] = {}
     single = WORK / "single.json"
     if not a.no_single:
-        rows["1 process (--device cpu)"] = run(model, data, single, ["--device", "cpu"])
+        rows["1 process (--device cpu)"] = run(model, data, single, ["--device", "cpu"], a.order)
     counts = [int(s) for s in a.workers.split(",")]
     for rep in range(a.repeat):
         for w in (counts if rep % 2 == 0 else counts[::-1]):
             out = WORK / f"dask{w}.json"
             probe = cpu_probe()
-            r = run(model, data, out, ["--workers", str(w)])
+            r = run(model, data, out, ["--workers", str(w)], a.order)
             r["cpu_probe"] = probe
             r["same_rules"] = "" if a.no_single else out.read_bytes() == single.read_bytes()
             rows[f"Dask, {w} local worker{'s' if w > 1 else ''}" + (f" (run {rep + 1})" if a.repeat > 1 else "")] = r
     base = rows.get("1 process (--device cpu)", {}).get("wall_s")
     ones = [r["wall_s"] for k, r in rows.items() if k.startswith("Dask, 1 ")]
     one = min(ones) if ones else None
-    print(f"layer: {a.examples:,} examples x {a.inputs:,} inputs x {a.units} units, {a.classes} classes "
+    print(f"layer: {a.examples:,} examples x {a.inputs:,} inputs x {a.units} units, {a.classes} classes, order {a.order} "
           f"(data {a.examples * a.inputs * 4 / 2**30:.2f} GiB); / 1 worker: against the fastest 1-worker run")
     print("| run | wall s | / 1 process | / 1 worker | CPU s (client + children) | load avg before / after | "
           "2-process CPU probe | client peak MiB | largest child MiB | same rules |")

@@ -32,6 +32,18 @@ def _data_path(data: Any) -> str:
     return str(data)
 
 
+def _low_priority(fn, *args):
+    """fn(*args) on this thread at the lowest CPU priority (Linux: a thread's nice value is its own), so that
+    it takes what local workers leave idle, not a share of what they use."""
+    import threading
+
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        pass
+    return fn(*args)
+
+
 def extract(model_path: str | os.PathLike[str], data: str | os.PathLike[str], *, key: str | None = None,
             scheduler: str | None = None, workers: int | None = None, shards: int | None = None,
             store: str | os.PathLike[str] | None = None, batch_size: int = 256,
@@ -52,7 +64,7 @@ def extract(model_path: str | os.PathLike[str], data: str | os.PathLike[str], *,
     with contextlib.ExitStack() as stack:
         # the data's SHA-256 (for the provenance) is read beside the cluster's work: one pass over the file
         # that otherwise stands alone before the harvest (hashlib and file reads release the GIL)
-        sha = stack.enter_context(ThreadPoolExecutor(1)).submit(file_sha256, str(data))
+        sha = stack.enter_context(ThreadPoolExecutor(1)).submit(_low_priority, file_sha256, str(data))
         if store is None:
             root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mofn2logic-shards-")))
         else:

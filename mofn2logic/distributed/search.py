@@ -8,12 +8,12 @@ for the gain ordering, each literal's counts by target. Each unit's candidates a
 run once, on a worker, on the summed histogram, with the single-machine code, so the rules --
 and rules.json -- are the ones `extract` gives on one machine.
 
-Exact on the cluster: chain and paper mode, dense and convolutional layers, orders weight, gain
-and std (numpy's standard deviation rebuilt from sums carried shard to shard in example order),
-every position of a convolution (its seeded (sample, position) draw is made on the client from the
-global count, and each shard takes its part). Refused with one line: orders exact and best (their
-pooled searches read every example of a unit at once; docs/scale.md, section 5),
-``--conv-position best`` and ``--fit-on program``.
+Exact on the cluster: chain and paper mode, dense and convolutional layers, every order: weight,
+gain and std (numpy's standard deviation rebuilt from sums carried shard to shard in example
+order), exact and best (each unit's pooled searches on a worker, from the shards' counts and the
+packed truth rows of the literals they score: `distributed.best`), every position of a
+convolution (its seeded (sample, position) draw is made on the client from the global count, and
+each shard takes its part). Refused with one line: ``--conv-position best`` and ``--fit-on program``.
 """
 
 from __future__ import annotations
