@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mofn2logic.distributed import search as dsearch
+from mofn2logic.distributed import examples as dx
 from mofn2logic.distributed.histograms import merge_histograms, sparse_prefix_histogram
 
 # --------------------------------------------------------------------------- shard tasks
@@ -39,9 +39,9 @@ def _t_stats(shard, src, pick, j, t, w, heads, n_classes, n_before, total, share
     their examples per quantile-cut bin by target."""
     from mofn2logic.search.kernels import bin_counts
 
-    ex = dsearch._examples(shard, src, pick)
+    ex = dx.examples(shard, src, pick)
     x = ex[0]
-    y = dsearch._unit_targets(ex, j, heads, n_classes)
+    y = dx.unit_targets(ex, j, heads, n_classes)
     fit = _fit_part(n_before, len(y), total, share)
     ge_all = np.asarray(x) >= t[None, :]  # (E', n)
     lits = ge_all ^ (w < 0)[None, :]
@@ -65,17 +65,17 @@ def _t_stats(shard, src, pick, j, t, w, heads, n_classes, n_before, total, share
 
 def _t_rows(shard, src, pick, inputs, thresholds, positive):
     """Truth rows (P, E') of the literals (input, threshold, polarity) on a shard's examples, packed."""
-    x = dsearch._examples(shard, src, pick)[0]
+    x = dx.examples(shard, src, pick)[0]
     truth = (np.asarray(x)[:, inputs] >= thresholds[None, :]) == positive[None, :]
     return np.packbits(np.ascontiguousarray(truth.T), axis=1, bitorder="little")
 
 
 def _t_prefix(shard, src, pick, j, t, neg, order, heads, n_classes):
-    ex = dsearch._examples(shard, src, pick)
+    ex = dx.examples(shard, src, pick)
     if len(ex[2]) == 0:
         return None
-    rows = dsearch._rows(shard, src, pick, ex, np.ascontiguousarray(t), True)
-    return sparse_prefix_histogram(rows, order, neg, dsearch._unit_targets(ex, j, heads, n_classes))
+    rows = dx.sparse_rows(shard, src, pick, ex, np.ascontiguousarray(t), True)
+    return sparse_prefix_histogram(rows, order, neg, dx.unit_targets(ex, j, heads, n_classes))
 
 
 # --------------------------------------------------------------------------- the unit, read from the shards
@@ -213,7 +213,7 @@ def units_task(lay: dict, units, thresholds, weights, heads, n_classes, fan_in, 
 
 
 def _t_columns(shard, src, pick, cols):
-    return np.ascontiguousarray(dsearch._columns(dsearch._examples(shard, src, pick), "inputs", cols))
+    return np.ascontiguousarray(dx.columns(dx.examples(shard, src, pick), "inputs", cols))
 
 
 def _t_cuts(cuts, *parts):
@@ -231,7 +231,7 @@ def layer_cut_values(lay, k: int, cuts: int) -> list[np.ndarray]:
     from mofn2logic.search.exact import MAX_CUTS
 
     per = max(1, lay.n_examples)
-    step = max(1, min(k, dsearch.COLUMN_BYTES // (8 * per)))
+    step = max(1, min(k, dx.COLUMN_BYTES // (8 * per)))
     outs = [lay.client.submit(_t_cuts, min(cuts, MAX_CUTS), *lay._each(_t_columns, slice(c0, min(k, c0 + step))),
                               pure=False) for c0 in range(0, k, step)]
     return [c for block in result(outs, lay.client) for c in block]
@@ -240,7 +240,7 @@ def layer_cut_values(lay, k: int, cuts: int) -> list[np.ndarray]:
 # --------------------------------------------------------------------------- chain mode: new input splits for the targets
 
 def _t_group_columns(shard, src, pick, cols):
-    return np.ascontiguousarray(np.asarray(dsearch._examples(shard, src, pick)[0])[:, cols])
+    return np.ascontiguousarray(np.asarray(dx.examples(shard, src, pick)[0])[:, cols])
 
 
 def _t_candidates(cuts, groups, group_of_cols, current_first, *parts):
@@ -258,14 +258,14 @@ def _t_target_counts(shard, src, pick, cand, group, units, heads, n_classes):
     counts them (every example)."""
     from mofn2logic.search.kernels import bin_counts
 
-    ex = dsearch._examples(shard, src, pick)
+    ex = dx.examples(shard, src, pick)
     x = np.asarray(ex[0])
     width = max(len(c) for c in cand)
     bins = np.empty((x.shape[1], x.shape[0]), np.uint8)
     for k in range(x.shape[1]):
         bins[k] = np.searchsorted(cand[int(group[k])], x[:, k], side="right")
     every = np.ones(x.shape[0], bool)
-    return [bin_counts(bins, np.ascontiguousarray(dsearch._unit_targets(ex, j, heads, n_classes)), every, width + 1)
+    return [bin_counts(bins, np.ascontiguousarray(dx.unit_targets(ex, j, heads, n_classes)), every, width + 1)
             for j in units]
 
 
@@ -295,7 +295,7 @@ def target_splits(lay, layer, current: np.ndarray, heads, n_classes: int, units:
     group = literal_offsets(layer)[0] if layer.kind == "conv" else np.arange(n)
     inputs = np.unique(group)
     per_group = max(1, n // max(1, len(inputs)))
-    step = max(1, min(len(inputs), dsearch.COLUMN_BYTES // (8 * max(1, lay.n_examples) * per_group)))
+    step = max(1, min(len(inputs), dx.COLUMN_BYTES // (8 * max(1, lay.n_examples) * per_group)))
     cand_parts = []
     for g0 in range(0, len(inputs), step):
         gs = inputs[g0:g0 + step]
@@ -307,9 +307,9 @@ def target_splits(lay, layer, current: np.ndarray, heads, n_classes: int, units:
     cand = {int(g): c for g, c in zip(inputs, cand_list)}
     cand_by_group = [cand.get(g, np.zeros(0, current.dtype)) for g in range(int(group.max()) + 1)]
     score = None
-    for u0 in range(0, units, dsearch.UNITS_PER_TASK):
-        us = list(range(u0, min(units, u0 + dsearch.UNITS_PER_TASK)))
-        counts = tree_reduce(lay.client, dsearch._t_add, lay._each(_t_target_counts, cand_by_group, group, us, heads,
+    for u0 in range(0, units, dx.UNITS_PER_TASK):
+        us = list(range(u0, min(units, u0 + dx.UNITS_PER_TASK)))
+        counts = tree_reduce(lay.client, dx.add_lists, lay._each(_t_target_counts, cand_by_group, group, us, heads,
                                                                    n_classes))
         score = lay.client.submit(_t_score, score, counts, lay.n_examples, pure=False)
     total_score = result(score, lay.client)

@@ -22,75 +22,30 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from mofn2logic.distributed import splits as ds
 from mofn2logic.distributed.cluster import n_workers, result, tree_reduce
+from mofn2logic.distributed.examples import (
+    COLUMN_BYTES,
+    UNITS_PER_TASK,
+    Source,
+    add_lists,
+    columns,
+    examples,
+    sparse_rows,
+    unit_targets,
+)
 from mofn2logic.distributed.histograms import merge_lists
-from mofn2logic.distributed.store import Shard, ShardSet, open_shard, worker_model
+from mofn2logic.distributed.store import ShardSet
 from mofn2logic.errors import SearchError
 
 DASK_ORDERS = ("weight", "gain", "std", "exact", "best")
-COLUMN_BYTES = 256 * 1024**2  # values one split task reads per shard
 COUNT_BYTES = 128 * 1024**2  # bin counts one split task returns
-UNITS_PER_TASK = 16
 POOLED_UNITS_PER_TASK = 4  # orders exact and best: a unit's task waits on its rounds of shard tasks, so more of them
 BINS_BYTES = 512 * 1024**2  # pass 2's bins a worker keeps for pass 3
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """Where a shard's examples for one layer come from: the layer's examples (inputs and targets; for a
-    convolution, the seeded (sample, position) draw) or, for a new chain split of a convolution's input
-    channels, the drawn (sample, position) values of every channel."""
-
-    model_path: str
-    model_sha: str
-    layer: int
-    kind: str  # "examples" or "channels"
-
-
-_CACHE: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # per worker: the last layers' examples
-_LOCK = threading.Lock()
-
-
-def _examples(shard: Shard, src: Source, pick: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(inputs (E', n), targets (E', U) or None, predicted class (E',)) of a shard for `src`."""
-    from mofn2logic.search.conv_examples import gather_patches
-
-    key = (shard.directory, src, None if pick is None else hashlib.sha1(pick.tobytes()).hexdigest())
-    with _LOCK:
-        got = _CACHE.get(key)
-    if got is not None:
-        return got
-    m = worker_model(src.model_path, src.model_sha)
-    net = m.network
-    layer = net.layers[src.layer]
-    acts = open_shard(shard)
-    pred = np.argmax(np.asarray(acts[net.output]), axis=1)
-    x, y = acts[layer.input], acts[layer.output]
-    e = x.shape[0]
-    if src.kind == "channels":
-        vals = np.asarray(x).reshape(e, x.shape[1], -1)
-        flat = np.arange(e * vals.shape[2]) if pick is None else pick
-        s, p = np.divmod(flat, vals.shape[2])
-        got = (vals[s, :, p], np.zeros((len(s), 0), x.dtype), pred[s])
-    elif layer.kind == "dense":
-        got = (x.reshape(e, -1), y.reshape(e, -1), pred)
-    else:
-        oh, ow = y.shape[2], y.shape[3]
-        flat = np.arange(e * oh * ow) if pick is None else pick
-        sample, rest = np.divmod(flat, oh * ow)
-        oy, ox = np.divmod(rest, ow)
-        got = (gather_patches(x, layer, sample, oy, ox), np.asarray(y[sample, :, oy, ox]), pred[sample])
-    with _LOCK:  # threads of one worker (or of a local cluster without processes) share it
-        while len(_CACHE) >= 4:
-            _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = got
-    return got
 
 
 def _labels(ex: tuple, lab: tuple) -> tuple[np.ndarray, int]:
@@ -104,14 +59,10 @@ def _labels(ex: tuple, lab: tuple) -> tuple[np.ndarray, int]:
     return (targets >= heads).astype(np.int64), 2
 
 
-def _columns(ex: tuple, which: str, cols: slice) -> np.ndarray:
-    return ex[0][:, cols] if which == "inputs" else ex[1][:, cols]
-
-
 # --------------------------------------------------------------------------- worker tasks (module level: pickled by name)
 
 def _t_sample(shard, src, pick, which, cols):
-    return ds.sample_part(_columns(_examples(shard, src, pick), which, cols))
+    return ds.sample_part(columns(examples(shard, src, pick), which, cols))
 
 
 def _t_edges(*samples):
@@ -119,6 +70,7 @@ def _t_edges(*samples):
 
 
 _BINS: dict[tuple, np.ndarray] = {}  # per worker: pass 2's bin of every value of the last column blocks, for pass 3
+_LOCK = threading.Lock()
 
 
 def _bins_key(shard, src, pick, which, cols, lab, edges) -> tuple:
@@ -132,9 +84,9 @@ def _bins_key(shard, src, pick, which, cols, lab, edges) -> tuple:
 
 
 def _t_bins(shard, src, pick, which, cols, lab, edges):
-    ex = _examples(shard, src, pick)
+    ex = examples(shard, src, pick)
     labels, c = _labels(ex, lab)
-    r, bins = ds.bin_part_and_bins(_columns(ex, which, cols), labels, c, edges)
+    r, bins = ds.bin_part_and_bins(columns(ex, which, cols), labels, c, edges)
     key = _bins_key(shard, src, pick, which, cols, lab, edges)
     with _LOCK:
         _BINS[key] = bins
@@ -144,10 +96,10 @@ def _t_bins(shard, src, pick, which, cols, lab, edges):
 
 
 def _t_values(shard, src, pick, which, cols, lab, edges, keep):
-    ex = _examples(shard, src, pick)
+    ex = examples(shard, src, pick)
     with _LOCK:  # pass 2 of this shard ran here (tasks of a shard go to one worker): its bins are kept
         bins = _BINS.pop(_bins_key(shard, src, pick, which, cols, lab, edges), None)
-    return ds.values_part(_columns(ex, which, cols), _labels(ex, lab)[0], edges, keep, bins)
+    return ds.values_part(columns(ex, which, cols), _labels(ex, lab)[0], edges, keep, bins)
 
 
 def _t_sweep(r, keep, lab, *parts):
@@ -158,17 +110,12 @@ def _t_sweep(r, keep, lab, *parts):
     return ds.sweep(r, keep, vals, 2 if lab[0] == "binary" else lab[1])
 
 
-def _unit_targets(ex, j: int, heads, n_classes: int) -> np.ndarray:
-    _, targets, pred = ex
-    return pred == j if heads is None else targets[:, j] >= heads[j]
-
-
 def _t_literal_counts(shard, src, pick, units, thresholds, negs, heads, n_classes):
     """Gain ordering: per unit, each literal's true count among the positive and the negative examples."""
-    ex = _examples(shard, src, pick)
+    ex = examples(shard, src, pick)
     out = []
     for j, t, neg in zip(units, thresholds, negs):
-        y = _unit_targets(ex, j, heads, n_classes)
+        y = unit_targets(ex, j, heads, n_classes)
         lits = (ex[0] >= t) ^ neg  # (E', n)
         out.append(np.stack([lits[y].sum(0), lits[~y].sum(0)]).astype(np.int64))
     return out
@@ -191,7 +138,7 @@ def chained_sum(acc: np.ndarray | None, x: np.ndarray, mean: np.ndarray | None =
 
 
 def _t_sum(shard, src, pick, acc, mean):
-    return chained_sum(acc, _examples(shard, src, pick)[0], mean)
+    return chained_sum(acc, examples(shard, src, pick)[0], mean)
 
 
 def std_from_sums(total: np.ndarray, squares: np.ndarray | None, e: int) -> np.ndarray:
@@ -204,10 +151,6 @@ def std_from_sums(total: np.ndarray, squares: np.ndarray | None, e: int) -> np.n
     var = squares.copy()
     np.true_divide(var, np.maximum(count - 0, 0), out=var, casting="unsafe")
     return np.sqrt(var, out=var)
-
-
-def _t_add(a, b):
-    return [x + y for x, y in zip(a, b)]
 
 
 def _t_gain_orders(counts, n_pos, weights):
@@ -224,48 +167,27 @@ def _t_gain_orders(counts, n_pos, weights):
     return out
 
 
-_ROWS: dict[tuple, Any] = {}  # per worker: the last layer's literal matrix as sparse rows (chain mode: shared)
-
-
-def _rows(shard, src, pick, ex, t: np.ndarray, shared: bool):
-    """`SparseRows.at_least(x, t)` of a shard's examples, kept on the worker when every unit shares `t`."""
-    from mofn2logic.search.unit import SparseRows
-
-    if not shared:
-        return SparseRows.at_least(ex[0], t)
-    key = (shard.directory, src, None if pick is None else hashlib.sha1(pick.tobytes()).hexdigest(),
-           hashlib.sha1(t.tobytes()).hexdigest())
-    with _LOCK:
-        got = _ROWS.get(key)
-    if got is None:
-        got = SparseRows.at_least(ex[0], t)
-        with _LOCK:
-            _ROWS.clear()
-            _ROWS[key] = got
-    return got
-
-
 def _t_hist(shard, src, pick, units, thresholds, negs, orders, heads, n_classes):
     """This shard's prefix histogram of every unit of the block (None: no examples here), from the literal
     matrix as sparse rows (`histograms.sparse_prefix_histogram`: the dense histogram's arrays)."""
     from mofn2logic.distributed.histograms import sparse_prefix_histogram
 
-    ex = _examples(shard, src, pick)
+    ex = examples(shard, src, pick)
     if len(ex[2]) == 0:
         return [None] * len(units)
     shared = all(t is thresholds[0] or np.array_equal(t, thresholds[0]) for t in thresholds)
     out = []
     for j, t, neg, order in zip(units, thresholds, negs, orders):
-        rows = _rows(shard, src, pick, ex, np.ascontiguousarray(t), shared)
-        out.append(sparse_prefix_histogram(rows, order, neg, _unit_targets(ex, j, heads, n_classes)))
+        rows = sparse_rows(shard, src, pick, ex, np.ascontiguousarray(t), shared)
+        out.append(sparse_prefix_histogram(rows, order, neg, unit_targets(ex, j, heads, n_classes)))
     return out
 
 
 def _t_class_counts(shard, src, pick, units, heads, n_classes):
-    ex = _examples(shard, src, pick)
+    ex = examples(shard, src, pick)
     out = []
     for j in units:
-        y = _unit_targets(ex, j, heads, n_classes)
+        y = unit_targets(ex, j, heads, n_classes)
         out.append(np.array([int(y.sum()), int((~y).sum())], np.int64))
     return out
 
@@ -407,8 +329,8 @@ class _Layer:
             negs = [weights[j] < 0 for j in b]
             ws = [weights[j] for j in b]
             if order == "gain":
-                counts = tree_reduce(self.client, _t_add, self._each(_t_literal_counts, b, ths, negs, heads, n_classes))
-                sizes = tree_reduce(self.client, _t_add, self._each(_t_class_counts, b, heads, n_classes))
+                counts = tree_reduce(self.client, add_lists, self._each(_t_literal_counts, b, ths, negs, heads, n_classes))
+                sizes = tree_reduce(self.client, add_lists, self._each(_t_class_counts, b, heads, n_classes))
                 orders: Any = self.client.submit(_t_gain_orders, counts, sizes, ws, pure=False)
             elif std is not None:
                 orders = [weight_order(w, np.abs(w) * std) for w in ws]
