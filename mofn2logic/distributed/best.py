@@ -21,6 +21,7 @@ machine's bit for bit: the same functions on the same integers and booleans.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from mofn2logic.distributed import examples as dx
 from mofn2logic.distributed.histograms import merge_histograms, sparse_prefix_histogram
@@ -33,24 +34,47 @@ def _fit_part(n_before: int, n_here: int, total: int, share: float) -> np.ndarra
     return ~validation_mask(total, share)[n_before:n_before + n_here]
 
 
+@njit(cache=True, nogil=True)
+def _masked_counts(indptr, indices, complemented, masks):  # pragma: no cover - compiled
+    """(n, M): per row of a sparse boolean matrix, its true entries under each mask (M, E) uint8."""
+    n = len(indptr) - 1
+    m_count = masks.shape[0]
+    totals = np.zeros(m_count, np.int64)
+    for m in range(m_count):
+        for e in range(masks.shape[1]):
+            totals[m] += masks[m, e]
+    out = np.zeros((n, m_count), np.int64)
+    for r in range(n):
+        for p in range(indptr[r], indptr[r + 1]):
+            e = indices[p]
+            for m in range(m_count):
+                out[r, m] += masks[m, e]
+        if complemented[r]:  # the stored entries are the false ones
+            for m in range(m_count):
+                out[r, m] = totals[m] - out[r, m]
+    return out
+
+
 def _t_stats(shard, src, pick, j, t, w, heads, n_classes, n_before, total, share, cut_values):
     """Unit j on a shard: its targets (packed bits), the paper literals' counts on all examples by target
     (gains), and on the fit examples: x >= t of the inputs with w != 0 by target, and (free thresholds)
-    their examples per quantile-cut bin by target."""
+    their examples per quantile-cut bin by target. Counted from the sparse rows of x >= t (kept on the
+    worker where the units share t), not from a dense literal matrix."""
     from mofn2logic.search.kernels import bin_counts
 
     ex = dx.examples(shard, src, pick)
     x = ex[0]
     y = dx.unit_targets(ex, j, heads, n_classes)
     fit = _fit_part(n_before, len(y), total, share)
-    ge_all = np.asarray(x) >= t[None, :]  # (E', n)
-    lits = ge_all ^ (w < 0)[None, :]
-    on_pos = lits[y].sum(0)
-    on_neg = lits[~y].sum(0)
-    nz = np.flatnonzero(w != 0)
-    ge = ge_all[:, nz]
     fy, fn = fit & y, fit & ~y
-    ge_fit = np.stack([ge[fn].sum(0), ge[fy].sum(0)], 1).astype(np.int64)  # (k, 2): [target false, true]
+    rows = dx.sparse_rows(shard, src, pick, ex, np.ascontiguousarray(t), True)
+    ge = _masked_counts(rows.indptr, rows.indices, rows.complemented,
+                        np.stack([y, ~y, fy, fn]).astype(np.uint8))  # (n, 4): x >= t under each mask
+    neg = w < 0
+    on_pos = np.where(neg, int(y.sum()) - ge[:, 0], ge[:, 0])  # the paper literal (x >= t) ^ (w < 0)
+    on_neg = np.where(neg, int((~y).sum()) - ge[:, 1], ge[:, 1])
+    nz = np.flatnonzero(w != 0)
+    ge_fit = np.stack([ge[nz, 3], ge[nz, 2]], 1).astype(np.int64)  # (k, 2): [target false, true]
     counts = None
     if cut_values is not None and len(nz):
         n_bins = int(max((len(c) for c in cut_values), default=0)) + 1
