@@ -311,10 +311,15 @@ class _Layer:
         std = self.std() if order == "best" else None
         lay = {"shards": self.store.shards, "picks": self.picks, "homes": self.homes, "src": self.src,
                "n_examples": self.n_examples, "sizes": self.sizes}
+        workers = sorted(self.client.scheduler_info().get("workers", {}))
+        # spread round robin (loosely): left to the scheduler, which cannot see that they wait on rounds of
+        # shard tasks, the unit tasks piled up unevenly (5 to 3)
         outs = [self.client.submit(units_task, lay, list(range(u0, min(units, u0 + POOLED_UNITS_PER_TASK))),
                                    thresholds, weights, heads, n_classes, fan_in, offsets, order, tuple(betas), small_n,
-                                   pool_size, where, opts, std, cut_values, pure=False)
-                for u0 in range(0, units, POOLED_UNITS_PER_TASK)]
+                                   pool_size, where, opts, std, cut_values, pure=False,
+                                   **({"workers": [workers[b % len(workers)]], "allow_other_workers": True}
+                                      if workers else {}))
+                for b, u0 in enumerate(range(0, units, POOLED_UNITS_PER_TASK))]
         return [u for block in result(outs, self.client) for u in block]
 
     def search(self, units: int, thresholds: np.ndarray, weights: np.ndarray, heads, n_classes: int, *,
