@@ -400,19 +400,20 @@ def _extract_cmd(model, data, out, *extra):
 
 
 @pytest.mark.slow
-def test_real_scheduler_and_a_worker_killed_mid_run(cases, tmp_path, real_cluster):
+@pytest.mark.parametrize("order", ["weight", "best"])  # best: unit tasks that submit their own shard tasks
+def test_real_scheduler_and_a_worker_killed_mid_run(cases, tmp_path, real_cluster, order):
     import os
     import time
 
     model, data = cases["cnn"]
     single = tmp_path / "single.json"
-    p = subprocess.run(_extract_cmd(model, data, single, "--device", "cpu"), capture_output=True, text=True,
-                       timeout=300)
+    p = subprocess.run(_extract_cmd(model, data, single, "--device", "cpu", "--order", order), capture_output=True,
+                       text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     out = tmp_path / "dask.json"
     env = real_cluster.env
-    p = subprocess.run(_extract_cmd(model, data, out, "--scheduler", real_cluster.address, "--shards", "4"),
-                       capture_output=True, text=True, timeout=300, env=env)
+    p = subprocess.run(_extract_cmd(model, data, out, "--scheduler", real_cluster.address, "--shards", "4",
+                                    "--order", order), capture_output=True, text=True, timeout=300, env=env)
     assert p.returncode == 0, p.stderr
     assert out.read_bytes() == single.read_bytes()
 
@@ -420,7 +421,8 @@ def test_real_scheduler_and_a_worker_killed_mid_run(cases, tmp_path, real_cluste
     # shards are on a shared disk), or the command fails in one line; never other rules or a partial file
     out2, store = tmp_path / "killed.json", tmp_path / "store"
     run = subprocess.Popen(_extract_cmd(model, data, out2, "--scheduler", real_cluster.address, "--shards", "4",
-                                        "--store", str(store)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        "--store", str(store), "--order", order), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE,
                            text=True, env=env)
     deadline = time.time() + 120
     while not (store / "shards.json").exists() and run.poll() is None and time.time() < deadline:
