@@ -141,7 +141,7 @@ class ShardedUnit:
         parts = self._each(_t_stats, j, t, w, heads, n_classes, None, total, share, cut_values, before=True)
         self.sizes = [p["n"] for p in parts]
         self.y = np.concatenate([np.unpackbits(p["y"], count=p["n"], bitorder="little").astype(bool) for p in parts])
-        self.fit = ~_validation(total, share)
+        self.fit = _fit_part(0, total, total, share)
         self._stats = parts
         self._lits: RowLiterals | None = None
 
@@ -205,12 +205,6 @@ class ShardedUnit:
         return candidates_from_histogram(h, int(self.y.sum()), int((~self.y).sum()), fan_in, where)
 
 
-def _validation(total: int, share: float) -> np.ndarray:
-    from mofn2logic.search.exact import validation_mask
-
-    return validation_mask(total, share)
-
-
 # --------------------------------------------------------------------------- a block of units, as one task
 
 def units_task(lay: dict, units, thresholds, weights, heads, n_classes, fan_in, offsets, order, betas, small_n,
@@ -223,6 +217,8 @@ def units_task(lay: dict, units, thresholds, weights, heads, n_classes, fan_in, 
 
     backend = cpu_backend()
     n = weights.shape[1]
+    # no examples here: unit_rules reads the weights, thresholds, heads and geometry from the problem, the
+    # examples from each ShardedUnit
     problem = LayerProblem(x=np.zeros((0, n), thresholds.dtype), weights=weights, targets=np.zeros((0, len(weights)), bool),
                            input_thresholds=thresholds, fan_in=fan_in, head_thresholds=heads, offsets=offsets,
                            free_thresholds=cut_values is not None)

@@ -42,7 +42,6 @@ from mofn2logic.distributed.histograms import merge_lists
 from mofn2logic.distributed.store import ShardSet
 from mofn2logic.errors import SearchError
 
-DASK_ORDERS = ("weight", "gain", "std", "exact", "best")
 COUNT_BYTES = 128 * 1024**2  # bin counts one split task returns
 POOLED_UNITS_PER_TASK = 4  # orders exact and best: a unit's task waits on its rounds of shard tasks, so more of them
 BINS_BYTES = 512 * 1024**2  # pass 2's bins a worker keeps for pass 3
@@ -370,9 +369,10 @@ def _picks(store: ShardSet, total: int, per_sample: int, budget: int, seed: int)
 
 def refuse(order: str, conv_position: str, fit_on: str) -> None:
     """The options the cluster cannot run exactly: one line each, before any work."""
-    if order not in DASK_ORDERS:
-        raise SearchError(f"order {order!r} does not run on a Dask cluster; expected one of {', '.join(DASK_ORDERS)}, "
-                          "or no --scheduler/--workers")
+    from mofn2logic.search.layer import ORDERS
+
+    if order not in ORDERS:
+        raise SearchError(f"order {order!r} is unknown; expected one of {', '.join(ORDERS)}")
     if conv_position != "all":
         raise SearchError(f"conv position {conv_position!r} does not run on a Dask cluster; expected 'all', or no "
                           "--scheduler/--workers")
