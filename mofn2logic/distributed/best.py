@@ -161,14 +161,10 @@ class ShardedUnit:
         return self.client.gather(futures)
 
     def gains(self) -> np.ndarray:
-        from mofn2logic.search.splits import split_gain, xlogx_table
+        from mofn2logic.search.splits import literal_gain_from_counts
 
-        on_pos = sum(p["on_pos"] for p in self._stats)
-        on_neg = sum(p["on_neg"] for p in self._stats)
-        pos, neg = int(self.y.sum()), int((~self.y).sum())
-        on = np.stack([on_neg, on_pos], -1)
-        off = np.stack([neg - on_neg, pos - on_pos], -1)
-        return np.nan_to_num(split_gain(on, off, xlogx_table(len(self.y))))
+        return literal_gain_from_counts(sum(p["on_pos"] for p in self._stats), sum(p["on_neg"] for p in self._stats),
+                                        int(self.y.sum()), int((~self.y).sum()))
 
     def literals(self) -> RowLiterals:
         from mofn2logic.search.exact import literals_from_counts, top_literals
@@ -233,6 +229,7 @@ def units_task(lay: dict, units, thresholds, weights, heads, n_classes, fan_in, 
 
 
 def _t_columns(shard, src, pick, cols):
+    """A shard's values of the input columns `cols` (a slice or indices)."""
     return np.ascontiguousarray(dx.columns(dx.examples(shard, src, pick), "inputs", cols))
 
 
@@ -259,31 +256,25 @@ def layer_cut_values(lay, k: int, cuts: int) -> list[np.ndarray]:
 
 # --------------------------------------------------------------------------- chain mode: new input splits for the targets
 
-def _t_group_columns(shard, src, pick, cols):
-    return np.ascontiguousarray(np.asarray(dx.examples(shard, src, pick)[0])[:, cols])
-
-
-def _t_candidates(cuts, groups, group_of_cols, current_first, *parts):
-    """Each input's candidate thresholds (search.network.target_input_splits): its values' quantile cuts
-    (of every literal index of the input, in example order) and its current split."""
-    from mofn2logic.search.exact import quantile_cuts
+def _t_candidates(cuts, groups, group_of_cols, current, group, *parts):
+    """Each input's candidate thresholds (search.network.split_candidates) from every shard's values of its
+    literal indices, in example order."""
+    from mofn2logic.search.network import split_candidates
 
     x = np.concatenate(parts, axis=0)
-    return [np.unique(np.concatenate([quantile_cuts(x[:, group_of_cols == g].ravel(), cuts), current_first[k]]))
-            for k, g in enumerate(groups)]
+    return [split_candidates(x[:, group_of_cols == g], current, group, g, cuts) for g in groups]
 
 
 def _t_target_counts(shard, src, pick, cand, group, units, heads, n_classes):
     """Per unit: the shard's examples per (literal index, candidate bin) by target, as target_input_splits
     counts them (every example)."""
     from mofn2logic.search.kernels import bin_counts
+    from mofn2logic.search.network import candidate_bins
 
     ex = dx.examples(shard, src, pick)
     x = np.asarray(ex[0])
-    width = max(len(c) for c in cand)
-    bins = np.empty((x.shape[1], x.shape[0]), np.uint8)
-    for k in range(x.shape[1]):
-        bins[k] = np.searchsorted(cand[int(group[k])], x[:, k], side="right")
+    bins = candidate_bins(x, cand, group)
+    width = max(len(c) for c in cand.values())
     every = np.ones(x.shape[0], bool)
     return [bin_counts(bins, np.ascontiguousarray(dx.unit_targets(ex, j, heads, n_classes)), every, width + 1)
             for j in units]
@@ -291,13 +282,12 @@ def _t_target_counts(shard, src, pick, cand, group, units, heads, n_classes):
 
 def _t_score(score, counts, e):
     """target_input_splits' score, one unit after another (the float sum in the single machine's order)."""
-    from mofn2logic.search.splits import split_gain, xlogx_table
+    from mofn2logic.search.network import split_score
+    from mofn2logic.search.splits import xlogx_table
 
     table = xlogx_table(e)
     for c in counts:
-        above = np.cumsum(c[:, ::-1], axis=1)[:, ::-1][:, 1:]
-        below = c.sum(1)[:, None, :] - above
-        gain = np.nan_to_num(split_gain(above, below, table))
+        gain = split_score(c, table)
         if score is None:
             score = np.zeros(gain.shape)
         score += gain
@@ -307,35 +297,24 @@ def _t_score(score, counts, e):
 def target_splits(lay, layer, current: np.ndarray, heads, n_classes: int, units: int) -> np.ndarray:
     """`search.network.target_input_splits` on the cluster: the same thresholds, bit for bit."""
     from mofn2logic.distributed.cluster import result, tree_reduce
-    from mofn2logic.search.conv_examples import literal_offsets
     from mofn2logic.search.exact import MAX_CUTS
+    from mofn2logic.search.network import input_groups, pick_splits
 
     current = np.asarray(current)
-    n = len(current)
-    group = literal_offsets(layer)[0] if layer.kind == "conv" else np.arange(n)
+    group = input_groups(layer, len(current))
     inputs = np.unique(group)
-    per_group = max(1, n // max(1, len(inputs)))
+    per_group = max(1, len(current) // max(1, len(inputs)))
     step = max(1, min(len(inputs), dx.COLUMN_BYTES // (8 * max(1, lay.n_examples) * per_group)))
     cand_parts = []
     for g0 in range(0, len(inputs), step):
         gs = inputs[g0:g0 + step]
         cols = np.flatnonzero(np.isin(group, gs))
-        first = [current[group == g][:1] for g in gs]
-        cand_parts.append(lay.client.submit(_t_candidates, MAX_CUTS, gs, group[cols], first,
-                                            *lay._each(_t_group_columns, cols), pure=False))
-    cand_list = [c for block in result(cand_parts, lay.client) for c in block]
-    cand = {int(g): c for g, c in zip(inputs, cand_list)}
-    cand_by_group = [cand.get(g, np.zeros(0, current.dtype)) for g in range(int(group.max()) + 1)]
+        cand_parts.append(lay.client.submit(_t_candidates, MAX_CUTS, gs, group[cols], current, group,
+                                            *lay._each(_t_columns, cols), pure=False))
+    cand = {int(g): c for g, c in zip(inputs, [c for block in result(cand_parts, lay.client) for c in block])}
     score = None
     for u0 in range(0, units, dx.UNITS_PER_TASK):
         us = list(range(u0, min(units, u0 + dx.UNITS_PER_TASK)))
-        counts = tree_reduce(lay.client, dx.add_lists, lay._each(_t_target_counts, cand_by_group, group, us, heads,
-                                                                   n_classes))
+        counts = tree_reduce(lay.client, dx.add_lists, lay._each(_t_target_counts, cand, group, us, heads, n_classes))
         score = lay.client.submit(_t_score, score, counts, lay.n_examples, pure=False)
-    total_score = result(score, lay.client)
-    out = current.copy()
-    for g in inputs:
-        at = group == g
-        c = cand[int(g)]
-        out[at] = c[int(np.argmax(total_score[at][:, : len(c)].sum(0)))]
-    return out.astype(current.dtype)
+    return pick_splits(current, group, cand, result(score, lay.client))

@@ -101,5 +101,5 @@ def sparse_rows(shard, src, pick, ex, t: np.ndarray, shared: bool):
     return got
 
 
-def columns(ex: tuple, which: str, cols: slice) -> np.ndarray:
+def columns(ex: tuple, which: str, cols: slice | np.ndarray) -> np.ndarray:
     return ex[0][:, cols] if which == "inputs" else ex[1][:, cols]

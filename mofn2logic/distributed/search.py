@@ -154,16 +154,11 @@ def std_from_sums(total: np.ndarray, squares: np.ndarray | None, e: int) -> np.n
 
 def _t_gain_orders(counts, n_pos, weights):
     """`weight_order` by each literal's information gain (splits.literal_gain from summed counts)."""
-    from mofn2logic.search.splits import split_gain, xlogx_table
+    from mofn2logic.search.splits import literal_gain_from_counts
     from mofn2logic.search.unit import weight_order
 
-    out = []
-    for (on_pos, on_neg), (pos, neg), w in zip(counts, n_pos, weights):
-        on = np.stack([on_neg, on_pos], -1)
-        off = np.stack([neg - on_neg, pos - on_pos], -1)
-        gains = np.nan_to_num(split_gain(on, off, xlogx_table(int(pos + neg))))
-        out.append(weight_order(w, gains))
-    return out
+    return [weight_order(w, literal_gain_from_counts(on_pos, on_neg, int(pos), int(neg)))
+            for (on_pos, on_neg), (pos, neg), w in zip(counts, n_pos, weights)]
 
 
 def _t_hist(shard, src, pick, units, thresholds, negs, orders, heads, n_classes):

@@ -468,32 +468,60 @@ def target_input_splits(layer: Layer, ex: Examples, targets: np.ndarray, current
     `cuts` quantile cuts and the `current` split, the threshold whose literals carry the most
     information gain about the layer's binarised targets, summed over literal indices and units
     (the lowest threshold on ties). One threshold per input, as a program's input tests need."""
-    from mofn2logic.search.exact import quantile_cuts
     from mofn2logic.search.kernels import bin_counts
-    from mofn2logic.search.splits import split_gain, xlogx_table
+    from mofn2logic.search.splits import xlogx_table
 
     x = ex.x  # (E, n) values per literal index
-    n = x.shape[1]
-    group = literal_offsets(layer)[0] if layer.kind == "conv" else np.arange(n)  # literal index -> input
+    group = input_groups(layer, x.shape[1])
     inputs = np.unique(group)
-    cand: dict[int, np.ndarray] = {}
-    for g in inputs:
-        vals = x[:, group == g].ravel()
-        cand[int(g)] = np.unique(np.concatenate([quantile_cuts(vals, cuts), np.asarray(current)[group == g][:1]]))
+    cand = {int(g): split_candidates(x[:, group == g], current, group, g, cuts) for g in inputs}
+    bins = candidate_bins(x, cand, group)
     width = max(len(c) for c in cand.values())
-    bins = np.empty((n, x.shape[0]), np.uint8)
-    for k in range(n):
-        bins[k] = np.searchsorted(cand[int(group[k])], x[:, k], side="right")
-    table = xlogx_table(x.shape[0])
-    score = np.zeros((n, width))
+    score = np.zeros((x.shape[1], width))
     every = np.ones(x.shape[0], bool)
+    table = xlogx_table(x.shape[0])
     for j in range(targets.shape[1]):
-        counts = bin_counts(bins, np.ascontiguousarray(targets[:, j]), every, width + 1)  # (n, bins, 2)
-        above = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1][:, 1:]  # x >= cut c: bins c + 1 and above
-        below = counts.sum(1)[:, None, :] - above
-        score += np.nan_to_num(split_gain(above, below, table))
+        score += split_score(bin_counts(bins, np.ascontiguousarray(targets[:, j]), every, width + 1), table)
+    return pick_splits(current, group, cand, score)
+
+
+# target_input_splits in pieces, which the Dask search (distributed.best.target_splits) runs on the shards
+
+def input_groups(layer: Layer, n: int) -> np.ndarray:
+    """Literal index -> the input it reads (a convolution's channel; a dense layer's own input)."""
+    return literal_offsets(layer)[0] if layer.kind == "conv" else np.arange(n)
+
+
+def split_candidates(values: np.ndarray, current: np.ndarray, group: np.ndarray, g: int, cuts: int) -> np.ndarray:
+    """Input g's candidate thresholds: the quantile cuts of its values (every literal index, example-major)
+    and its current split."""
+    from mofn2logic.search.exact import quantile_cuts
+
+    return np.unique(np.concatenate([quantile_cuts(values.ravel(), cuts), np.asarray(current)[group == g][:1]]))
+
+
+def candidate_bins(x: np.ndarray, cand: dict[int, np.ndarray], group: np.ndarray) -> np.ndarray:
+    """(n, E) uint8: each example's bin among its input's candidates, per literal index."""
+    bins = np.empty((x.shape[1], x.shape[0]), np.uint8)
+    for k in range(x.shape[1]):
+        bins[k] = np.searchsorted(cand[int(group[k])], x[:, k], side="right")
+    return bins
+
+
+def split_score(counts: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """One unit's gain of every (literal index, candidate) from its counts (n, bins, 2) (`table`: xlogx_table of
+    the example count)."""
+    from mofn2logic.search.splits import split_gain
+
+    above = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1][:, 1:]  # x >= cut c: bins c + 1 and above
+    below = counts.sum(1)[:, None, :] - above
+    return np.nan_to_num(split_gain(above, below, table))
+
+
+def pick_splits(current: np.ndarray, group: np.ndarray, cand: dict[int, np.ndarray], score: np.ndarray) -> np.ndarray:
+    """Per input, the candidate of the highest score summed over its literal indices (the lowest on ties)."""
     out = np.asarray(current).copy()
-    for g in inputs:
+    for g in np.unique(group):
         at = group == g
         c = cand[int(g)]
         total = score[at][:, : len(c)].sum(0)

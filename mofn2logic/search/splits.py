@@ -123,9 +123,12 @@ def literal_gain(lits_t: np.ndarray, y: np.ndarray) -> np.ndarray:
     """IG of boolean rows `lits_t` (k, E) (literal-major) with respect to binary `y` (E,): the key of the
     gain ordering and the pool of the small-N search (docs/method.md, section 3)."""
     y = np.asarray(y, dtype=bool)
-    on_pos = lits_t[:, y].sum(1)
-    on_neg = lits_t[:, ~y].sum(1)
-    pos, neg = int(y.sum()), int((~y).sum())
+    return literal_gain_from_counts(lits_t[:, y].sum(1), lits_t[:, ~y].sum(1), int(y.sum()), int((~y).sum()))
+
+
+def literal_gain_from_counts(on_pos: np.ndarray, on_neg: np.ndarray, pos: int, neg: int) -> np.ndarray:
+    """`literal_gain` from each literal's true examples among the `pos` positive and `neg` negative ones
+    (additive over any split of the examples)."""
     on = np.stack([on_neg, on_pos], -1)
     off = np.stack([neg - on_neg, pos - on_pos], -1)
-    return np.nan_to_num(split_gain(on, off, xlogx_table(lits_t.shape[1])))
+    return np.nan_to_num(split_gain(on, off, xlogx_table(pos + neg)))
