@@ -21,6 +21,10 @@ def _require() -> None:
                         "(pip install 'mofn2logic[dask]')") from e
 
 
+LOCAL_CONFIG = {"distributed.scheduler.work-stealing": False, "distributed.worker.profile.enabled": False,
+                "distributed.admin.tick.interval": "1s", "distributed.admin.system-monitor.interval": "2s"}
+
+
 @contextlib.contextmanager
 def connect(scheduler: str | None = None, workers: int | None = None, *, processes: bool = True,
             timeout: float = 20.0) -> Iterator[Any]:
@@ -45,8 +49,11 @@ def connect(scheduler: str | None = None, workers: int | None = None, *, process
         if workers is None or workers < 1:
             raise DataError(f"a local cluster needs 1 or more workers, got {workers!r}")
         # no work stealing on a cluster of our own: each shard's tasks go to its home worker, whose caches
-        # (examples, sparse rows, pass 2's bins) a thief would miss; a lost worker's tasks still move
-        with dask.config.set({"distributed.scheduler.work-stealing": False}), \
+        # (examples, sparse rows, pass 2's bins) a thief would miss; a lost worker's tasks still move.
+        # The dashboard's feeds are off or slowed (there is no dashboard): the workers' stack sampler (every
+        # 10 ms), the event-loop lag ticks (20 ms) and the system monitors (500 ms) took about 2 % of a core
+        # per process -- on a machine whose cores the workers fill, time taken from them
+        with dask.config.set(LOCAL_CONFIG), \
                 LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=":0",
                              silence_logs=50) as cluster, Client(cluster) as client:
             yield client

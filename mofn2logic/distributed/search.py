@@ -195,18 +195,19 @@ def _t_rules(hists, units, thresholds, weights, orders, heads, fan_in, where, be
     for h, j, t, w, order in zip(hists, units, thresholds, weights, orders):
         n_pos, n_neg = int(h.pos[0]), int(h.neg[0])
         c = candidates_from_histogram(h, n_pos, n_neg, fan_in, where)
-        rules = []
-        for beta, i in zip(betas, choose(c, tuple(betas))):
-            lits = []
-            for k in order[: c.n[i]]:
-                if offsets is None:
-                    lits.append(ThresholdLiteral(input=int(k), threshold=float(t[k]), positive=bool(w[k] > 0)))
-                else:
-                    ch, dy, dx = offsets[k]
-                    lits.append(ThresholdLiteral(input=int(ch), threshold=float(t[k]), positive=bool(w[k] > 0),
-                                                 offset=(int(dy), int(dx))))
-            rules.append(ScoredRule(beta=float(beta), n=int(c.n[i]), m=int(c.m[i]), error=float(c.error[i]),
-                                    complexity=float(c.complexity[i]), method=method, literals=tuple(lits)))
+        chosen = choose(c, tuple(betas))
+        # the rules' literals are prefixes of one list: shared objects, pickled once per unit (not once per rule)
+        lits = []
+        for k in order[: max((int(c.n[i]) for i in chosen), default=0)]:
+            if offsets is None:
+                lits.append(ThresholdLiteral(input=int(k), threshold=float(t[k]), positive=bool(w[k] > 0)))
+            else:
+                ch, dy, dx = offsets[k]
+                lits.append(ThresholdLiteral(input=int(ch), threshold=float(t[k]), positive=bool(w[k] > 0),
+                                             offset=(int(dy), int(dx))))
+        rules = [ScoredRule(beta=float(beta), n=int(c.n[i]), m=int(c.m[i]), error=float(c.error[i]),
+                            complexity=float(c.complexity[i]), method=method, literals=tuple(lits[: c.n[i]]))
+                 for beta, i in zip(betas, chosen)]
         front = tuple(FrontPoint(int(c.n[i]), int(c.m[i]), float(c.error[i]), float(c.complexity[i]))
                       for i in pareto_front(c))
         head = None if heads is None else float(heads[j])
