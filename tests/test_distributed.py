@@ -27,7 +27,7 @@ def _sharded_splits(x, labels, n_classes, shards, bins, sample, kept_bins=False)
     parts = np.array_split(np.arange(len(x)), shards)
     edges = ds.edges_from_samples([ds.sample_part(x[p], sample) for p in parts], bins)
     r = None
-    binned: dict[int, np.ndarray | None] = {}
+    binned: dict[int, ds.Binned | None] = {}
     for p in parts:
         b, got_bins = ds.bin_part_and_bins(x[p], labels[p], n_classes, edges)
         binned[len(binned)] = got_bins if kept_bins else None
@@ -96,10 +96,10 @@ def test_bin_pass_equals_searchsorted_and_counting():
             x[rng.random(x.shape) < 0.05] = -np.inf
         labels = rng.integers(0, c, (e, n_lab))
         edges = ds.edges_from_samples([ds.sample_part(x, int(rng.integers(1, 9)))], int(rng.integers(2, 12)))
-        r, bins = ds.bin_part_and_bins(x, labels, c, edges)
+        r, binned = ds.bin_part_and_bins(x, labels, c, edges)
         for col in range(k):
             want = np.searchsorted(edges[col], x[:, col], side="right")
-            assert np.array_equal(bins[:, col], want)
+            assert np.array_equal(binned.bins[col], want)
             for b in range(edges.shape[1] + 1):
                 at = want == b
                 for li in range(n_lab):
@@ -108,11 +108,11 @@ def test_bin_pass_equals_searchsorted_and_counting():
                 assert r.hi[col, b] == (x[at, col].max() if at.any() else -np.inf)
         if it % 5 == 0:  # edges at -inf or +inf (not made by edges_from_samples, but searchsorted's bins all the same)
             edges = np.sort(np.concatenate([np.full((k, 2), -np.inf), edges, np.full((k, 1), np.inf)], 1), 1)
-            r, bins = ds.bin_part_and_bins(x, labels, c, edges.astype(x.dtype))
+            r, binned = ds.bin_part_and_bins(x, labels, c, edges.astype(x.dtype))
             for col in range(k):
-                assert np.array_equal(bins[:, col], np.searchsorted(edges[col].astype(x.dtype), x[:, col], side="right"))
+                assert np.array_equal(binned.bins[col], np.searchsorted(edges[col].astype(x.dtype), x[:, col], side="right"))
         keep = rng.random(r.lo.shape) < 0.5
-        for (va, la), (vb, lb) in zip(ds.values_part(x, labels, edges, keep), ds.values_part(x, labels, edges, keep, bins)):
+        for (va, la), (vb, lb) in zip(ds.values_part(x, labels, edges, keep), ds.values_part(x, labels, edges, keep, binned)):
             assert va.tobytes() == vb.tobytes() and la.tobytes() == lb.tobytes()
 
 

@@ -44,7 +44,7 @@ from mofn2logic.errors import SearchError
 
 COUNT_BYTES = 128 * 1024**2  # bin counts one split task returns
 POOLED_UNITS_PER_TASK = 4  # orders exact and best: a unit's task waits on its rounds of shard tasks, so more of them
-BINS_BYTES = 512 * 1024**2  # pass 2's bins a worker keeps for pass 3
+BINS_BYTES = 768 * 1024**2  # pass 2's columns and bins a worker keeps for pass 3
 
 
 def _labels(ex: tuple, lab: tuple) -> tuple[np.ndarray, int]:
@@ -60,15 +60,15 @@ def _labels(ex: tuple, lab: tuple) -> tuple[np.ndarray, int]:
 
 # --------------------------------------------------------------------------- worker tasks (module level: pickled by name)
 
-def _t_sample(shard, src, pick, which, cols):
-    return ds.sample_part(columns(examples(shard, src, pick), which, cols))
+def _t_sample(shard, src, pick, which, cols, size):
+    return ds.sample_part(columns(examples(shard, src, pick), which, cols), size)
 
 
-def _t_edges(*samples):
-    return ds.edges_from_samples([s for s in samples if s.shape[1]])
+def _t_edges(n_bins, *samples):
+    return ds.edges_from_samples([s for s in samples if s.shape[1]], n_bins)
 
 
-_BINS: dict[tuple, np.ndarray] = {}  # per worker: pass 2's bin of every value of the last column blocks, for pass 3
+_BINS: dict[tuple, ds.Binned] = {}  # per worker: pass 2's columns and bins of the last column blocks, for pass 3
 _LOCK = threading.Lock()
 
 
@@ -246,10 +246,12 @@ class _Layer:
         n_lab = 1 if lab[0] == "pred" else (lab[2] if lab[1] is None else len(lab[1]))
         n_cls = lab[1] if lab[0] == "pred" else 2
         per_shard = max(1, max(len(p) if p is not None else sh.n for sh, p in zip(self.store.shards, self.picks)))
+        n_bins = ds.bin_count(self.n_examples)
+        size = ds.sample_size(n_bins, sum(1 for n in self.sizes if n))
         # blocks within the memory bounds, and enough of them (of 32 columns or more) to keep every worker sweeping:
         # about 16 per worker, so that the sweeps (one task per block) share out evenly and the last one, which
         # a worker may run alone, is short
-        step = max(1, min(COLUMN_BYTES // (8 * per_shard), COUNT_BYTES // (8 * ds.MAX_BINS * n_lab * n_cls),
+        step = max(1, min(COLUMN_BYTES // (8 * per_shard), COUNT_BYTES // (8 * n_bins * n_lab * n_cls),
                           max(32, -(-k // (16 * n_workers(self.client))))))
         outs = []
         # priorities: a worker runs block b's pass 2 before block b - 3's sweep, so that no shard's next
@@ -258,8 +260,8 @@ class _Layer:
         # column) runs first, so every block's edges are ready when its pass 2 could start
         for b, c0 in enumerate(range(0, k, step)):
             cols = slice(c0, min(k, c0 + step))
-            edges = self.client.submit(_t_edges, *self._each(_t_sample, which, cols, priority=1), pure=False,
-                                       priority=1)
+            edges = self.client.submit(_t_edges, n_bins, *self._each(_t_sample, which, cols, size, priority=1),
+                                       pure=False, priority=1)
             r = tree_reduce(self.client, ds.merge_bins, self._each(_t_bins, which, cols, lab, edges, priority=-b),
                             priority=-b)
             keep = self.client.submit(ds.select_bins, r, pure=False, priority=-b)

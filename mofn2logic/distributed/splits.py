@@ -9,10 +9,18 @@ is made in three additive passes (docs/scale.md):
 2. **bins**: each shard counts its examples per (column, bin, label, class) and keeps each bin's
    least and greatest value; the parts are summed. Every gap between two non-empty bins is a
    candidate cut whose gain is now known exactly, so their best is a lower bound of the column's
-   best gain. A cut inside bin b has left counts L >= L_before(b) and right counts
-   R >= T - L_through(b) class by class, and g(L) = |L| log |L| - sum_c L_c log L_c grows with
-   every L_c, so its gain is at most (E H(T) - g(L_before) - g(T - L_through)) / E. A bin whose
-   bound is below the best gap's gain holds no best cut;
+   best gain. A cut inside bin b has left counts L = L_before(b) + s, 0 <= s <= n(b) class by
+   class, and gain (E H(T) - h(L)) / E with h(L) = g(L) + g(T - L), g(X) = |X| log |X| -
+   sum_c X_c log X_c. Two lower bounds of h over that box bound the gain from above (`select_bins`):
+   g grows with every X_c, so h >= g(L_before) + g(T - L_through); and, for any lambda,
+   h = [phi(S) + phi(E - S) - lambda S] + sum_c [-psi_c(s_c) + lambda s_c] + lambda |L_before| with
+   S = |L| (phi = psi = x log x, psi_c the class's two terms), where the first bracket is convex in S
+   and each class's term concave in s_c: minimised apart (S free, each s_c at 0 or n_c), they bound h
+   from below -- with lambda the slope of phi(S) + phi(E - S) at the bin's middle, within a few
+   nats of h's least value when the bin is narrow. A bin whose bound is below the best gap's gain
+   holds no best cut. The bins are many (`bin_count`: about 200 examples each, 256 to 4096) so that
+   the bound leaves few of them: on a layer of weakly informative inputs (200,000 examples, 10
+   classes) 1,024 bins leave about 12 % of the values for pass 3, 256 bins 71 %;
 3. **values**: each shard sends its (value, labels) pairs that fall in the remaining bins (those
    with two or more distinct values); with the bins' counts they give every cut that can win.
 
@@ -29,9 +37,21 @@ from numba import njit
 
 from mofn2logic.search.splits import GAIN_EPS, midpoint, xlogx_table
 
-SAMPLE_PER_COLUMN = 256  # values per column and shard for the bin edges
-MAX_BINS = 256  # bins per column (fewer when the sample has fewer distinct values)
+SAMPLE_PER_COLUMN = 256  # values per column and shard for the bin edges (default of sample_part)
+MIN_BINS, MAX_BINS = 256, 4096  # bins per column (fewer when the sample has fewer distinct values)
+EXAMPLES_PER_BIN = 200  # bin_count's aim: narrower bins leave fewer values for pass 3, more counts for pass 2
+SAMPLES_PER_BIN = 2  # sampled values per bin, over all shards
 BOUND_MARGIN = 1e-9  # float rounding of a gain is ~1e-14; a bin within this of the best is kept
+
+
+def bin_count(n_examples: int) -> int:
+    """Bins per column for a split over `n_examples` examples."""
+    return int(min(MAX_BINS, max(MIN_BINS, n_examples // EXAMPLES_PER_BIN)))
+
+
+def sample_size(n_bins: int, n_shards: int) -> int:
+    """Values per column each of `n_shards` shards samples for `n_bins` bins."""
+    return max(1, -(-SAMPLES_PER_BIN * n_bins // max(1, n_shards)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +73,7 @@ def sample_part(values: np.ndarray, size: int = SAMPLE_PER_COLUMN) -> np.ndarray
     return np.ascontiguousarray(np.asarray(values[rows]).T)
 
 
-def edges_from_samples(samples: list[np.ndarray], bins: int = MAX_BINS) -> np.ndarray:
+def edges_from_samples(samples: list[np.ndarray], bins: int = MIN_BINS) -> np.ndarray:
     """(k, B - 1) bin edges per column, in the values' dtype, padded with +inf."""
     s = np.concatenate(samples, axis=1)
     k = s.shape[0]
@@ -67,7 +87,8 @@ def edges_from_samples(samples: list[np.ndarray], bins: int = MAX_BINS) -> np.nd
     return out
 
 
-GRID = 4096  # cells of the per-column lookup grid that starts pass 2's bin search
+GRID = 4096  # least cells of the per-column lookup grid that starts pass 2's bin search
+CELLS_PER_EDGE = 16  # and at least this many per edge: most cells then hold no edge (no comparison to mispredict)
 
 
 @njit(cache=True, nogil=True)
@@ -82,20 +103,33 @@ def _cell(v, a, scale, cells):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _bin_pass(values, labels, edges, n_classes, counts, lo, hi, bins):  # pragma: no cover - compiled
-    """Pass 2's counts, least and greatest values, and each value's bin (kept for pass 3), in one read of
-    `values` (E, k): bin b holds edges[b - 1] <= v < edges[b] (searchsorted, side right). lo and hi follow
-    np.minimum / np.maximum: an equal value replaces the kept one (so -0.0 and 0.0 end as those ufuncs leave them).
+def _transpose(values, out):  # pragma: no cover - compiled
+    """out (k, E) = values (E, k).T, a tile of rows at a time (numpy's copy of a wide matrix's column block
+    reads it line by line, about 10 ns a value)."""
+    e, k = values.shape
+    tile = 64
+    for j0 in range(0, e, tile):
+        j1 = min(e, j0 + tile)
+        for c in range(k):
+            for j in range(j0, j1):
+                out[c, j] = values[j, c]
+
+
+@njit(cache=True, nogil=True)
+def _bin_pass(vt, labels, edges, counts, lo, hi, bins):  # pragma: no cover - compiled
+    """Pass 2's counts, least and greatest values, and each value's bin (kept for pass 3), column after
+    column of `vt` (k, E) (a column's grid, edges and counts stay in cache): bin b holds edges[b - 1] <= v
+    < edges[b] (searchsorted, side right). lo and hi follow np.minimum / np.maximum: an equal value
+    replaces the kept one (so -0.0 and 0.0 end as those ufuncs leave them).
 
     The search starts from a grid: with cell() monotone, an edge in a lower cell than v is below v and one in
     a higher cell above it, so v's bin lies between first[cell(v)] and first[cell(v) + 1] (first[g]: the
-    edges in cells below g) -- most often one or no comparison instead of eight."""
-    e, k = values.shape
+    edges in cells below g) -- most often one or no comparison instead of ten."""
+    k, e = vt.shape
     n_edges = edges.shape[1]
     n_lab = labels.shape[1]
-    first = np.zeros((k, GRID + 1), np.int32)
-    base = np.zeros(k, np.float64)
-    scale = np.zeros(k, np.float64)
+    grid = max(GRID, CELLS_PER_EDGE * n_edges)
+    first = np.empty(grid + 1, np.int32)
     for c in range(k):
         lo_fin = 0  # edges at -inf lie below every finite value
         while lo_fin < n_edges and edges[c, lo_fin] == -np.inf:
@@ -103,45 +137,56 @@ def _bin_pass(values, labels, edges, n_classes, counts, lo, hi, bins):  # pragma
         hi_fin = lo_fin
         while hi_fin < n_edges and np.isfinite(edges[c, hi_fin]):
             hi_fin += 1
+        base = 0.0
+        scale = 0.0
         if hi_fin > lo_fin:
-            base[c] = np.float64(edges[c, lo_fin])
-            span = np.float64(edges[c, hi_fin - 1]) - base[c]
-            sc = GRID / span if span > 0 else 0.0
-            scale[c] = sc if np.isfinite(sc) else 0.0
-        first[c, 0] = lo_fin
+            base = np.float64(edges[c, lo_fin])
+            span = np.float64(edges[c, hi_fin - 1]) - base
+            sc = grid / span if span > 0 else 0.0
+            scale = sc if np.isfinite(sc) else 0.0
+        first[:] = 0
+        first[0] = lo_fin
         for i in range(lo_fin, hi_fin):  # edges are sorted, so their cells are too
-            first[c, _cell(edges[c, i], base[c], scale[c], GRID) + 1] += 1
-        for g in range(GRID):
-            first[c, g + 1] += first[c, g]
-    block = 16  # columns at a time: their grids, edges and counts stay in cache
-    for c0 in range(0, k, block):
-        c1 = min(k, c0 + block)
+            first[_cell(edges[c, i], base, scale, grid) + 1] += 1
+        for g in range(grid):
+            first[g + 1] += first[g]
         for j in range(e):
-            for c in range(c0, c1):
-                v = values[j, c]
-                if np.isfinite(v):
-                    g = _cell(v, base[c], scale[c], GRID)
-                    b = first[c, g]
-                    top = first[c, g + 1]
-                    while b < top:
-                        mid = (b + top) >> 1
-                        if edges[c, mid] <= v:
-                            b = mid + 1
-                        else:
-                            top = mid
-                elif v != v:  # NaN: after every edge, as numpy sorts it
-                    b = n_edges
-                else:  # +-inf
-                    b = 0
-                    while b < n_edges and edges[c, b] <= v:
-                        b += 1
-                bins[j, c] = b
-                for li in range(n_lab):
-                    counts[c, b, li, labels[j, li]] += 1
-                if lo[c, b] == lo[c, b] and not (lo[c, b] < v):
-                    lo[c, b] = v
-                if hi[c, b] == hi[c, b] and not (hi[c, b] > v):
-                    hi[c, b] = v
+            v = vt[c, j]
+            if np.isfinite(v):
+                g = _cell(v, base, scale, grid)
+                b = first[g]
+                top = first[g + 1]
+                while b < top:
+                    mid = (b + top) >> 1
+                    if edges[c, mid] <= v:
+                        b = mid + 1
+                    else:
+                        top = mid
+            elif v != v:  # NaN: after every edge, as numpy sorts it
+                b = n_edges
+            else:  # +-inf
+                b = 0
+                while b < n_edges and edges[c, b] <= v:
+                    b += 1
+            bins[c, j] = b
+            for li in range(n_lab):
+                counts[c, b, li, labels[j, li]] += 1
+            if lo[c, b] == lo[c, b] and not (lo[c, b] < v):
+                lo[c, b] = v
+            if hi[c, b] == hi[c, b] and not (hi[c, b] > v):
+                hi[c, b] = v
+
+
+@dataclass(frozen=True, slots=True)
+class Binned:
+    """A shard's values column by column (k, E) and the bin of each (k, E), from pass 2 for pass 3."""
+
+    values: np.ndarray
+    bins: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return self.values.nbytes + self.bins.nbytes
 
 
 def bin_part(values: np.ndarray, labels: np.ndarray, n_classes: int, edges: np.ndarray) -> BinCounts:
@@ -150,112 +195,148 @@ def bin_part(values: np.ndarray, labels: np.ndarray, n_classes: int, edges: np.n
 
 
 def bin_part_and_bins(values: np.ndarray, labels: np.ndarray, n_classes: int,
-                      edges: np.ndarray) -> tuple[BinCounts, np.ndarray]:
-    """`bin_part`, and every value's bin (E, k) (uint8 for up to 256 bins), which pass 3 reads again."""
+                      edges: np.ndarray) -> tuple[BinCounts, Binned]:
+    """`bin_part`, and the values by column with every value's bin (uint8 for up to 256 bins, uint16 for up
+    to 65,536), which pass 3 reads again."""
     values = np.asarray(values)
-    k = values.shape[1]
+    e, k = values.shape
     n_bins = edges.shape[1] + 1
-    counts = np.zeros((k, n_bins, labels.shape[1], n_classes), np.int64)
+    vt = np.empty((k, e), values.dtype)
+    _transpose(values, vt)
+    counts = np.zeros((k, n_bins, labels.shape[1], n_classes), np.int32)  # a shard's counts fit
     lo = np.full((k, n_bins), np.inf, values.dtype)
     hi = np.full((k, n_bins), -np.inf, values.dtype)
-    bins = np.empty(values.shape, np.uint8 if n_bins <= 256 else np.int32)
-    _bin_pass(values, np.ascontiguousarray(labels, dtype=np.int64), np.ascontiguousarray(edges, dtype=values.dtype),
-              n_classes, counts, lo, hi, bins)
-    return BinCounts(counts, lo, hi), bins
+    bins = np.empty((k, e), np.uint8 if n_bins <= 256 else np.uint16 if n_bins <= 65536 else np.int32)
+    _bin_pass(vt, np.ascontiguousarray(labels, dtype=np.int64), np.ascontiguousarray(edges, dtype=values.dtype),
+              counts, lo, hi, bins)
+    return BinCounts(counts.astype(np.int64), lo, hi), Binned(vt, bins)
 
 
 def merge_bins(a: BinCounts, b: BinCounts) -> BinCounts:
     return BinCounts(a.counts + b.counts, np.minimum(a.lo, b.lo), np.maximum(a.hi, b.hi))
 
 
-def _s(counts: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """sum_c table[counts[..., c]], accumulated in class order from 0.0 (best_splits' order)."""
-    s = np.zeros(counts.shape[:-1], np.float64)
-    for c in range(counts.shape[-1]):
-        s += table[counts[..., c]]
-    return s
-
-
-def _gain(left: np.ndarray, total: np.ndarray, table: np.ndarray, e: int) -> np.ndarray:
-    """best_splits' gain of cuts with left class counts `left` (..., C), term for term."""
-    s_all = np.float64(0.0)
-    for c in range(total.shape[-1]):
-        s_all += table[total[c]]
-    n_l = left.sum(-1)
-    s_l = _s(left, table)
-    s_r = _s(total - left, table)
-    return (table[e] - s_all - (table[e - n_l] - s_r) - (table[n_l] - s_l)) / e
+@njit(cache=True, nogil=True)
+def _select_column(counts, inner, table, e, margin, keep):  # pragma: no cover - compiled
+    """`select_bins` of one column: counts (B, L, C), inner (B,) -> keep (B,) (or-ed over the labels)."""
+    n_bins, n_lab, n_cls = counts.shape
+    last = -1  # the last non-empty bin: no cut after it
+    for b in range(n_bins):
+        for c in range(n_cls):
+            if counts[b, 0, c] > 0:
+                last = b
+    total = np.zeros(n_cls, np.int64)
+    before = np.zeros(n_cls, np.int64)
+    bound = np.empty(n_bins, np.float64)
+    for li in range(n_lab):
+        s_all = 0.0
+        for c in range(n_cls):
+            total[c] = 0
+            for b in range(n_bins):
+                total[c] += counts[b, li, c]
+            s_all += table[total[c]]
+        for c in range(n_cls):
+            before[c] = 0
+        best = -np.inf
+        for b in range(n_bins):
+            nb = 0
+            lo = 0
+            for c in range(n_cls):
+                nb += counts[b, li, c]
+                lo += before[c]
+            # g(before), g(through), g(total - before), g(total - through)
+            s_b = 0.0
+            s_t = 0.0
+            s_rb = 0.0
+            s_rt = 0.0
+            for c in range(n_cls):
+                t = before[c] + counts[b, li, c]
+                s_b += table[before[c]]
+                s_t += table[t]
+                s_rb += table[total[c] - before[c]]
+                s_rt += table[total[c] - t]
+            g_t = table[lo + nb] - s_t
+            g_rt = table[e - lo - nb] - s_rt
+            if nb > 0 and b < last:  # the cut after this bin
+                gain = (table[e] - s_all - g_rt - g_t) / e
+                if gain > best:
+                    best = gain
+            if inner[b]:
+                h_mono = table[lo] - s_b + g_rt
+                mid_real = lo + nb / 2.0
+                lam = np.log(max(mid_real, 0.5) / max(e - mid_real, 0.5))
+                mid = lo + nb // 2
+                up = lo + (nb + 1) // 2
+                a = min(table[mid] + table[e - mid] - lam * mid, table[up] + table[e - up] - lam * up)
+                f = 0.0
+                for c in range(n_cls):
+                    t = before[c] + counts[b, li, c]
+                    f0 = -(table[before[c]] + table[total[c] - before[c]])
+                    f1 = -(table[t] + table[total[c] - t]) + lam * counts[b, li, c]
+                    f += min(f0, f1)
+                h_lag = a + f + lam * lo
+                bound[b] = (table[e] - s_all - max(h_mono, h_lag)) / e
+            for c in range(n_cls):
+                before[c] += counts[b, li, c]
+        for b in range(n_bins):
+            if inner[b] and bound[b] >= best - margin:
+                keep[b] = True
 
 
 def select_bins(r: BinCounts) -> np.ndarray:
-    """(k, B) bins whose values pass 3 must send: those that may hold a best cut for some label."""
-    k, n_bins, n_lab, _ = r.counts.shape
-    keep = np.zeros((k, n_bins), bool)
+    """(k, B) bins whose values pass 3 must send: those that may hold a best cut for some label (the bounds
+    of the module's docstring, the tighter of the two per bin)."""
+    k = r.counts.shape[0]
+    keep = np.zeros(r.lo.shape, bool)
     e = int(r.counts[0, :, 0].sum()) if k else 0
     if e < 2:
         return keep
     table = xlogx_table(e)
     inner = r.lo < r.hi  # bins with two or more distinct values: cuts inside them
-    for c in range(k):
-        if not inner[c].any():
-            continue
-        full = np.flatnonzero(r.counts[c, :, 0].sum(-1) > 0)
-        for lab in range(n_lab):
-            cnt = r.counts[c, :, lab]  # (B, C)
-            total = cnt.sum(0)
-            through = np.cumsum(cnt, axis=0)  # counts of bins 0..b
-            before = through - cnt
-            gaps = full[:-1]  # a cut after each non-empty bin but the last
-            best = float(np.max(_gain(through[gaps], total, table, e))) if len(gaps) else -np.inf
-            s_all = _s(total[None], table)[0]
-            g_before = table[before.sum(-1)] - _s(before, table)
-            rest = total[None] - through
-            g_after = table[rest.sum(-1)] - _s(rest, table)
-            bound = (table[e] - s_all - g_after - g_before) / e
-            keep[c] |= inner[c] & (bound >= best - BOUND_MARGIN)
+    counts = r.counts.astype(np.int64, copy=False)
+    for c in np.flatnonzero(inner.any(1)):
+        _select_column(counts[c], inner[c], table, e, BOUND_MARGIN, keep[c])
     return keep
 
 
 @njit(cache=True, nogil=True)
-def _kept(values, labels, bins, keep):  # pragma: no cover - compiled
+def _kept(vt, labels, bins, keep):  # pragma: no cover - compiled
     """Every column's values in its kept bins, and their labels, in row order, one column after another in
-    flat arrays (column c: offsets[c] .. offsets[c + 1])."""
-    e, k = values.shape
+    flat arrays (column c: offsets[c] .. offsets[c + 1]), from the columns `vt` (k, E) and their bins."""
+    k, e = vt.shape
     n_lab = labels.shape[1]
     offsets = np.zeros(k + 1, np.int64)
-    for j in range(e):
-        for c in range(k):
-            if keep[c, bins[j, c]]:
-                offsets[c + 1] += 1
     for c in range(k):
-        offsets[c + 1] += offsets[c]
-    vals = np.empty(offsets[k], values.dtype)
+        n = 0
+        for j in range(e):
+            if keep[c, bins[c, j]]:
+                n += 1
+        offsets[c + 1] = offsets[c] + n
+    vals = np.empty(offsets[k], vt.dtype)
     labs = np.empty((offsets[k], n_lab), labels.dtype)
-    at = offsets[:k].copy()
-    for j in range(e):
-        for c in range(k):
-            if keep[c, bins[j, c]]:
-                p = at[c]
-                vals[p] = values[j, c]
+    for c in range(k):
+        p = offsets[c]
+        for j in range(e):
+            if keep[c, bins[c, j]]:
+                vals[p] = vt[c, j]
                 for li in range(n_lab):
                     labs[p, li] = labels[j, li]
-                at[c] = p + 1
+                p += 1
     return offsets, vals, labs
 
 
 def values_part(values: np.ndarray, labels: np.ndarray, edges: np.ndarray, keep: np.ndarray,
-                bins: np.ndarray | None = None) -> list[tuple]:
-    """Pass 3 on one shard: per column, its values in the kept bins and their labels (`bins`: pass 2's
-    bin of every value, else found again)."""
-    values = np.asarray(values)
-    if bins is None:  # pass 2 ran elsewhere (a task moved to another worker): find the bins again, compiled
-        bins = bin_part_and_bins(values, labels, int(labels.max()) + 1 if labels.size else 1, edges)[1]
+                binned: Binned | None = None) -> list[tuple]:
+    """Pass 3 on one shard: per column, its values in the kept bins and their labels (`binned`: pass 2's
+    columns and bins, else found again)."""
+    if binned is None:  # pass 2 ran elsewhere (a task moved to another worker): find the bins again, compiled
+        binned = bin_part_and_bins(values, labels, int(labels.max()) + 1 if labels.size else 1, edges)[1]
     if labels.size and labels.max() < 128:  # labels are classes: the smallest integers that hold them travel
         labels = labels.astype(np.int8)
     elif labels.size and labels.max() < 32768:
         labels = labels.astype(np.int16)
-    offsets, vals, labs = _kept(values, np.ascontiguousarray(labels), bins, np.ascontiguousarray(keep))
-    return [(vals[offsets[c]:offsets[c + 1]], labs[offsets[c]:offsets[c + 1]]) for c in range(values.shape[1])]
+    offsets, vals, labs = _kept(binned.values, np.ascontiguousarray(labels), binned.bins, np.ascontiguousarray(keep))
+    return [(vals[offsets[c]:offsets[c + 1]], labs[offsets[c]:offsets[c + 1]]) for c in range(len(offsets) - 1)]
 
 
 def merge_values(a: list[tuple], b: list[tuple]) -> list[tuple]:
@@ -267,7 +348,7 @@ def _sweep_column(v, lab, counts, keep, lo, hi, table, e):  # pragma: no cover -
     """Best cut of one column for every label. The items in value order are the bins in index order
     (disjoint value ranges): a kept bin read as its distinct values (from `v`, its values from every
     shard in ascending order, with their labels `lab`), any other non-empty bin whole. Each cut's gain
-    is `_gain`'s expression term for term from the integer counts left of it (so bit for bit); the
+    is `best_splits`' expression term for term from the integer counts left of it (so bit for bit); the
     first best cut wins. Returns per label whether it has a cut, the greatest value left of it, the
     least right of it, and its gain."""
     n_bins, n_lab, n_cls = counts.shape
