@@ -74,16 +74,27 @@ def sample_part(values: np.ndarray, size: int = SAMPLE_PER_COLUMN) -> np.ndarray
 
 
 def edges_from_samples(samples: list[np.ndarray], bins: int = MIN_BINS) -> np.ndarray:
-    """(k, B - 1) bin edges per column, in the values' dtype, padded with +inf."""
+    """(k, B - 1) bin edges per column, in the values' dtype, padded with +inf: the sample's quantiles, and
+    a bin of its own for each value sampled twice or more (about a bin's share of the examples or more,
+    such as a ReLU's zeros): bounded by the value and the next one up, it holds that value alone, so no
+    cut lies inside it and pass 3 sends none of it."""
     s = np.concatenate(samples, axis=1)
     k = s.shape[0]
     out = np.full((k, bins - 1), np.inf, dtype=s.dtype)
     for c in range(k):
-        u = np.unique(s[c])
-        if len(u) > bins - 1:
-            u = np.unique(u[np.linspace(0, len(u) - 1, bins - 1).astype(np.int64)])
-        u = u[1:] if len(u) else u  # the least value opens the first bin; an edge there would leave it empty
-        out[c, : len(u)] = u
+        u, n = np.unique(s[c], return_counts=True)
+        if not len(u):
+            continue
+        least = u[0]
+        heavy = u[(n >= 2) & np.isfinite(u)]
+        heavy = heavy[np.argsort(-n[(n >= 2) & np.isfinite(u)], kind="stable")][: (bins - 1) // 2]
+        own = np.unique(np.concatenate([heavy, np.nextafter(heavy, np.inf).astype(u.dtype)]))
+        room = max(0, bins - 1 - len(own))
+        if len(u) > room:
+            u = np.unique(u[np.linspace(0, len(u) - 1, room).astype(np.int64)]) if room else u[:0]
+        edges = np.unique(np.concatenate([own, u]))
+        edges = edges[edges > least]  # the least value opens the first bin (and a NaN is after every edge)
+        out[c, : len(edges)] = edges[: bins - 1]
     return out
 
 
