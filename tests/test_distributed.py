@@ -83,6 +83,67 @@ def test_bins_without_a_best_cut_are_not_sent():
     assert 0 < keep.sum() <= 32  # a quarter of the bins at most
 
 
+def test_select_bins_keeps_every_bin_that_may_hold_a_best_cut():
+    """Every cut between two distinct values, scored exactly: a cut inside a bin that select_bins drops
+    scores below the best cut between bins, so the sweep, which cuts only inside kept bins, finds the best."""
+    from mofn2logic.search.splits import split_gain, xlogx_table
+
+    rng = np.random.default_rng(21)
+    dropped = 0
+    for it in range(40):
+        e, c, n_lab = int(rng.integers(50, 4000)), int(rng.integers(2, 11)), int(rng.integers(1, 3))
+        x = _columns(rng, ["normal", "relu", "normal", "few"][it % 4], e, 1)
+        weak = rng.random((e, n_lab)) < [0.02, 0.3][it % 2]  # weakly or strongly informative labels
+        labels = np.where(weak, (x > 0.1).astype(np.int64) * (c - 1), rng.integers(0, c, (e, n_lab)))
+        edges = ds.edges_from_samples([ds.sample_part(x, int(rng.integers(8, 400)))], int(rng.integers(2, 300)))
+        r, binned = ds.bin_part_and_bins(x, labels, c, edges)
+        keep = ds.select_bins(r)
+        order = np.argsort(x[:, 0], kind="stable")
+        v, b = x[order, 0], binned.bins[0][order]
+        cut = np.flatnonzero(v[1:] != v[:-1])  # a cut after position i
+        table = xlogx_table(e)
+        inside = b[cut] == b[cut + 1]
+        for li in range(n_lab):
+            left = np.cumsum(np.eye(c, dtype=np.int64)[labels[order, li]], axis=0)[cut]
+            gain = split_gain(left, np.bincount(labels[:, li], minlength=c) - left, table)
+            if not (~inside).any():
+                continue
+            best_between = gain[~inside].max()
+            out = inside & ~keep[0, b[cut]]
+            dropped += int(out.sum())
+            assert (gain[out] < best_between).all()
+    assert dropped > 1000  # the bound did drop bins with cuts inside
+
+
+def test_narrow_bins_leave_few_values_of_weakly_informative_columns():
+    """The labels hang weakly on many columns (as a layer's predicted class on its inputs): with
+    bin_count's bins, pass 3 sends a small part of the values, and the splits stay exact."""
+    rng = np.random.default_rng(22)
+    e, k, c = 40000, 16, 10
+    x = rng.normal(size=(e, k)).astype(np.float32)
+    y = np.argmax(x @ rng.normal(size=(k, c)) + rng.normal(0, 4, (e, c)), axis=1)
+    bins = ds.bin_count(e)
+    got, keep = _sharded_splits(x, y[:, None], c, 2, bins, ds.sample_size(bins, 2))
+    assert got[0].tobytes() == best_splits(x, y, c)[0].tobytes()
+    edges = ds.edges_from_samples([ds.sample_part(x, ds.sample_size(bins, 1))], bins)
+    r, _ = ds.bin_part_and_bins(x, y[:, None], c, edges)
+    sent = sum(int(r.counts[j, ds.select_bins(r)[j], 0].sum()) for j in range(k))
+    assert sent < 0.25 * e * k
+
+
+def test_a_heavy_value_gets_a_bin_of_its_own():
+    """A ReLU's zeros (and any value sampled twice or more) form a bin with one value: nothing to send."""
+    rng = np.random.default_rng(23)
+    x = np.maximum(rng.normal(size=(5000, 3)), 0).astype(np.float32)
+    edges = ds.edges_from_samples([ds.sample_part(x, 512)], 256)
+    r, binned = ds.bin_part_and_bins(x, rng.integers(0, 3, (5000, 1)), 3, edges)
+    for j in range(3):
+        zero_bin = binned.bins[j][x[:, j] == 0]
+        assert len(np.unique(zero_bin)) == 1
+        assert r.lo[j, zero_bin[0]] == r.hi[j, zero_bin[0]] == 0
+        assert (x[binned.bins[j] == zero_bin[0], j] == 0).all()
+
+
 def test_bin_pass_equals_searchsorted_and_counting():
     """Pass 2's compiled read: each value's bin is searchsorted's (side right), the counts and the bins'
     least and greatest values are those of the values in it; pass 3 from the kept bins equals pass 3 anew."""
