@@ -248,11 +248,11 @@ class _Layer:
         per_shard = max(1, max(len(p) if p is not None else sh.n for sh, p in zip(self.store.shards, self.picks)))
         n_bins = ds.bin_count(self.n_examples)
         size = ds.sample_size(n_bins, sum(1 for n in self.sizes if n))
-        # blocks within the memory bounds, and enough of them (of 32 columns or more) to keep every worker sweeping:
-        # about 16 per worker, so that the sweeps (one task per block) share out evenly and the last one, which
-        # a worker may run alone, is short
+        # blocks within the memory bounds, and enough of them (of 32 columns or more) to keep every worker busy:
+        # about 8 per worker, so that the sweeps (one task per block) share out evenly and the last one, which
+        # a worker may run alone, is short (16 per worker: more tasks, whose scheduling cost more than it saved)
         step = max(1, min(COLUMN_BYTES // (8 * per_shard), COUNT_BYTES // (8 * n_bins * n_lab * n_cls),
-                          max(32, -(-k // (16 * n_workers(self.client))))))
+                          max(32, -(-k // (8 * n_workers(self.client))))))
         outs = []
         # priorities: a worker runs block b's pass 2 before block b - 3's sweep, so that no shard's next
         # bins wait behind a sweep while another worker, needing them for pass 3, idles (three blocks ahead
