@@ -18,6 +18,7 @@ each shard takes its part). Refused with one line: ``--conv-position best`` and 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import threading
@@ -173,7 +174,10 @@ def _t_hist(shard, src, pick, units, thresholds, negs, orders, heads, n_classes)
     out = []
     for j, t, neg, order in zip(units, thresholds, negs, orders):
         rows = sparse_rows(shard, src, pick, ex, np.ascontiguousarray(t), shared)
-        out.append(sparse_prefix_histogram(rows, order, neg, unit_targets(ex, j, heads, n_classes)))
+        h = sparse_prefix_histogram(rows, order, neg, unit_targets(ex, j, heads, n_classes))
+        if len(ex[2]) < 2**31:  # int32 counts: half the bytes to move (merges and _t_rules work in int64)
+            h = dataclasses.replace(h, pos=h.pos.astype(np.int32), neg=h.neg.astype(np.int32))
+        out.append(h)
     return out
 
 
@@ -193,6 +197,7 @@ def _t_rules(hists, units, thresholds, weights, orders, heads, fan_in, where, be
 
     out = []
     for h, j, t, w, order in zip(hists, units, thresholds, weights, orders):
+        h = dataclasses.replace(h, pos=h.pos.astype(np.int64, copy=False), neg=h.neg.astype(np.int64, copy=False))
         n_pos, n_neg = int(h.pos[0]), int(h.neg[0])
         c = candidates_from_histogram(h, n_pos, n_neg, fan_in, where)
         chosen = choose(c, tuple(betas))

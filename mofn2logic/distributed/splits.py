@@ -56,8 +56,8 @@ def sample_size(n_bins: int, n_shards: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class BinCounts:
-    """Pass 2, summed over shards: counts (k, B, L, C), and each bin's least and greatest value (k, B)
-    (+inf / -inf where empty)."""
+    """Pass 2, summed over shards: counts (k, B, L, C) (int32 for one shard, where they fit), and each bin's
+    least and greatest value (k, B) (+inf / -inf where empty)."""
 
     counts: np.ndarray
     lo: np.ndarray
@@ -214,17 +214,19 @@ def bin_part_and_bins(values: np.ndarray, labels: np.ndarray, n_classes: int,
     n_bins = edges.shape[1] + 1
     vt = np.empty((k, e), values.dtype)
     _transpose(values, vt)
-    counts = np.zeros((k, n_bins, labels.shape[1], n_classes), np.int32)  # a shard's counts fit
+    counts = np.zeros((k, n_bins, labels.shape[1], n_classes), np.int32 if e < 2**31 else np.int64)
     lo = np.full((k, n_bins), np.inf, values.dtype)
     hi = np.full((k, n_bins), -np.inf, values.dtype)
     bins = np.empty((k, e), np.uint8 if n_bins <= 256 else np.uint16 if n_bins <= 65536 else np.int32)
     _bin_pass(vt, np.ascontiguousarray(labels, dtype=np.int64), np.ascontiguousarray(edges, dtype=values.dtype),
               counts, lo, hi, bins)
-    return BinCounts(counts.astype(np.int64), lo, hi), Binned(vt, bins)
+    return BinCounts(counts, lo, hi), Binned(vt, bins)
 
 
 def merge_bins(a: BinCounts, b: BinCounts) -> BinCounts:
-    return BinCounts(a.counts + b.counts, np.minimum(a.lo, b.lo), np.maximum(a.hi, b.hi))
+    """The counts of two disjoint example sets (a shard's are int32 where they fit: half the bytes to move;
+    a sum is int64)."""
+    return BinCounts(np.add(a.counts, b.counts, dtype=np.int64), np.minimum(a.lo, b.lo), np.maximum(a.hi, b.hi))
 
 
 @njit(cache=True, nogil=True)
@@ -449,7 +451,8 @@ def sweep(r: BinCounts, keep: np.ndarray, vals: list[tuple], n_classes: int) -> 
         order = np.argsort(v)  # numpy's vectorised sort; equal values need no particular order
         v, lab = np.ascontiguousarray(v[order]), np.ascontiguousarray(lab[order])
         found, left_hi, right_lo, g = _sweep_column(np.ascontiguousarray(v, dtype=dtype), np.ascontiguousarray(lab),
-                                                    np.ascontiguousarray(r.counts[c]), keep[c], r.lo[c], r.hi[c],
+                                                    np.ascontiguousarray(r.counts[c], dtype=np.int64), keep[c],
+                                                    r.lo[c], r.hi[c],
                                                     table, e)
         ok = found & (g > GAIN_EPS)
         out[ok, c] = midpoint(left_hi[ok], right_lo[ok])
