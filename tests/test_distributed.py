@@ -131,6 +131,15 @@ def test_narrow_bins_leave_few_values_of_weakly_informative_columns():
     assert sent < 0.25 * e * k
 
 
+def test_bin_count_follows_the_examples_within_the_count_bytes():
+    assert ds.bin_count(200_000, 2, 1, 10) == 1000  # about 200 examples a bin
+    assert ds.bin_count(1_000) == ds.MIN_BINS and ds.bin_count(10**8) == ds.MAX_BINS
+    # a 1,000-class head on 8 shards: a bin's counts (8 kB) would outweigh its ~160 values (5 B each)
+    assert ds.bin_count(1_280_000, 8, 1, 1000) == ds.MIN_BINS
+    assert ds.bin_count(2_000_000, 1, 1, 1000) == 2_000_000 * 5 // 8000
+    assert ds.sample_size(1000, 3) == 667
+
+
 def test_a_heavy_value_gets_a_bin_of_its_own():
     """A ReLU's zeros (and any value sampled twice or more) form a bin with one value: nothing to send."""
     rng = np.random.default_rng(23)

@@ -251,8 +251,9 @@ class _Layer:
         n_lab = 1 if lab[0] == "pred" else (lab[2] if lab[1] is None else len(lab[1]))
         n_cls = lab[1] if lab[0] == "pred" else 2
         per_shard = max(1, max(len(p) if p is not None else sh.n for sh, p in zip(self.store.shards, self.picks)))
-        n_bins = ds.bin_count(self.n_examples)
-        size = ds.sample_size(n_bins, sum(1 for n in self.sizes if n))
+        live = sum(1 for n in self.sizes if n)
+        n_bins = ds.bin_count(self.n_examples, live, n_lab, n_cls)
+        size = ds.sample_size(n_bins, live)
         # blocks within the memory bounds, and enough of them (of 32 columns or more) to keep every worker busy:
         # about 8 per worker, so that the sweeps (one task per block) share out evenly and the last one, which
         # a worker may run alone, is short (16 per worker: more tasks, whose scheduling cost more than it saved)
