@@ -40,7 +40,7 @@ from mofn2logic.search.splits import GAIN_EPS, midpoint, xlogx_table
 SAMPLE_PER_COLUMN = 256  # values per column and shard for the bin edges (default of sample_part)
 MIN_BINS, MAX_BINS = 256, 4096  # bins per column (fewer when the sample has fewer distinct values)
 EXAMPLES_PER_BIN = 200  # bin_count's aim: narrower bins leave fewer values for pass 3, more counts for pass 2
-SAMPLES_PER_BIN = 2  # sampled values per bin, over all shards
+SAMPLES_PER_BIN = 8  # sampled values per bin, over all shards (more even bins: fewer values left for pass 3)
 BOUND_MARGIN = 1e-9  # float rounding of a gain is ~1e-14; a bin within this of the best is kept
 
 
