@@ -91,8 +91,8 @@ def edges_from_samples(samples: list[np.ndarray], bins: int = MIN_BINS) -> np.nd
         if not len(u):
             continue
         least = u[0]
-        heavy = u[(n >= 2) & np.isfinite(u)]
-        heavy = heavy[np.argsort(-n[(n >= 2) & np.isfinite(u)], kind="stable")][: (bins - 1) // 2]
+        many = (n >= 2) & np.isfinite(u)
+        heavy = u[many][np.argsort(-n[many], kind="stable")][: (bins - 1) // 2]  # the heaviest first
         own = np.unique(np.concatenate([heavy, np.nextafter(heavy, np.inf).astype(u.dtype)]))
         room = max(0, bins - 1 - len(own))
         if len(u) > room:
@@ -262,16 +262,14 @@ def _select_column(counts, inner, table, e, margin, keep):  # pragma: no cover -
             for c in range(n_cls):
                 nb += counts[b, li, c]
                 lo += before[c]
-            # g(before), g(through), g(total - before), g(total - through)
+            # the class sums of g(before), g(through) and g(total - through)
             s_b = 0.0
             s_t = 0.0
-            s_rb = 0.0
             s_rt = 0.0
             for c in range(n_cls):
                 t = before[c] + counts[b, li, c]
                 s_b += table[before[c]]
                 s_t += table[t]
-                s_rb += table[total[c] - before[c]]
                 s_rt += table[total[c] - t]
             g_t = table[lo + nb] - s_t
             g_rt = table[e - lo - nb] - s_rt
