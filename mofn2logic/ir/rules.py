@@ -29,6 +29,11 @@ class ThresholdLiteral:
     positive: bool
     offset: tuple[int, int] | None = None
 
+    def __reduce__(self):
+        # rebuilt by the constructor: a slots dataclass's default state calls fields() per object, which
+        # doubled the cost of moving a layer's rules (tens of thousands of literals) between processes
+        return (ThresholdLiteral, (self.input, self.threshold, self.positive, self.offset))
+
 
 @dataclass(frozen=True, slots=True)
 class ScoredRule:
