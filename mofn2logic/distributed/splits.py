@@ -46,9 +46,9 @@ BOUND_MARGIN = 1e-9  # float rounding of a gain is ~1e-14; a bin within this of 
 
 def bin_count(n_examples: int, n_shards: int = 1, n_labels: int = 1, n_classes: int = 2, value_bytes: int = 4) -> int:
     """Bins per column for a split over `n_examples` examples on `n_shards` shards: about EXAMPLES_PER_BIN
-    examples a bin, and no more than keep a shard's counts (n_labels x n_classes x 8 bytes a bin) within
-    the bytes of the values they stand for (each value and its labels, one byte each) -- with many classes
-    (a 1,000-class head) wider bins cost less to move than the values pass 3 would send."""
+    examples a bin, but no more bins than keep a shard's counts (n_labels x n_classes x 8 bytes a bin)
+    within the bytes of the values they stand for (a value and its labels, one byte a label) -- with many
+    classes (a 1,000-class head) wider bins cost less to move than the values pass 3 would send."""
     per_shard = n_examples // max(1, n_shards)
     cap = per_shard * (value_bytes + n_labels) // (8 * n_labels * n_classes)
     return int(min(MAX_BINS, max(MIN_BINS, min(n_examples // EXAMPLES_PER_BIN, cap))))
