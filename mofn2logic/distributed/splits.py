@@ -37,7 +37,6 @@ from numba import njit
 
 from mofn2logic.search.splits import GAIN_EPS, midpoint, xlogx_table
 
-SAMPLE_PER_COLUMN = 256  # values per column and shard for the bin edges (default of sample_part)
 MIN_BINS, MAX_BINS = 256, 4096  # bins per column (fewer when the sample has fewer distinct values)
 EXAMPLES_PER_BIN = 200  # bin_count's aim: narrower bins leave fewer values for pass 3, more counts for pass 2
 SAMPLES_PER_BIN = 8  # sampled values per bin, over all shards (more even bins: fewer values left for pass 3)
@@ -69,7 +68,7 @@ class BinCounts:
     hi: np.ndarray
 
 
-def sample_part(values: np.ndarray, size: int = SAMPLE_PER_COLUMN) -> np.ndarray:
+def sample_part(values: np.ndarray, size: int) -> np.ndarray:
     """(k, m) values of evenly spaced rows of `values` (E, k)."""
     e = values.shape[0]
     if e == 0:
@@ -205,15 +204,11 @@ class Binned:
         return self.values.nbytes + self.bins.nbytes
 
 
-def bin_part(values: np.ndarray, labels: np.ndarray, n_classes: int, edges: np.ndarray) -> BinCounts:
-    """Pass 2 on one shard: `values` (E, k), `labels` (E, L) integer classes below `n_classes`."""
-    return bin_part_and_bins(values, labels, n_classes, edges)[0]
-
-
 def bin_part_and_bins(values: np.ndarray, labels: np.ndarray, n_classes: int,
                       edges: np.ndarray) -> tuple[BinCounts, Binned]:
-    """`bin_part`, and the values by column with every value's bin (uint8 for up to 256 bins, uint16 for up
-    to 65,536), which pass 3 reads again."""
+    """Pass 2 on one shard: `values` (E, k), `labels` (E, L) integer classes below `n_classes`; and the values
+    by column with every value's bin (uint8 for up to 256 bins, uint16 for up to 65,536), which pass 3
+    reads again."""
     values = np.asarray(values)
     e, k = values.shape
     n_bins = edges.shape[1] + 1
